@@ -1,0 +1,58 @@
+"""The PEP 249 module that ``DatabaseWrapper.Database`` points at.
+
+The connection and cursor are native (``_native``). Exceptions are psycopg's own classes,
+so code that catches ``psycopg.errors.UniqueViolation`` or reads ``e.diag.sqlstate`` keeps
+working; psycopg itself never opens a connection here.
+"""
+
+from psycopg import (  # noqa: F401  (re-exported PEP 249 names)
+    DataError,
+    DatabaseError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+    errors,
+)
+
+from . import _native
+from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, mogrify
+
+apilevel = "2.0"
+threadsafety = 2
+paramstyle = "pyformat"
+
+# Django parses this with split(" ")[0] and checks psycopg 3 semantics (>= 3.1.8): the
+# driver implements that interface, so it reports the psycopg API level it provides.
+__version__ = f"3.2.0 (django_rustpg {_native.__version__})"
+
+
+def connect(**params):
+    """Check a connection out of this process's pool for ``params``.
+
+    Keywords: dbname, user, password, host (TCP host or socket directory), port, sslmode,
+    sslrootcert, application_name, options, connect_timeout, timezone, autocommit,
+    isolation_level, cursor_factory, pool (True/False or a dict of min_size, max_size,
+    timeout, max_lifetime, max_idle) and reset_on_return ("auto" or "always").
+    ``context`` and ``prepare_threshold`` (sent by Django) are accepted and ignored:
+    statements are always unnamed (PgBouncer transaction mode works).
+    """
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return _native.connect(**params)
+
+
+def Binary(value):
+    """Wrap binary data for a bytea parameter."""
+    return bytes(value)
+
+
+STRING = "STRING"
+BINARY = "BINARY"
+NUMBER = "NUMBER"
+DATETIME = "DATETIME"
+ROWID = "ROWID"

@@ -1,0 +1,160 @@
+//! A query plus its Python parameters → the SQL text and typed parameters that are sent.
+//! Values are never spliced into the executed SQL; `mogrify` exists for display only.
+
+use crate::errors;
+use crate::sql::classify::{classify, Effects};
+use crate::sql::placeholders::{scan, Shape, Style, Template};
+use crate::types::encode::{sequence_items, Encoder, Format, Param};
+use bytes::BytesMut;
+use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyMapping, PyString};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub struct BoundQuery {
+    pub sql: String,
+    pub params: Vec<Param>,
+    pub shape: Shape,
+    pub effects: Effects,
+}
+
+/// Accepts str, bytes, or a psycopg `sql.Composable`.
+pub fn query_text(py: Python<'_>, query: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = query.downcast::<PyString>() {
+        return Ok(s.to_cow()?.into_owned());
+    }
+    if let Ok(b) = query.downcast::<PyBytes>() {
+        return String::from_utf8(b.as_bytes().to_vec()).map_err(|_| errors::programming(py, "query bytes are not valid UTF-8"));
+    }
+    if query.hasattr("as_string")? {
+        return query.call_method1("as_string", (py.None(),))?.extract();
+    }
+    let type_name = query.get_type().qualname()?.to_string();
+    Err(errors::programming(py, format!("query must be str, bytes or sql.Composable, not {type_name}")))
+}
+
+fn scan_or_raise(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Template> {
+    scan(query, with_params).map_err(|e| errors::programming(py, e.to_string()))
+}
+
+/// The parameter values in slot order (positional: as given; named: by first use).
+fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    match &template.style {
+        Style::Named(names) => {
+            let mapping = params
+                .downcast::<PyMapping>()
+                .map_err(|_| errors::programming(py, "the query uses %(name)s placeholders: parameters must be a mapping"))?;
+            names
+                .iter()
+                .map(|n| {
+                    mapping.get_item(n).map_err(|_| errors::programming(py, format!("query parameter missing: {n}")))
+                })
+                .collect()
+        }
+        style => {
+            if params.downcast::<PyMapping>().is_ok() && !params.is_instance_of::<pyo3::types::PyList>() && !params.is_instance_of::<pyo3::types::PyTuple>() {
+                if matches!(style, Style::NoPlaceholders) {
+                    return Ok(Vec::new());
+                }
+                return Err(errors::programming(py, "the query uses %s placeholders: parameters must be a sequence, not a mapping"));
+            }
+            let items = sequence_items(params)?;
+            let expected = template.slot_count();
+            if items.len() != expected {
+                return Err(errors::programming(
+                    py,
+                    format!("the query has {expected} placeholders but {} parameters were passed", items.len()),
+                ));
+            }
+            Ok(items)
+        }
+    }
+}
+
+/// Binds `params` to `query`. `params` None means "no parameters": `%` is left alone.
+pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<BoundQuery> {
+    let params = params.filter(|p| !p.is_none());
+    let template = scan_or_raise(py, query, params.is_some())?;
+    let effects = classify(&template.shape, query);
+    let Some(params) = params else {
+        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape, effects });
+    };
+    let values = slot_values(py, &template, params)?;
+    if template.shape.multi_statement && !values.is_empty() {
+        return Err(errors::programming(py, "cannot insert multiple commands into a statement with parameters"));
+    }
+    let encoder = Encoder::new(py, hstore_oid)?;
+    let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
+    let mut numbers = Vec::with_capacity(values.len());
+    // Identical typed values share one `$n`, so the server sees repeated expressions
+    // (e.g. in SELECT and GROUP BY) as equal. Untyped ("unknown") values never share:
+    // each position infers its own type.
+    let mut seen: HashMap<Param, usize> = HashMap::new();
+    for (i, value) in values.iter().enumerate() {
+        let p = encoder.encode(value, i + 1)?;
+        if p.oid != 0 && p.value.is_some() {
+            if let Some(&n) = seen.get(&p) {
+                numbers.push(n);
+                continue;
+            }
+            seen.insert(p.clone(), encoded.len() + 1);
+        }
+        encoded.push(p);
+        numbers.push(encoded.len());
+    }
+    let sql = template.render(&numbers);
+    Ok(BoundQuery { sql, params: encoded, shape: template.shape, effects })
+}
+
+/// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.
+pub fn mogrify(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<String> {
+    let params = params.filter(|p| !p.is_none());
+    let template = scan_or_raise(py, query, params.is_some())?;
+    let Some(params) = params else {
+        return Ok(template.plain_text());
+    };
+    let values = slot_values(py, &template, params)?;
+    let encoder = Encoder::new(py, hstore_oid)?;
+    let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
+    Ok(template.render_with(&literals))
+}
+
+/// A parameter as tokio-postgres sends it: the bytes are already encoded.
+#[derive(Debug)]
+pub struct Wire<'a>(pub &'a Param);
+
+impl ToSql for Wire<'_> {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0.value {
+            Some(v) => {
+                out.extend_from_slice(v);
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    fn encode_format(&self, _: &Type) -> postgres_types::Format {
+        match self.0.format {
+            Format::Text => postgres_types::Format::Text,
+            Format::Binary => postgres_types::Format::Binary,
+        }
+    }
+    to_sql_checked!();
+}
+
+/// The declared type of a parameter; OID 0 lets the server infer it.
+pub fn wire_type(oid: u32) -> Type {
+    static UNSPECIFIED: OnceLock<Type> = OnceLock::new();
+    if oid == 0 {
+        return UNSPECIFIED.get_or_init(|| Type::new("unspecified".into(), 0, Kind::Pseudo, "pg_catalog".into())).clone();
+    }
+    Type::from_oid(oid).unwrap_or_else(|| Type::new(format!("oid_{oid}"), oid, Kind::Simple, "public".into()))
+}
+
+pub fn wire_params(params: &[Param]) -> Vec<(Wire<'_>, Type)> {
+    params.iter().map(|p| (Wire(p), wire_type(p.oid))).collect()
+}

@@ -1,0 +1,702 @@
+//! The PEP 249 connection: a session checked out of the pool, plus the transaction state
+//! that Django drives (autocommit, commit/rollback, isolation level).
+
+use crate::bind::{wire_params, BoundQuery};
+use crate::errors;
+use crate::pool::{self, ConnectSpec, PgPool, PoolSpec, PooledSession};
+use crate::runtime;
+use crate::sql::classify::{Effects, TxEffect};
+use crate::types::decode::TzReplace;
+use crate::types::pyrefs;
+use deadpool::managed::{Object, PoolError, TimeoutType};
+use parking_lot::Mutex;
+use postgres_types::ToSql;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle = 0,
+    InTrans = 2,
+    InError = 3,
+}
+
+pub struct TxState {
+    pub autocommit: bool,
+    pub status: TxStatus,
+    pub isolation_level: Option<i64>,
+    pub read_only: Option<bool>,
+    pub deferrable: Option<bool>,
+    /// A statement may have changed session state: reset before reuse.
+    pub dirty: bool,
+    pub closed: bool,
+}
+
+pub struct ConnCore {
+    owner_pid: u32,
+    session: Mutex<Option<Arc<PooledSession>>>,
+    pub state: Mutex<TxState>,
+    pub cursor_factory: Mutex<Option<PyObject>>,
+    pub tz_replace: Mutex<Arc<TzReplace>>,
+    hstore_oid: AtomicU32,
+    pub spec: ConnectSpec,
+    pool: PgPool,
+    reuse: bool,
+    reset_always: bool,
+}
+
+/// What a statement returned.
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub rows_affected: Option<u64>,
+}
+
+impl ConnCore {
+    pub fn hstore_oid(&self) -> Option<u32> {
+        match self.hstore_oid.load(Ordering::Relaxed) {
+            0 => None,
+            o => Some(o),
+        }
+    }
+
+    pub fn session(&self, py: Python<'_>) -> PyResult<Arc<PooledSession>> {
+        if self.owner_pid != runtime::current_pid() {
+            return Err(errors::interface(py, "the connection was opened in another process (before fork): open a new one"));
+        }
+        match self.session.lock().as_ref() {
+            Some(s) => Ok(s.clone()),
+            None => Err(errors::interface(py, "the connection is closed")),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    pub fn timezone(&self) -> Option<String> {
+        let s = self.session.lock().clone()?;
+        s.shared.parameter("TimeZone")
+    }
+
+    /// Before a statement: the BEGIN to send first, if a transaction must be opened.
+    fn begin_for(&self, effects: Effects) -> Option<String> {
+        let mut st = self.state.lock();
+        if st.autocommit || st.status != TxStatus::Idle || effects.tx == TxEffect::Begin {
+            return None;
+        }
+        st.status = TxStatus::InTrans;
+        Some(begin_sql(&st))
+    }
+
+    fn after(&self, effects: Effects, ok: bool) {
+        let mut st = self.state.lock();
+        if effects.dirties_session {
+            st.dirty = true;
+        }
+        if ok {
+            match effects.tx {
+                TxEffect::Begin => st.status = TxStatus::InTrans,
+                TxEffect::End => st.status = TxStatus::Idle,
+                TxEffect::None => {}
+            }
+        } else if st.status == TxStatus::InTrans && effects.tx != TxEffect::End {
+            st.status = TxStatus::InError;
+        } else if effects.tx == TxEffect::End {
+            st.status = TxStatus::Idle;
+        }
+    }
+
+    /// Runs one bound statement and buffers its rows (GIL released while waiting).
+    pub fn run(&self, py: Python<'_>, q: &BoundQuery) -> PyResult<Outcome> {
+        let session = self.session(py)?;
+        let begin = self.begin_for(q.effects);
+        let result = if q.shape.multi_statement {
+            runtime::block_on(py, async {
+                if let Some(b) = &begin {
+                    session.client.batch_execute(b).await?;
+                }
+                session.client.batch_execute(&q.sql).await?;
+                Ok::<_, tokio_postgres::Error>(Outcome { rows: Vec::new(), rows_affected: None })
+            })
+        } else {
+            let params = wire_params(&q.params);
+            let sql = q.sql.as_str();
+            runtime::block_on(py, async {
+                let client = &session.client;
+                let query = async {
+                    let stream = client
+                        .query_typed_raw(sql, params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone())))
+                        .await?;
+                    collect(stream).await
+                };
+                match &begin {
+                    // Pipelined: BEGIN and the statement leave in one write.
+                    Some(b) => {
+                        let (began, outcome) = tokio::join!(client.batch_execute(b), query);
+                        began?;
+                        outcome
+                    }
+                    None => query.await,
+                }
+            })
+        };
+        self.after(q.effects, result.is_ok());
+        result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
+    }
+
+    /// A plain statement for transaction control.
+    fn simple(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
+        let session = self.session(py)?;
+        runtime::block_on(py, async { session.client.batch_execute(sql).await })
+            .map_err(|e| errors::from_pg(py, &e, Some(sql)))
+    }
+
+    pub fn end_transaction(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
+        let status = self.state.lock().status;
+        if self.is_closed() {
+            return Err(errors::interface(py, "the connection is closed"));
+        }
+        if status == TxStatus::Idle {
+            return Ok(());
+        }
+        let result = self.simple(py, if commit { "COMMIT" } else { "ROLLBACK" });
+        self.state.lock().status = TxStatus::Idle;
+        result
+    }
+
+    /// Returns the session to the pool clean, or closes it when it cannot be made clean.
+    pub fn close(&self, py: Python<'_>) {
+        let session = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            self.session.lock().take()
+        };
+        let Some(session) = session else { return };
+        if self.owner_pid != runtime::current_pid() {
+            // Inherited across fork: the socket belongs to the parent. Never touch it.
+            std::mem::forget(session);
+            return;
+        }
+        let (status, dirty) = {
+            let st = self.state.lock();
+            (st.status, st.dirty || self.reset_always)
+        };
+        let mut cleanup = String::new();
+        if status != TxStatus::Idle {
+            cleanup.push_str("ROLLBACK;");
+        }
+        if dirty {
+            cleanup.push_str(RESET_SESSION);
+        }
+        let clean = session.client.is_closed() == false
+            && (cleanup.is_empty()
+                || runtime::block_on(py, async { session.client.batch_execute(&cleanup).await }).is_ok());
+        if let Ok(obj) = Arc::try_unwrap(session) {
+            if !clean || !self.reuse || obj.client.is_closed() {
+                drop(Object::take(obj));
+            }
+        }
+    }
+}
+
+/// Everything a session can carry over except prepared statements, which tokio-postgres
+/// itself relies on (its type lookups); sessions that PREPARE are never pooled dirty.
+const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+    SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES;";
+
+fn begin_sql(st: &TxState) -> String {
+    let mut sql = String::from("BEGIN");
+    if let Some(level) = st.isolation_level {
+        sql.push_str(match level {
+            1 => " ISOLATION LEVEL READ UNCOMMITTED",
+            3 => " ISOLATION LEVEL REPEATABLE READ",
+            4 => " ISOLATION LEVEL SERIALIZABLE",
+            _ => " ISOLATION LEVEL READ COMMITTED",
+        });
+    }
+    match st.read_only {
+        Some(true) => sql.push_str(" READ ONLY"),
+        Some(false) => sql.push_str(" READ WRITE"),
+        None => {}
+    }
+    match st.deferrable {
+        Some(true) => sql.push_str(" DEFERRABLE"),
+        Some(false) => sql.push_str(" NOT DEFERRABLE"),
+        None => {}
+    }
+    sql
+}
+
+async fn collect(stream: tokio_postgres::RowStream) -> Result<Outcome, tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.next().await {
+        rows.push(row?);
+    }
+    Ok(Outcome { rows, rows_affected: stream.rows_affected() })
+}
+
+#[pyclass(module = "django_rustpg._native", subclass, frozen)]
+pub struct Connection {
+    pub core: Arc<ConnCore>,
+}
+
+#[pymethods]
+impl Connection {
+    #[getter]
+    fn autocommit(&self) -> bool {
+        self.core.state.lock().autocommit
+    }
+
+    #[setter]
+    fn set_autocommit(&self, py: Python<'_>, value: bool) -> PyResult<()> {
+        let mut st = self.core.state.lock();
+        if st.closed {
+            return Err(errors::interface(py, "the connection is closed"));
+        }
+        if st.status != TxStatus::Idle && value != st.autocommit {
+            return Err(errors::programming(
+                py,
+                format!("can't change 'autocommit' now: connection in transaction status {:?}", st.status),
+            ));
+        }
+        st.autocommit = value;
+        Ok(())
+    }
+
+    #[getter]
+    fn isolation_level(&self, py: Python<'_>) -> PyResult<PyObject> {
+        match self.core.state.lock().isolation_level {
+            None => Ok(py.None()),
+            Some(v) => Ok(pyrefs::get(py)?.isolation_level.bind(py).call1((v,))?.unbind()),
+        }
+    }
+
+    #[setter]
+    fn set_isolation_level(&self, py: Python<'_>, value: Option<i64>) -> PyResult<()> {
+        if let Some(v) = value {
+            if !(1..=4).contains(&v) {
+                return Err(errors::programming(py, format!("invalid isolation level: {v}")));
+            }
+        }
+        let mut st = self.core.state.lock();
+        if st.status != TxStatus::Idle {
+            return Err(errors::programming(py, "can't change 'isolation_level' now: connection in a transaction"));
+        }
+        st.isolation_level = value;
+        Ok(())
+    }
+
+    #[getter]
+    fn read_only(&self) -> Option<bool> {
+        self.core.state.lock().read_only
+    }
+
+    #[setter]
+    fn set_read_only(&self, value: Option<bool>) {
+        self.core.state.lock().read_only = value;
+    }
+
+    #[getter]
+    fn deferrable(&self) -> Option<bool> {
+        self.core.state.lock().deferrable
+    }
+
+    #[setter]
+    fn set_deferrable(&self, value: Option<bool>) {
+        self.core.state.lock().deferrable = value;
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// True once the server side is gone (the pool will not reuse it).
+    #[getter]
+    fn broken(&self) -> bool {
+        self.core.session.lock().as_ref().map(|s| s.client.is_closed()).unwrap_or(false)
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        self.core.end_transaction(py, true)
+    }
+
+    fn rollback(&self, py: Python<'_>) -> PyResult<()> {
+        self.core.end_transaction(py, false)
+    }
+
+    fn close(&self, py: Python<'_>) {
+        self.core.close(py)
+    }
+
+    /// Cancels the statement running on this connection (from any thread).
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        let session = self.core.session(py)?;
+        let token = session.client.cancel_token();
+        let (_, tls) = pool::build_config(&self.core.spec).map_err(|e| errors::operational(py, e))?;
+        runtime::block_on(py, async move { token.cancel_query(tls).await })
+            .map_err(|e| errors::from_pg(py, &e, None))
+    }
+
+    #[getter]
+    fn info(slf: Bound<'_, Self>) -> ConnectionInfo {
+        ConnectionInfo { core: slf.get().core.clone() }
+    }
+
+    #[getter]
+    fn cursor_factory(&self, py: Python<'_>) -> PyObject {
+        self.core.cursor_factory.lock().as_ref().map(|f| f.clone_ref(py)).unwrap_or_else(|| py.None())
+    }
+
+    #[setter]
+    fn set_cursor_factory(&self, value: Option<PyObject>) {
+        *self.core.cursor_factory.lock() = value;
+    }
+
+    /// How timestamptz values come back: `None` keeps the session zone's tzinfo,
+    /// `naive=True` strips it, otherwise the given tzinfo replaces it.
+    #[pyo3(signature = (tzinfo=None, naive=false))]
+    fn set_timestamptz_tzinfo(&self, tzinfo: Option<PyObject>, naive: bool) {
+        let replace = if naive {
+            TzReplace::Naive
+        } else {
+            match tzinfo {
+                Some(tz) => TzReplace::With(tz),
+                None => TzReplace::Keep,
+            }
+        };
+        *self.core.tz_replace.lock() = Arc::new(replace);
+    }
+
+    /// Registers the hstore OID so dict parameters are sent as hstore.
+    fn register_hstore(&self, oid: u32) {
+        self.core.hstore_oid.store(oid, Ordering::Relaxed);
+    }
+
+    /// Notices the server sent since the last call.
+    fn take_notices(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let session = self.core.session(py)?;
+        let mut n = session.shared.notices.lock();
+        Ok(std::mem::take(&mut *n))
+    }
+
+    #[pyo3(signature = (name=None, *, scrollable=None, withhold=false))]
+    fn cursor(slf: Bound<'_, Self>, name: Option<String>, scrollable: Option<bool>, withhold: bool) -> PyResult<PyObject> {
+        let py = slf.py();
+        if slf.get().core.is_closed() {
+            return Err(errors::interface(py, "the connection is closed"));
+        }
+        let factory = slf.get().core.cursor_factory.lock().as_ref().map(|f| f.clone_ref(py));
+        if let (Some(factory), None) = (&factory, &name) {
+            return Ok(factory.bind(py).call1((slf.clone(),))?.unbind());
+        }
+        let cursor = crate::cursor::Cursor::new(slf.clone().unbind(), slf.get().core.clone(), name, scrollable, withhold);
+        Ok(Bound::new(py, cursor)?.into_any().unbind())
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(&self, py: Python<'_>, exc_type: PyObject, _v: PyObject, _tb: PyObject) -> PyResult<()> {
+        if !self.core.is_closed() {
+            let commit = exc_type.is_none(py);
+            let r = self.core.end_transaction(py, commit);
+            self.core.close(py);
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Pool statistics for this connection's pool.
+    fn pool_status(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let s = self.core.pool.status();
+        let d = PyDict::new(py);
+        d.set_item("max_size", s.max_size)?;
+        d.set_item("size", s.size)?;
+        d.set_item("available", s.available)?;
+        d.set_item("waiting", s.waiting)?;
+        Ok(d.into_any().unbind())
+    }
+}
+
+impl Drop for ConnCore {
+    fn drop(&mut self) {
+        // Dropped without close(): never return a session that may be mid-transaction.
+        if let Some(session) = self.session.get_mut().take() {
+            if self.owner_pid != runtime::current_pid() {
+                std::mem::forget(session);
+                return;
+            }
+            let st = self.state.get_mut();
+            if let Ok(obj) = Arc::try_unwrap(session) {
+                if st.status != TxStatus::Idle || st.dirty || !self.reuse {
+                    drop(Object::take(obj));
+                }
+            }
+        }
+    }
+}
+
+#[pyclass(module = "django_rustpg._native", frozen)]
+pub struct ConnectionInfo {
+    core: Arc<ConnCore>,
+}
+
+#[pymethods]
+impl ConnectionInfo {
+    fn parameter_status(&self, py: Python<'_>, name: &str) -> PyResult<Option<String>> {
+        Ok(self.core.session(py)?.shared.parameter(name))
+    }
+
+    #[getter]
+    fn server_version(&self, py: Python<'_>) -> PyResult<i64> {
+        let v = self.core.session(py)?.shared.parameter("server_version").unwrap_or_default();
+        Ok(parse_server_version(&v))
+    }
+
+    #[getter]
+    fn backend_pid(&self, py: Python<'_>) -> PyResult<i32> {
+        let session = self.core.session(py)?;
+        if let Some(pid) = session.shared.backend_pid.get() {
+            return Ok(*pid);
+        }
+        let row = runtime::block_on(py, async { session.client.query_one("SELECT pg_backend_pid()", &[]).await })
+            .map_err(|e| errors::from_pg(py, &e, None))?;
+        let pid: i32 = row.get(0);
+        let _ = session.shared.backend_pid.set(pid);
+        Ok(pid)
+    }
+
+    #[getter]
+    fn transaction_status(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let st = self.core.state.lock();
+        let code = if st.closed { 4 } else { st.status as i64 };
+        drop(st);
+        Ok(pyrefs::get(py)?.transaction_status.bind(py).call1((code,))?.unbind())
+    }
+
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        "utf-8"
+    }
+
+    #[getter]
+    fn timezone(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let name = self.core.timezone().unwrap_or_else(|| "UTC".into());
+        let refs = pyrefs::get(py)?;
+        Ok(refs.zoneinfo.bind(py).call1((name,)).unwrap_or_else(|_| refs.utc.bind(py).clone()).unbind())
+    }
+
+    #[getter]
+    fn dbname(&self) -> Option<String> {
+        self.core.spec.dbname.clone()
+    }
+
+    #[getter]
+    fn user(&self) -> Option<String> {
+        self.core.spec.user.clone()
+    }
+
+    #[getter]
+    fn host(&self) -> Option<String> {
+        self.core.spec.host.clone()
+    }
+
+    #[getter]
+    fn port(&self) -> Option<String> {
+        self.core.spec.port.clone()
+    }
+
+    #[getter]
+    fn vendor(&self) -> &'static str {
+        "PostgreSQL"
+    }
+}
+
+pub fn parse_server_version(v: &str) -> i64 {
+    let numeric: String = v.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut parts = numeric.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    if major >= 10 {
+        major * 10000 + minor
+    } else {
+        major * 10000 + minor * 100 + parts.next().unwrap_or(0)
+    }
+}
+
+fn opt_str(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+    match d.get_item(key)? {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => Ok(Some(v.str()?.to_string())),
+    }
+}
+
+fn secs(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
+    let f: f64 = v.extract().map_err(|_| errors::programming(v.py(), format!("pool option '{key}' must be a number of seconds")))?;
+    if !(f >= 0.0 && f.is_finite()) {
+        return Err(errors::programming(v.py(), format!("pool option '{key}' must be a non-negative number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(f))
+}
+
+const KNOWN_KEYWORDS: [&str; 25] = [
+    "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
+    "connect_timeout", "client_encoding", "timezone", "pool", "reset_on_return", "autocommit", "cursor_factory",
+    "context", "prepare_threshold", "isolation_level", "hostaddr", "service", "target_session_attrs", "keepalives",
+    "keepalives_idle", "sslcert",
+];
+
+/// `connect(**params)`: checks a session out of this process's pool for these parameters.
+#[pyfunction]
+#[pyo3(signature = (**kwargs))]
+pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
+    let empty = PyDict::new(py);
+    let kw = kwargs.unwrap_or(&empty);
+    for key in kw.keys() {
+        let k: String = key.extract()?;
+        if !KNOWN_KEYWORDS.contains(&k.as_str()) {
+            return Err(errors::programming(py, format!("invalid connection option \"{k}\"")));
+        }
+    }
+    if let Some(enc) = opt_str(kw, "client_encoding")? {
+        let norm = enc.to_ascii_lowercase().replace(['-', '_'], "");
+        if norm != "utf8" && norm != "unicode" {
+            return Err(errors::not_supported(py, format!("client_encoding {enc} is not supported: the driver speaks UTF8")));
+        }
+    }
+    let mut options = opt_str(kw, "options")?.unwrap_or_default();
+    if let Some(tz) = opt_str(kw, "timezone")? {
+        // Part of the session's defaults: RESET ALL on reuse returns to it.
+        let escaped = tz.replace('\\', "\\\\").replace(' ', "\\ ");
+        options = format!("{options} -c TimeZone={escaped}").trim().to_string();
+    }
+    let spec = ConnectSpec {
+        host: opt_str(kw, "host")?.or_else(|| std::env::var("PGHOST").ok()),
+        port: opt_str(kw, "port")?.or_else(|| std::env::var("PGPORT").ok()),
+        user: opt_str(kw, "user")?,
+        password: opt_str(kw, "password")?.or_else(|| std::env::var("PGPASSWORD").ok()),
+        dbname: opt_str(kw, "dbname")?.or_else(|| std::env::var("PGDATABASE").ok()),
+        options: if options.is_empty() { None } else { Some(options) },
+        application_name: opt_str(kw, "application_name")?,
+        sslmode: opt_str(kw, "sslmode")?.or_else(|| std::env::var("PGSSLMODE").ok()).unwrap_or_else(|| "prefer".into()),
+        sslrootcert: opt_str(kw, "sslrootcert")?,
+        connect_timeout: match opt_str(kw, "connect_timeout")? {
+            None => None,
+            Some(t) => Some(t.parse().map_err(|_| errors::programming(py, format!("invalid connect_timeout: {t}")))?),
+        },
+    };
+    let mut pool_spec = PoolSpec::default();
+    let mut reuse = true;
+    if let Some(p) = kw.get_item("pool")? {
+        if let Ok(d) = p.downcast::<PyDict>() {
+            for (k, v) in d.iter() {
+                let k: String = k.extract()?;
+                match k.as_str() {
+                    "min_size" => pool_spec.min_size = v.extract()?,
+                    "max_size" => pool_spec.max_size = v.extract()?,
+                    "timeout" => pool_spec.timeout = secs(&v, &k)?,
+                    "max_lifetime" => pool_spec.max_lifetime = Some(secs(&v, &k)?),
+                    "max_idle" => pool_spec.max_idle = Some(secs(&v, &k)?),
+                    other => return Err(errors::programming(py, format!("unknown pool option \"{other}\""))),
+                }
+            }
+            if pool_spec.max_size == 0 || pool_spec.min_size > pool_spec.max_size {
+                return Err(errors::programming(py, "pool max_size must be at least 1 and at least min_size"));
+            }
+        } else if !p.is_truthy()? {
+            reuse = false;
+        }
+    }
+    let reset_always = match opt_str(kw, "reset_on_return")?.as_deref() {
+        None | Some("auto") => false,
+        Some("always") => true,
+        Some(other) => return Err(errors::programming(py, format!("reset_on_return must be 'auto' or 'always', not {other:?}"))),
+    };
+    let autocommit = match kw.get_item("autocommit")? {
+        Some(v) => v.is_truthy()?,
+        None => false,
+    };
+    let isolation_level = match kw.get_item("isolation_level")? {
+        Some(v) if !v.is_none() => Some(v.extract::<i64>()?),
+        _ => None,
+    };
+    let cursor_factory = kw.get_item("cursor_factory")?.filter(|f| !f.is_none()).map(|f| f.unbind());
+
+    let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
+    let min_size = pool_spec.min_size;
+    let timeout = pool_spec.timeout;
+    let checkout = runtime::block_on(py, async {
+        if min_size > 0 {
+            pool::warm_up(&pool, min_size).await;
+        }
+        pool.get().await
+    });
+    let obj = checkout.map_err(|e| match e {
+        PoolError::Timeout(TimeoutType::Wait) => {
+            let s = pool.status();
+            errors::operational(
+                py,
+                format!(
+                    "couldn't get a connection after {:.1}s: all {} connections of the pool (max_size={}) are in use",
+                    timeout.as_secs_f64(),
+                    s.size,
+                    s.max_size
+                ),
+            )
+        }
+        PoolError::Timeout(_) => errors::operational(py, "connection timeout expired"),
+        PoolError::Backend(e) => errors::from_pg(py, &e, None),
+        other => errors::operational(py, other.to_string()),
+    })?;
+    let core = ConnCore {
+        owner_pid: runtime::current_pid(),
+        session: Mutex::new(Some(Arc::new(obj))),
+        state: Mutex::new(TxState {
+            autocommit,
+            status: TxStatus::Idle,
+            isolation_level,
+            read_only: None,
+            deferrable: None,
+            dirty: false,
+            closed: false,
+        }),
+        cursor_factory: Mutex::new(cursor_factory),
+        tz_replace: Mutex::new(Arc::new(TzReplace::Keep)),
+        hstore_oid: AtomicU32::new(0),
+        spec,
+        pool,
+        reuse,
+        reset_always,
+    };
+    Ok(Connection { core: Arc::new(core) })
+}
+
+/// Closes every pool of this process (after settings change, in tests).
+#[pyfunction]
+pub fn close_all_pools() {
+    pool::close_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_server_version;
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("15.20 (Debian 15.20-0+deb12u1)"), 150020);
+        assert_eq!(parse_server_version("9.6.3"), 90603);
+        assert_eq!(parse_server_version("17beta1"), 170000);
+    }
+}

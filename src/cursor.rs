@@ -1,0 +1,530 @@
+//! The PEP 249 cursor: binds, runs, and turns buffered binary rows into Python rows on
+//! fetch. Named cursors are server-side (DECLARE / FETCH FORWARD / CLOSE).
+
+use crate::bind::{self, wire_type, BoundQuery};
+use crate::connection::{ConnCore, Connection, TxStatus};
+use crate::errors;
+use crate::runtime;
+use crate::sql::literal::quote_identifier;
+use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
+use crate::types::{oid, pyrefs};
+use postgres_types::{FromSql, Type};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio_postgres::{Column, Row};
+
+/// A column's raw bytes, whatever its type (NULL is `None`).
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// What `description` needs of a result column (tokio-postgres's `Column` is not Clone).
+#[derive(Clone)]
+pub struct ColInfo {
+    pub name: String,
+    pub type_: Type,
+    pub type_modifier: i32,
+}
+
+fn col_infos(cols: &[Column]) -> Vec<ColInfo> {
+    cols.iter().map(|c| ColInfo { name: c.name().to_string(), type_: c.type_().clone(), type_modifier: c.type_modifier() }).collect()
+}
+
+#[inline]
+pub fn raw_value(row: &Row, idx: usize) -> Option<&[u8]> {
+    row.try_get::<_, Raw>(idx).map(|r| r.0).unwrap_or(None)
+}
+
+struct Named {
+    name: String,
+    scrollable: Option<bool>,
+    withhold: bool,
+    declared: bool,
+    exhausted: bool,
+}
+
+#[pyclass(module = "django_rustpg._native", subclass)]
+pub struct Cursor {
+    #[pyo3(get)]
+    connection: Py<Connection>,
+    core: Arc<ConnCore>,
+    closed: bool,
+    rows: VecDeque<Row>,
+    decoders: Vec<Decoder>,
+    columns: Option<Vec<ColInfo>>,
+    /// For an empty result: what to Describe if `description` is asked for.
+    describe: Option<(String, Vec<u32>)>,
+    description: Option<PyObject>,
+    #[pyo3(get)]
+    rowcount: i64,
+    #[pyo3(get, set)]
+    arraysize: usize,
+    #[pyo3(get, set)]
+    itersize: usize,
+    #[pyo3(get)]
+    rownumber: Option<usize>,
+    last_sql: Option<String>,
+    tz_name: Option<String>,
+    named: Option<Named>,
+}
+
+impl Cursor {
+    pub fn new(conn: Py<Connection>, core: Arc<ConnCore>, name: Option<String>, scrollable: Option<bool>, withhold: bool) -> Self {
+        Cursor {
+            connection: conn,
+            core,
+            closed: false,
+            rows: VecDeque::new(),
+            decoders: Vec::new(),
+            columns: None,
+            describe: None,
+            description: None,
+            rowcount: -1,
+            arraysize: 1,
+            itersize: 100,
+            rownumber: None,
+            last_sql: None,
+            tz_name: None,
+            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false }),
+        }
+    }
+
+    fn check_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed {
+            return Err(errors::interface(py, "the cursor is closed"));
+        }
+        if self.core.is_closed() {
+            return Err(errors::interface(py, "the connection is closed"));
+        }
+        Ok(())
+    }
+
+    fn reset_result(&mut self) {
+        self.rows.clear();
+        self.decoders.clear();
+        self.columns = None;
+        self.describe = None;
+        self.description = None;
+        self.rowcount = -1;
+        self.rownumber = None;
+    }
+
+    fn absorb_rows(&mut self, rows: Vec<Row>) {
+        if self.columns.is_none() {
+            if let Some(first) = rows.first() {
+                let cols = col_infos(first.columns());
+                self.decoders = cols.iter().map(|c| Decoder::for_type(&c.type_)).collect();
+                self.columns = Some(cols);
+            }
+        }
+        self.rows.extend(rows);
+    }
+
+    fn run_bound(&mut self, py: Python<'_>, q: BoundQuery) -> PyResult<()> {
+        self.reset_result();
+        if let Some(named) = &mut self.named {
+            let scroll = match named.scrollable {
+                Some(true) => " SCROLL",
+                Some(false) => " NO SCROLL",
+                None => "",
+            };
+            let hold = if named.withhold { " WITH HOLD" } else { "" };
+            let declare = BoundQuery {
+                sql: format!("DECLARE {}{scroll} CURSOR{hold} FOR {}", quote_identifier(&named.name), q.sql),
+                params: q.params.clone(),
+                shape: q.shape.clone(),
+                effects: crate::sql::classify::Effects { tx: crate::sql::classify::TxEffect::None, dirties_session: named.withhold },
+            };
+            self.core.run(py, &declare)?;
+            named.declared = true;
+            named.exhausted = false;
+            self.describe = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
+            self.last_sql = Some(declare.sql);
+            self.rowcount = 0;
+            self.rownumber = Some(0);
+            self.tz_name = self.core.timezone();
+            return Ok(());
+        }
+        let outcome = self.core.run(py, &q)?;
+        let n = outcome.rows.len();
+        let returns_rows = !outcome.rows.is_empty() || may_return_rows(&q);
+        self.absorb_rows(outcome.rows);
+        self.rowcount = match outcome.rows_affected {
+            Some(a) if n == 0 => a as i64,
+            _ if n > 0 => n as i64,
+            Some(a) => a as i64,
+            None => -1,
+        };
+        if n == 0 && returns_rows && !q.shape.multi_statement {
+            self.describe = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
+        }
+        self.rownumber = if self.columns.is_some() || self.describe.is_some() { Some(0) } else { None };
+        self.tz_name = self.core.timezone();
+        self.last_sql = Some(q.sql);
+        Ok(())
+    }
+
+    /// Makes sure up to `want` rows are buffered (server-side cursors fetch in batches).
+    fn fill(&mut self, py: Python<'_>, want: usize) -> PyResult<()> {
+        let Some(named) = &self.named else { return Ok(()) };
+        if !named.declared || named.exhausted || self.rows.len() >= want {
+            return Ok(());
+        }
+        let count = (want - self.rows.len()).max(self.itersize.max(1));
+        let sql = format!("FETCH FORWARD {count} FROM {}", quote_identifier(&named.name));
+        let q = bind::bind(py, &sql, None, None)?;
+        let outcome = self.core.run(py, &q)?;
+        let got = outcome.rows.len();
+        if let Some(named) = &mut self.named {
+            if got < count {
+                named.exhausted = true;
+            }
+        }
+        self.rowcount = self.rowcount.max(0) + got as i64;
+        self.absorb_rows(outcome.rows);
+        Ok(())
+    }
+
+    fn decode_ctx<'py>(&self, py: Python<'py>, replace: &'py TzReplace) -> PyResult<DecodeCtx<'py>> {
+        DecodeCtx::new(py, self.tz_name.as_deref(), replace)
+    }
+
+    fn has_result(&self, py: Python<'_>) -> PyResult<()> {
+        if self.columns.is_none() && self.describe.is_none() && self.named.as_ref().is_none_or(|n| !n.declared) {
+            return Err(errors::programming(py, "the last operation didn't produce a result"));
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<Row>> {
+        self.check_open(py)?;
+        self.has_result(py)?;
+        match n {
+            Some(n) => {
+                self.fill(py, n)?;
+                let k = n.min(self.rows.len());
+                let out: Vec<Row> = self.rows.drain(..k).collect();
+                Ok(out)
+            }
+            None => {
+                while self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) {
+                    let want = self.rows.len() + self.itersize.max(100);
+                    self.fill(py, want)?;
+                }
+                Ok(self.rows.drain(..).collect())
+            }
+        }
+    }
+
+    fn rows_to_tuples(&mut self, py: Python<'_>, rows: &[Row]) -> PyResult<Vec<PyObject>> {
+        let replace = self.core.tz_replace.lock().clone();
+        let ctx = self.decode_ctx(py, &replace)?;
+        let out = rows.iter().map(|r| row_tuple(&ctx, &self.decoders, r)).collect::<PyResult<Vec<_>>>()?;
+        if let Some(n) = self.rownumber.as_mut() {
+            *n += rows.len();
+        }
+        Ok(out)
+    }
+
+    fn ensure_description(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.description.is_some() {
+            return Ok(());
+        }
+        if self.columns.is_none() {
+            // A cursor's first batch tells us its columns without a Describe.
+            if self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) && self.rows.is_empty() {
+                self.fill(py, 1)?;
+            }
+        }
+        if self.columns.is_none() {
+            if let Some((sql, oids)) = self.describe.take() {
+                let session = self.core.session(py)?;
+                let types: Vec<Type> = oids.iter().map(|o| wire_type(*o)).collect();
+                let stmt = runtime::block_on(py, async { session.client.prepare_typed(&sql, &types).await })
+                    .map_err(|e| errors::from_pg(py, &e, Some(&sql)))?;
+                let cols = col_infos(stmt.columns());
+                self.decoders = cols.iter().map(|c| Decoder::for_type(&c.type_)).collect();
+                self.columns = Some(cols);
+            }
+        }
+        if let Some(cols) = &self.columns {
+            if !cols.is_empty() {
+                self.description = Some(describe(py, cols)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn may_return_rows(q: &BoundQuery) -> bool {
+    match q.shape.keywords.first().map(String::as_str) {
+        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "FETCH" | "EXPLAIN" | "MOVE") => true,
+        _ => q.sql.to_ascii_uppercase().contains("RETURNING"),
+    }
+}
+
+/// Decodes one row into a tuple, writing items straight into the new tuple.
+pub fn row_tuple(ctx: &DecodeCtx<'_>, decoders: &[Decoder], row: &Row) -> PyResult<PyObject> {
+    let n = decoders.len();
+    // SAFETY: the tuple is freshly allocated with n slots; each slot is set exactly once
+    // with an owned reference; on error the partially filled tuple is released (NULL slots
+    // are allowed by tuple deallocation).
+    unsafe {
+        let tuple = ffi::PyTuple_New(n as ffi::Py_ssize_t);
+        if tuple.is_null() {
+            return Err(PyErr::fetch(ctx.py));
+        }
+        for (i, dec) in decoders.iter().enumerate() {
+            match ctx.decode_opt(dec, raw_value(row, i)) {
+                Ok(v) => ffi::PyTuple_SET_ITEM(tuple, i as ffi::Py_ssize_t, v.into_ptr()),
+                Err(e) => {
+                    ffi::Py_DECREF(tuple);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(PyObject::from_owned_ptr(ctx.py, tuple))
+    }
+}
+
+fn describe(py: Python<'_>, cols: &[ColInfo]) -> PyResult<PyObject> {
+    let column_cls = pyrefs::get(py)?.column.bind(py);
+    let list = PyList::empty(py);
+    for c in cols {
+        let oid = c.type_.oid();
+        let tm = c.type_modifier;
+        let (display_size, precision, scale): (Option<i32>, Option<i32>, Option<i32>) = match oid {
+            oid::VARCHAR | oid::BPCHAR | oid::CHAR => (if tm >= 0 { Some(tm - 4) } else { None }, None, None),
+            oid::BIT | oid::VARBIT => (if tm >= 0 { Some(tm) } else { None }, None, None),
+            oid::NUMERIC => {
+                if tm >= 0 {
+                    let mut s = (tm - 4) & 0xFFFF;
+                    if s >= 0x400 {
+                        s -= 0x800;
+                    }
+                    (None, Some(tm >> 16), Some(s))
+                } else {
+                    (None, None, None)
+                }
+            }
+            oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ | oid::INTERVAL => {
+                (None, if tm >= 0 { Some(tm & 0xFFFF) } else { None }, None)
+            }
+            _ => (None, None, None),
+        };
+        let item = column_cls.call1((c.name.as_str(), oid, display_size, oid::fixed_size(oid), precision, scale, py.None()))?;
+        list.append(item)?;
+    }
+    Ok(list.into_any().unbind())
+}
+
+#[pymethods]
+impl Cursor {
+    #[pyo3(signature = (query, params=None, *, prepare=None, binary=None))]
+    fn execute<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        query: &Bound<'py, PyAny>,
+        params: Option<&Bound<'py, PyAny>>,
+        prepare: Option<bool>,
+        binary: Option<bool>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let _ = (prepare, binary);
+        let py = slf.py();
+        slf.check_open(py)?;
+        let text = bind::query_text(py, query)?;
+        let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
+        slf.run_bound(py, q)?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (query, params_seq, *, returning=false))]
+    fn executemany(&mut self, py: Python<'_>, query: &Bound<'_, PyAny>, params_seq: &Bound<'_, PyAny>, returning: bool) -> PyResult<()> {
+        self.check_open(py)?;
+        let text = bind::query_text(py, query)?;
+        let mut total: i64 = 0;
+        let mut kept: Vec<Row> = Vec::new();
+        let mut cols: Option<(Vec<ColInfo>, Vec<Decoder>)> = None;
+        for params in params_seq.try_iter()? {
+            let params = params?;
+            let q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            self.run_bound(py, q)?;
+            total += self.rowcount.max(0);
+            if returning {
+                if cols.is_none() {
+                    if let Some(c) = &self.columns {
+                        cols = Some((c.clone(), self.decoders.clone()));
+                    }
+                }
+                kept.extend(self.rows.drain(..));
+            }
+        }
+        self.reset_result();
+        self.rowcount = total;
+        if returning {
+            if let Some((c, d)) = cols {
+                self.columns = Some(c);
+                self.decoders = d;
+                self.rows.extend(kept);
+                self.rownumber = Some(0);
+            }
+        }
+        Ok(())
+    }
+
+    #[pyo3(signature = (procname, args=None))]
+    fn callproc<'py>(mut slf: PyRefMut<'py, Self>, procname: &str, args: Option<Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        slf.check_open(py)?;
+        let n = match &args {
+            Some(a) => a.len()?,
+            None => 0,
+        };
+        let placeholders = vec!["%s"; n].join(",");
+        let sql = format!("SELECT * FROM {}({placeholders})", quote_identifier(procname));
+        let q = bind::bind(py, &sql, args.as_ref().filter(|_| n > 0), slf.core.hstore_oid())?;
+        slf.run_bound(py, q)?;
+        Ok(args)
+    }
+
+    fn fetchone(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let rows = self.take(py, Some(1))?;
+        Ok(self.rows_to_tuples(py, &rows)?.into_iter().next())
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn fetchmany(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+        let n = size.unwrap_or(self.arraysize);
+        let rows = self.take(py, Some(n))?;
+        self.rows_to_tuples(py, &rows)
+    }
+
+    fn fetchall(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        let rows = self.take(py, None)?;
+        self.rows_to_tuples(py, &rows)
+    }
+
+    /// All remaining rows as dicts keyed by column name, built directly from the wire.
+    fn fetchall_dicts(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        let rows = self.take(py, None)?;
+        let names: Vec<Bound<'_, PyString>> = self
+            .columns
+            .as_ref()
+            .map(|c| c.iter().map(|c| PyString::intern(py, &c.name)).collect())
+            .unwrap_or_default();
+        let replace = self.core.tz_replace.lock().clone();
+        let ctx = self.decode_ctx(py, &replace)?;
+        rows.iter()
+            .map(|row| {
+                let d = PyDict::new(py);
+                for (i, dec) in self.decoders.iter().enumerate() {
+                    d.set_item(&names[i], ctx.decode_opt(dec, raw_value(row, i))?)?;
+                }
+                Ok(d.into_any().unbind())
+            })
+            .collect()
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        if self.rows.is_empty() {
+            let batch = self.itersize.max(1);
+            self.fill(py, batch)?;
+        }
+        self.fetchone(py)
+    }
+
+    #[getter]
+    fn description(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        if self.closed {
+            return Ok(py.None());
+        }
+        self.ensure_description(py)?;
+        Ok(self.description.as_ref().map(|d| d.clone_ref(py)).unwrap_or_else(|| py.None()))
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed
+    }
+
+    #[getter]
+    fn name(&self) -> Option<String> {
+        self.named.as_ref().map(|n| n.name.clone())
+    }
+
+    #[getter]
+    fn withhold(&self) -> bool {
+        self.named.as_ref().is_some_and(|n| n.withhold)
+    }
+
+    #[getter]
+    fn scrollable(&self) -> Option<bool> {
+        self.named.as_ref().and_then(|n| n.scrollable)
+    }
+
+    /// The SQL text last sent to the server, with `$n` placeholders.
+    #[getter]
+    fn query(&self) -> Option<String> {
+        self.last_sql.clone()
+    }
+
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.rows.clear();
+        if let Some(named) = &self.named {
+            let usable = !self.core.is_closed() && self.core.state.lock().status != TxStatus::InError;
+            if named.declared && usable {
+                let in_tx_or_held = named.withhold || self.core.state.lock().status == TxStatus::InTrans;
+                if in_tx_or_held {
+                    let sql = format!("CLOSE {}", quote_identifier(&named.name));
+                    let q = bind::bind(py, &sql, None, None)?;
+                    // The cursor may already be gone (transaction ended): that is fine.
+                    let _ = self.core.run(py, &q);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[pyo3(signature = (query, params=None))]
+    fn mogrify(&self, py: Python<'_>, query: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+        let text = bind::query_text(py, query)?;
+        bind::mogrify(py, &text, params, self.core.hstore_oid())
+    }
+
+    fn nextset(&self) -> Option<bool> {
+        None
+    }
+
+    fn setinputsizes(&self, _sizes: &Bound<'_, PyAny>) {}
+
+    #[pyo3(signature = (_size, _column=None))]
+    fn setoutputsize(&self, _size: &Bound<'_, PyAny>, _column: Option<&Bound<'_, PyAny>>) {}
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(&mut self, py: Python<'_>, _t: PyObject, _v: PyObject, _tb: PyObject) -> PyResult<()> {
+        self.close(py)
+    }
+}

@@ -1,0 +1,203 @@
+//! The one place that turns driver failures into Python exceptions.
+//!
+//! Server errors become psycopg's own `errors` classes looked up by SQLSTATE, so that
+//! `isinstance(e, psycopg.errors.UniqueViolation)` and `e.diag.sqlstate` work and Django's
+//! `DatabaseErrorWrapper` (which looks classes up by PEP 249 name) maps them as usual.
+
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyType};
+use tokio_postgres::error::{DbError, ErrorPosition};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Interface,
+    Programming,
+    Data,
+    Operational,
+    NotSupported,
+    Internal,
+    Database,
+}
+
+impl Kind {
+    fn class_name(self) -> &'static str {
+        match self {
+            Kind::Interface => "InterfaceError",
+            Kind::Programming => "ProgrammingError",
+            Kind::Data => "DataError",
+            Kind::Operational => "OperationalError",
+            Kind::NotSupported => "NotSupportedError",
+            Kind::Internal => "InternalError",
+            Kind::Database => "DatabaseError",
+        }
+    }
+}
+
+static PSYCOPG_ERRORS: GILOnceCell<Py<PyModule>> = GILOnceCell::new();
+
+fn errors_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    PSYCOPG_ERRORS
+        .get_or_try_init(py, || Ok(py.import("psycopg.errors")?.unbind()))
+        .map(|m| m.bind(py))
+}
+
+/// A PEP 249 exception of the given kind.
+pub fn new_err(py: Python<'_>, kind: Kind, msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    match errors_module(py).and_then(|m| m.getattr(kind.class_name())) {
+        Ok(cls) => match cls.call1((msg.clone(),)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+pub fn interface(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    new_err(py, Kind::Interface, msg)
+}
+pub fn programming(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    new_err(py, Kind::Programming, msg)
+}
+pub fn data(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    new_err(py, Kind::Data, msg)
+}
+pub fn operational(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    new_err(py, Kind::Operational, msg)
+}
+pub fn not_supported(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    new_err(py, Kind::NotSupported, msg)
+}
+
+/// Maps a tokio-postgres error. `query` is the text sent, for the `LINE n:` pointer.
+pub fn from_pg(py: Python<'_>, err: &tokio_postgres::Error, query: Option<&str>) -> PyErr {
+    if let Some(db) = err.as_db_error() {
+        return from_db_error(py, db, query);
+    }
+    if err.is_closed() {
+        return operational(py, "the connection is lost: the server closed it or the network failed");
+    }
+    let text = err.to_string();
+    let source = std::error::Error::source(err).map(|s| format!(": {s}")).unwrap_or_default();
+    operational(py, format!("{text}{source}"))
+}
+
+fn class_for_state<'py>(py: Python<'py>, sqlstate: &str) -> PyResult<Bound<'py, PyType>> {
+    let module = errors_module(py)?;
+    match module.call_method1("lookup", (sqlstate,)) {
+        Ok(cls) => Ok(cls.downcast_into::<PyType>()?),
+        Err(_) => Ok(module.call_method1("get_base_exception", (sqlstate,))?.downcast_into::<PyType>()?),
+    }
+}
+
+fn from_db_error(py: Python<'_>, db: &DbError, query: Option<&str>) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let cls = class_for_state(py, db.code().code())?;
+        let info = PyDict::new(py);
+        let put = |field: u8, value: Option<&str>| -> PyResult<()> {
+            if let Some(v) = value {
+                info.set_item(field as i64, pyo3::types::PyBytes::new(py, v.as_bytes()))?;
+            }
+            Ok(())
+        };
+        put(b'S', Some(db.severity()))?;
+        put(b'V', db.parsed_severity().map(|_| db.severity()))?;
+        put(b'C', Some(db.code().code()))?;
+        put(b'M', Some(db.message()))?;
+        put(b'D', db.detail())?;
+        put(b'H', db.hint())?;
+        let position = match db.position() {
+            Some(ErrorPosition::Original(p)) => Some(p.to_string()),
+            _ => None,
+        };
+        put(b'P', position.as_deref())?;
+        if let Some(ErrorPosition::Internal { position, query }) = db.position() {
+            put(b'p', Some(&position.to_string()))?;
+            put(b'q', Some(query))?;
+        }
+        put(b'W', db.where_())?;
+        put(b's', db.schema())?;
+        put(b't', db.table())?;
+        put(b'c', db.column())?;
+        put(b'd', db.datatype())?;
+        put(b'n', db.constraint())?;
+        put(b'F', db.file())?;
+        put(b'L', db.line().map(|l| l.to_string()).as_deref())?;
+        put(b'R', db.routine())?;
+
+        let message = render_message(db, query);
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("info", info)?;
+        let exc = cls.call((message,), Some(&kwargs))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// The message as libpq formats it: primary text, a `LINE n:` pointer, DETAIL, HINT, CONTEXT.
+fn render_message(db: &DbError, query: Option<&str>) -> String {
+    let mut out = db.message().to_string();
+    if let (Some(ErrorPosition::Original(pos)), Some(q)) = (db.position(), query) {
+        if let Some(pointer) = line_pointer(q, *pos as usize) {
+            out.push('\n');
+            out.push_str(&pointer);
+        }
+    }
+    if let Some(d) = db.detail() {
+        out.push_str("\nDETAIL:  ");
+        out.push_str(d);
+    }
+    if let Some(h) = db.hint() {
+        out.push_str("\nHINT:  ");
+        out.push_str(h);
+    }
+    if let Some(w) = db.where_() {
+        out.push_str("\nCONTEXT:  ");
+        out.push_str(w);
+    }
+    out
+}
+
+fn line_pointer(query: &str, position: usize) -> Option<String> {
+    // `position` counts characters from 1.
+    let chars: Vec<char> = query.chars().collect();
+    if position == 0 || position > chars.len() + 1 {
+        return None;
+    }
+    let idx = position - 1;
+    let line_no = chars[..idx].iter().filter(|&&c| c == '\n').count() + 1;
+    let line_start = chars[..idx].iter().rposition(|&c| c == '\n').map(|p| p + 1).unwrap_or(0);
+    let line_end = chars[idx..].iter().position(|&c| c == '\n').map(|p| p + idx).unwrap_or(chars.len());
+    let line: String = chars[line_start..line_end].iter().collect();
+    let prefix = format!("LINE {line_no}: ");
+    let caret_col = prefix.chars().count() + (idx - line_start);
+    Some(format!("{prefix}{line}\n{}^", " ".repeat(caret_col)))
+}
+
+/// Turns a Rust panic inside a driver call into a Python exception instead of an abort.
+pub fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(new_err(py, Kind::Internal, format!("internal driver error (please report): {msg}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_pointer;
+
+    #[test]
+    fn pointer_under_the_error() {
+        assert_eq!(line_pointer("selec 1", 1).unwrap(), "LINE 1: selec 1\n        ^");
+        assert_eq!(line_pointer("SELECT\nfoo bar", 12).unwrap(), "LINE 2: foo bar\n            ^");
+        assert!(line_pointer("x", 5).is_none());
+    }
+}

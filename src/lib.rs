@@ -1,0 +1,38 @@
+//! django_rustpg's native core: a PostgreSQL driver (pool, binding, binary decoding) with a
+//! PEP 249 surface for Django, plus the SQL tools the backend builds on.
+//!
+//! Layers point one way: `connection`/`cursor` (PyO3) → `bind`/`types` → `pool`/`runtime`
+//! → `codec`/`sql` (pure Rust, no Python).
+
+pub mod bind;
+pub mod codec;
+pub mod connection;
+pub mod cursor;
+pub mod errors;
+pub mod pool;
+pub mod runtime;
+pub mod sql;
+pub mod tls;
+pub mod types;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<connection::Connection>()?;
+    m.add_class::<connection::ConnectionInfo>()?;
+    m.add_class::<cursor::Cursor>()?;
+    m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
+    m.add_function(wrap_pyfunction!(mogrify, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+/// Client-side rendering of `query % params` with SQL literals (display and compose_sql).
+#[pyfunction]
+#[pyo3(signature = (query, params=None, hstore_oid=None))]
+fn mogrify(py: Python<'_>, query: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<String> {
+    let text = bind::query_text(py, query)?;
+    bind::mogrify(py, &text, params, hstore_oid)
+}

@@ -1,0 +1,97 @@
+//! What a statement does to the session, read off its leading keywords.
+//!
+//! The pool uses this to know when a connection needs `DISCARD ALL` before reuse, and the
+//! connection uses it to follow the transaction status (tokio-postgres keeps the
+//! ReadyForQuery status byte to itself).
+
+use super::placeholders::Shape;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEffect {
+    None,
+    Begin,
+    /// COMMIT / END / ROLLBACK / ABORT / PREPARE TRANSACTION (not ROLLBACK TO SAVEPOINT).
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    pub tx: TxEffect,
+    /// The statement may leave session state (settings, temp objects, prepared names,
+    /// listeners, held cursors, advisory locks) behind for the next pool user.
+    pub dirties_session: bool,
+}
+
+pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
+    let kw = |i: usize| shape.keywords.get(i).map(String::as_str).unwrap_or("");
+    let tx = match kw(0) {
+        "BEGIN" | "START" => TxEffect::Begin,
+        "COMMIT" | "END" | "ABORT" => TxEffect::End,
+        "ROLLBACK" if kw(1) != "TO" => TxEffect::End,
+        "PREPARE" if kw(1) == "TRANSACTION" => TxEffect::End,
+        _ => TxEffect::None,
+    };
+    let dirties_session = shape.multi_statement
+        || match kw(0) {
+            // SET LOCAL / SET CONSTRAINTS / SET TRANSACTION end with the transaction.
+            "SET" => !matches!(kw(1), "LOCAL" | "CONSTRAINTS" | "TRANSACTION"),
+            "RESET" | "PREPARE" | "DEALLOCATE" | "LISTEN" | "LOAD" | "DO" | "CALL" | "DECLARE" => true,
+            "CREATE" => matches!(kw(1), "TEMP" | "TEMPORARY")
+                || (matches!(kw(1), "LOCAL" | "GLOBAL") && matches!(kw(2), "TEMP" | "TEMPORARY")),
+            "SELECT" | "WITH" | "VALUES" => mentions_session_function(text_lower_hint),
+            _ => false,
+        };
+    Effects { tx, dirties_session }
+}
+
+/// Session-changing functions callable from a SELECT. User-defined functions can do
+/// anything; `OPTIONS["reset_on_return"] = "always"` covers those.
+fn mentions_session_function(sql: &str) -> bool {
+    const NEEDLES: [&str; 3] = ["set_config", "pg_advisory_lock", "pg_try_advisory_lock"];
+    // Every needle contains '_': most statements are rejected without lower-casing.
+    if !sql.contains('_') {
+        return false;
+    }
+    let lower = sql.to_ascii_lowercase();
+    NEEDLES.iter().any(|n| lower.contains(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
+    fn fx(sql: &str) -> Effects {
+        classify(&scan(sql, false).unwrap().shape, sql)
+    }
+
+    #[test]
+    fn transactions() {
+        assert_eq!(fx("BEGIN").tx, TxEffect::Begin);
+        assert_eq!(fx("start transaction isolation level serializable").tx, TxEffect::Begin);
+        assert_eq!(fx("COMMIT").tx, TxEffect::End);
+        assert_eq!(fx("ROLLBACK").tx, TxEffect::End);
+        assert_eq!(fx("ROLLBACK TO SAVEPOINT s1").tx, TxEffect::None);
+        assert_eq!(fx("SAVEPOINT s1").tx, TxEffect::None);
+        assert_eq!(fx("SELECT 1").tx, TxEffect::None);
+    }
+
+    #[test]
+    fn session_state() {
+        assert!(fx("SET search_path TO x").dirties_session);
+        assert!(fx("SET TIME ZONE 'UTC'").dirties_session);
+        assert!(!fx("SET LOCAL statement_timeout = 5").dirties_session);
+        assert!(!fx("SET CONSTRAINTS ALL IMMEDIATE").dirties_session);
+        assert!(fx("CREATE TEMP TABLE t (id int)").dirties_session);
+        assert!(fx("create temporary table t (id int)").dirties_session);
+        assert!(!fx("CREATE TABLE t (id int)").dirties_session);
+        assert!(fx("SELECT set_config('TimeZone', 'UTC', false)").dirties_session);
+        assert!(fx("SELECT pg_advisory_lock(1)").dirties_session);
+        assert!(!fx("SELECT pg_advisory_xact_lock(1)").dirties_session);
+        assert!(fx("PREPARE p AS SELECT 1").dirties_session);
+        assert!(fx("LISTEN chan").dirties_session);
+        assert!(fx("DECLARE c CURSOR WITH HOLD FOR SELECT 1").dirties_session);
+        assert!(!fx("SELECT * FROM t WHERE a = 1").dirties_session);
+        assert!(fx("SELECT 1; SET x = 1").dirties_session);
+    }
+}

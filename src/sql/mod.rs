@@ -1,0 +1,4 @@
+//! SQL text tools with no Python or network dependency.
+pub mod classify;
+pub mod literal;
+pub mod placeholders;

@@ -1,0 +1,370 @@
+//! Binary column values → Python objects. `Decoder::for_type` is the OID → decoder table;
+//! it is resolved once per result set, then applied per value with no lookups.
+use super::oid;
+use super::pyrefs::{self, PyRefs};
+use crate::codec::{self, datetime as dt, CodecError};
+use crate::errors;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyDict, PyList, PyString, PyTime, PyTzInfo};
+use postgres_types::{Kind, Type};
+
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    Numeric,
+    Text,
+    Bytea,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Uuid,
+    Json,
+    Jsonb,
+    Inet,
+    Mac,
+    Bits,
+    Money,
+    TsVector,
+    Hstore,
+    Array(Box<Decoder>),
+    Range(Box<Decoder>),
+    /// Types we do not know: their binary form is text for enums, citext and friends.
+    Unknown,
+}
+
+impl Decoder {
+    pub fn for_type(ty: &Type) -> Decoder {
+        match ty.oid() {
+            oid::BOOL => return Decoder::Bool,
+            oid::INT2 => return Decoder::Int2,
+            oid::INT4 => return Decoder::Int4,
+            oid::INT8 => return Decoder::Int8,
+            oid::OID | oid::XID | oid::CID | oid::REGPROC | oid::REGCLASS | oid::REGTYPE => return Decoder::Oid,
+            oid::FLOAT4 => return Decoder::Float4,
+            oid::FLOAT8 => return Decoder::Float8,
+            oid::NUMERIC => return Decoder::Numeric,
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR | oid::XML | oid::UNKNOWN => return Decoder::Text,
+            oid::BYTEA => return Decoder::Bytea,
+            oid::DATE => return Decoder::Date,
+            oid::TIME => return Decoder::Time,
+            oid::TIMETZ => return Decoder::TimeTz,
+            oid::TIMESTAMP => return Decoder::Timestamp,
+            oid::TIMESTAMPTZ => return Decoder::TimestampTz,
+            oid::INTERVAL => return Decoder::Interval,
+            oid::UUID => return Decoder::Uuid,
+            oid::JSON => return Decoder::Json,
+            oid::JSONB => return Decoder::Jsonb,
+            oid::INET | oid::CIDR => return Decoder::Inet,
+            oid::MACADDR | oid::MACADDR8 => return Decoder::Mac,
+            oid::BIT | oid::VARBIT => return Decoder::Bits,
+            oid::MONEY => return Decoder::Money,
+            oid::TSVECTOR => return Decoder::TsVector,
+            _ => {}
+        }
+        match ty.kind() {
+            Kind::Array(inner) => Decoder::Array(Box::new(Decoder::for_type(inner))),
+            Kind::Range(inner) => Decoder::Range(Box::new(Decoder::for_type(inner))),
+            Kind::Domain(inner) => Decoder::for_type(inner),
+            _ if ty.name() == "hstore" => Decoder::Hstore,
+            _ => Decoder::Unknown,
+        }
+    }
+}
+
+/// How timestamptz values are presented: converted to the session's TimeZone (as the
+/// server reports it), then optionally given another tzinfo or made naive (Django).
+pub enum TzReplace {
+    Keep,
+    With(Py<PyAny>),
+    Naive,
+}
+
+pub struct DecodeCtx<'py> {
+    pub py: Python<'py>,
+    pub refs: &'py PyRefs,
+    session_zone: Bound<'py, PyAny>,
+    session_is_utc: bool,
+    replace: &'py TzReplace,
+}
+
+const UTC_NAMES: [&str; 10] =
+    ["UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"];
+
+impl<'py> DecodeCtx<'py> {
+    pub fn new(py: Python<'py>, timezone: Option<&str>, replace: &'py TzReplace) -> PyResult<Self> {
+        let refs = pyrefs::get(py)?;
+        let name = timezone.unwrap_or("UTC");
+        let session_is_utc = UTC_NAMES.contains(&name);
+        let session_zone = match refs.zoneinfo.bind(py).call1((name,)) {
+            Ok(z) => z,
+            // An offset-style or unknown zone name: psycopg falls back to UTC too.
+            Err(_) => refs.utc.bind(py).clone(),
+        };
+        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace })
+    }
+
+    pub fn decode(&self, decoder: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+        let py = self.py;
+        Ok(match decoder {
+            Decoder::Bool => (fixed::<1>(raw, "bool")?[0] != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
+            Decoder::Int2 => i16::from_be_bytes(fixed(raw, "int2")?).into_pyobject(py)?.into_any().unbind(),
+            Decoder::Int4 => i32::from_be_bytes(fixed(raw, "int4")?).into_pyobject(py)?.into_any().unbind(),
+            Decoder::Int8 => i64::from_be_bytes(fixed(raw, "int8")?).into_pyobject(py)?.into_any().unbind(),
+            Decoder::Oid => u32::from_be_bytes(fixed(raw, "oid")?).into_pyobject(py)?.into_any().unbind(),
+            Decoder::Float4 => {
+                // float4 as its shortest decimal form: 1.1, not 1.100000023841858.
+                let f = f32::from_be_bytes(fixed(raw, "float4")?);
+                let shortest: f64 = if f.is_finite() {
+                    ryu::Buffer::new().format_finite(f).parse().unwrap_or(f as f64)
+                } else {
+                    f as f64
+                };
+                shortest.into_pyobject(py)?.into_any().unbind()
+            }
+            Decoder::Float8 => f64::from_be_bytes(fixed(raw, "float8")?).into_pyobject(py)?.into_any().unbind(),
+            Decoder::Numeric => {
+                let text = codec::numeric::to_text(raw).map_err(|e| self.err(e))?;
+                self.refs.decimal.bind(py).call1((text,))?.unbind()
+            }
+            Decoder::Text | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
+            Decoder::Jsonb => {
+                // Version byte, then the JSON text; Django's JSONField parses it itself.
+                match raw.split_first() {
+                    Some((1, text)) => str_from_utf8(py, text)?,
+                    _ => return Err(errors::data(py, "unsupported jsonb binary format version")),
+                }
+            }
+            Decoder::Json => {
+                let s = str_from_utf8(py, raw)?;
+                self.refs.json_loads.bind(py).call1((s,))?.unbind()
+            }
+            Decoder::Bytea => PyBytes::new(py, raw).into_any().unbind(),
+            Decoder::Date => {
+                let d = dt::decode_date(raw).map_err(|e| self.err(e))?;
+                PyDate::new(py, d.year, d.month, d.day)?.into_any().unbind()
+            }
+            Decoder::Time => {
+                let t = dt::decode_time(raw).map_err(|e| self.err(e))?;
+                PyTime::new(py, t.hour, t.minute, t.second, t.micro, None)?.into_any().unbind()
+            }
+            Decoder::TimeTz => {
+                let (t, east) = dt::decode_timetz(raw).map_err(|e| self.err(e))?;
+                let offset = PyDelta::new(py, 0, east, 0, true)?;
+                let tz = self.refs.timezone.bind(py).call1((offset,))?;
+                let tz = tz.downcast::<PyTzInfo>()?;
+                PyTime::new(py, t.hour, t.minute, t.second, t.micro, Some(tz))?.into_any().unbind()
+            }
+            Decoder::Timestamp => {
+                let us = dt::timestamp_micros(raw).map_err(|e| self.err(e))?;
+                let (d, t) = dt::decode_timestamp_micros(us).map_err(|e| self.err(e))?;
+                PyDateTime::new(py, d.year, d.month, d.day, t.hour, t.minute, t.second, t.micro, None)?.into_any().unbind()
+            }
+            Decoder::TimestampTz => self.timestamptz(raw)?,
+            Decoder::Interval => {
+                let iv = dt::decode_interval(raw).map_err(|e| self.err(e))?;
+                let secs = iv.micros.div_euclid(1_000_000);
+                let micros = iv.micros.rem_euclid(1_000_000);
+                let days = iv.total_days() + secs.div_euclid(86_400);
+                let secs = secs.rem_euclid(86_400);
+                let days: i32 = days.try_into().map_err(|_| errors::data(py, "interval out of Python's timedelta range"))?;
+                PyDelta::new(py, days, secs as i32, micros as i32, true)
+                    .map_err(|_| errors::data(py, "interval out of Python's timedelta range"))?
+                    .into_any()
+                    .unbind()
+            }
+            Decoder::Uuid => {
+                let bytes: [u8; 16] = fixed(raw, "uuid")?;
+                self.uuid(u128::from_be_bytes(bytes))?
+            }
+            Decoder::Inet => PyString::new(py, &codec::net::inet_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
+            Decoder::Mac => PyString::new(py, &codec::net::mac_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
+            Decoder::Bits => PyString::new(py, &codec::text::bits_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
+            Decoder::Money => PyString::new(py, &codec::text::money_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
+            Decoder::TsVector => {
+                PyString::new(py, &codec::text::tsvector_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind()
+            }
+            Decoder::Hstore => self.hstore(raw)?,
+            Decoder::Array(elem) => self.array(elem, raw)?,
+            Decoder::Range(elem) => self.range(elem, raw)?,
+        })
+    }
+
+    /// A value that may be NULL.
+    #[inline]
+    pub fn decode_opt(&self, decoder: &Decoder, raw: Option<&[u8]>) -> PyResult<PyObject> {
+        match raw {
+            Some(raw) => self.decode(decoder, raw),
+            None => Ok(self.py.None()),
+        }
+    }
+
+    fn err(&self, e: CodecError) -> PyErr {
+        errors::data(self.py, e.0)
+    }
+
+    fn timestamptz(&self, raw: &[u8]) -> PyResult<PyObject> {
+        let py = self.py;
+        let us = dt::timestamp_micros(raw).map_err(|e| self.err(e))?;
+        if self.session_is_utc {
+            let (d, t) = dt::decode_timestamp_micros(us).map_err(|e| self.err(e))?;
+            let tz = match self.replace {
+                TzReplace::Keep => Some(self.session_zone.clone()),
+                TzReplace::With(tz) => Some(tz.bind(py).clone()),
+                TzReplace::Naive => None,
+            };
+            let tz = match &tz {
+                Some(t) => Some(t.downcast::<PyTzInfo>()?),
+                None => None,
+            };
+            return Ok(PyDateTime::new(py, d.year, d.month, d.day, t.hour, t.minute, t.second, t.micro, tz)?
+                .into_any()
+                .unbind());
+        }
+        let (d, t) = dt::decode_timestamp_micros(us).map_err(|e| self.err(e))?;
+        let utc = self.refs.utc.bind(py).downcast::<PyTzInfo>()?.clone();
+        let value = PyDateTime::new(py, d.year, d.month, d.day, t.hour, t.minute, t.second, t.micro, Some(&utc))?;
+        let local = value
+            .call_method1(pyo3::intern!(py, "astimezone"), (&self.session_zone,))
+            .map_err(|e| errors::data(py, format!("timestamp out of Python's range in time zone: {e}")))?;
+        let kwargs = PyDict::new(py);
+        match self.replace {
+            TzReplace::Keep => return Ok(local.unbind()),
+            TzReplace::With(tz) => kwargs.set_item("tzinfo", tz.bind(py))?,
+            TzReplace::Naive => kwargs.set_item("tzinfo", py.None())?,
+        }
+        Ok(local.call_method("replace", (), Some(&kwargs))?.unbind())
+    }
+
+    fn uuid(&self, value: u128) -> PyResult<PyObject> {
+        let py = self.py;
+        let cls = self.refs.uuid.bind(py);
+        // UUID(int=...) re-validates; build it the way uuid.UUID stores itself.
+        let obj = cls.call_method1(pyo3::intern!(py, "__new__"), (cls,))?;
+        let int = value.into_pyobject(py)?;
+        generic_setattr(&obj, pyo3::intern!(py, "int"), int.as_any())?;
+        generic_setattr(&obj, pyo3::intern!(py, "is_safe"), self.refs.safe_uuid_unknown.bind(py))?;
+        Ok(obj.unbind())
+    }
+
+    fn hstore(&self, raw: &[u8]) -> PyResult<PyObject> {
+        let py = self.py;
+        let mut r = codec::read::Reader::new(raw);
+        let count = r.i32().map_err(|e| self.err(e))?;
+        let dict = PyDict::new(py);
+        for _ in 0..count.max(0) {
+            let key = r.value().map_err(|e| self.err(e))?.ok_or_else(|| errors::data(py, "hstore key is NULL"))?;
+            let value = r.value().map_err(|e| self.err(e))?;
+            let value = match value {
+                Some(v) => str_from_utf8(py, v)?,
+                None => py.None(),
+            };
+            dict.set_item(str_from_utf8(py, key)?, value)?;
+        }
+        Ok(dict.into_any().unbind())
+    }
+
+    fn array(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+        let py = self.py;
+        let mut r = codec::read::Reader::new(raw);
+        let e = |e| self.err(e);
+        let ndim = r.i32().map_err(e)?;
+        let _has_null = r.i32().map_err(e)?;
+        let _elem_oid = r.u32().map_err(e)?;
+        if ndim <= 0 {
+            return Ok(PyList::empty(py).into_any().unbind());
+        }
+        if ndim > 6 {
+            return Err(errors::data(py, format!("array has {ndim} dimensions, more than PostgreSQL's 6")));
+        }
+        let mut dims = Vec::with_capacity(ndim as usize);
+        for _ in 0..ndim {
+            let len = r.i32().map_err(e)?;
+            let _lower = r.i32().map_err(e)?;
+            dims.push(len.max(0) as usize);
+        }
+        self.array_level(elem, &dims, &mut r)
+    }
+
+    fn array_level(&self, elem: &Decoder, dims: &[usize], r: &mut codec::read::Reader<'_>) -> PyResult<PyObject> {
+        let py = self.py;
+        let list = PyList::empty(py);
+        for _ in 0..dims[0] {
+            let item = if dims.len() == 1 {
+                let raw = r.value().map_err(|e| self.err(e))?;
+                self.decode_opt(elem, raw)?
+            } else {
+                self.array_level(elem, &dims[1..], r)?
+            };
+            list.append(item)?;
+        }
+        Ok(list.into_any().unbind())
+    }
+
+    fn range(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+        const EMPTY: u8 = 0x01;
+        const LB_INC: u8 = 0x02;
+        const UB_INC: u8 = 0x04;
+        const LB_INF: u8 = 0x08;
+        const UB_INF: u8 = 0x10;
+        let py = self.py;
+        let cls = self.refs.range.bind(py);
+        let mut r = codec::read::Reader::new(raw);
+        let flags = r.u8().map_err(|e| self.err(e))?;
+        if flags & EMPTY != 0 {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("empty", true)?;
+            return Ok(cls.call((), Some(&kwargs))?.unbind());
+        }
+        let lower = if flags & LB_INF != 0 { py.None() } else { self.decode_opt(elem, r.value().map_err(|e| self.err(e))?)? };
+        let upper = if flags & UB_INF != 0 { py.None() } else { self.decode_opt(elem, r.value().map_err(|e| self.err(e))?)? };
+        let bounds = format!(
+            "{}{}",
+            if flags & LB_INC != 0 { '[' } else { '(' },
+            if flags & UB_INC != 0 { ']' } else { ')' }
+        );
+        Ok(cls.call1((lower, upper, bounds))?.unbind())
+    }
+}
+
+fn fixed<const N: usize>(raw: &[u8], what: &str) -> PyResult<[u8; N]> {
+    codec::read::exact::<N>(raw, what).map_err(|e| Python::with_gil(|py| errors::data(py, e.0)))
+}
+
+fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: all three are valid owned references for the duration of the call.
+    let rc = unsafe { ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(obj.py()))
+    }
+}
+
+/// UTF-8 bytes → str, decoded once by CPython itself.
+pub fn str_from_utf8(py: Python<'_>, raw: &[u8]) -> PyResult<PyObject> {
+    // SAFETY: pointer and length describe `raw`; CPython validates the UTF-8.
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeUTF8(raw.as_ptr() as *const _, raw.len() as ffi::Py_ssize_t, std::ptr::null());
+        if ptr.is_null() {
+            return Err(errors::data(py, "value is not valid UTF-8"));
+        }
+        Ok(PyObject::from_owned_ptr(py, ptr))
+    }
+}
+
+fn text_or_bytes(py: Python<'_>, raw: &[u8], fallback_to_bytes: bool) -> PyResult<PyObject> {
+    if fallback_to_bytes && std::str::from_utf8(raw).is_err() {
+        return Ok(PyBytes::new(py, raw).into_any().unbind());
+    }
+    str_from_utf8(py, raw)
+}

@@ -1,0 +1,69 @@
+"""Shared fixtures.  The database comes from DATABASE_URL, which `make test`
+sets via scripts/find_pg.py (run `python3 scripts/find_pg.py --run -- pytest`
+by hand for the same effect)."""
+import os
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+
+def _params_from_env():
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        u = urlsplit(url)
+        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        host = q.get("host") or (unquote(u.hostname) if u.hostname else None)
+        return {
+            "dbname": unquote(u.path.lstrip("/")) or q.get("dbname") or "postgres",
+            "user": unquote(u.username) if u.username else q.get("user"),
+            "password": unquote(u.password) if u.password else q.get("password"),
+            "host": host or "localhost",  # a leading "/" means a unix-socket directory
+            "port": int(q.get("port") or u.port or 5432),
+        }
+    if os.environ.get("PGHOST"):
+        e = os.environ
+        return {"dbname": e.get("PGDATABASE", "postgres"), "user": e.get("PGUSER"),
+                "password": e.get("PGPASSWORD"), "host": e["PGHOST"], "port": int(e.get("PGPORT", 5432))}
+    return None
+
+
+@pytest.fixture(scope="session")
+def dsn_params():
+    """Keyword arguments for django_rustpg.dbapi.connect(): dbname, user, password, host, port."""
+    params = _params_from_env()
+    if params is None:
+        msg = "no database configured: set DATABASE_URL or run via `make test` / scripts/find_pg.py --run"
+        if os.environ.get("CI"):
+            pytest.exit(msg, returncode=3)  # CI must never pass by skipping everything
+        pytest.skip(msg)
+    return params
+
+
+def psycopg_conninfo(params=None):
+    """libpq conninfo string for the same database, for comparisons against psycopg."""
+    from psycopg.conninfo import make_conninfo
+
+    params = params or _params_from_env()
+    if params is None:
+        raise RuntimeError("no database configured (DATABASE_URL unset)")
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+@pytest.fixture
+def conn(dsn_params):
+    from django_rustpg import dbapi
+
+    c = dbapi.connect(**dsn_params)
+    c.autocommit = True
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def pg(dsn_params):
+    import psycopg
+
+    with psycopg.connect(psycopg_conninfo(dsn_params), autocommit=True) as c:
+        yield c
