@@ -41,6 +41,7 @@ pub struct ConnCore {
     session: Mutex<Option<Arc<PooledSession>>>,
     pub state: Mutex<TxState>,
     pub cursor_factory: Mutex<Option<PyObject>>,
+    adapters: Mutex<Option<PyObject>>,
     pub tz_replace: Mutex<Arc<TzReplace>>,
     hstore_oid: AtomicU32,
     pub spec: ConnectSpec,
@@ -114,6 +115,9 @@ impl ConnCore {
     pub fn run(&self, py: Python<'_>, q: &BoundQuery) -> PyResult<Outcome> {
         let session = self.session(py)?;
         let begin = self.begin_for(q.effects);
+        if q.effects.database_ddl {
+            runtime::block_on(py, pool::close_idle_sessions());
+        }
         let result = if q.shape.multi_statement {
             runtime::block_on(py, async {
                 if let Some(b) = &begin {
@@ -375,6 +379,23 @@ impl Connection {
             }
         };
         *self.core.tz_replace.lock() = Arc::new(replace);
+    }
+
+    /// psycopg-style registration hooks used by django.contrib.postgres (see _adapters.py).
+    #[getter]
+    fn adapters(slf: Bound<'_, Self>) -> PyResult<PyObject> {
+        let py = slf.py();
+        if let Some(a) = slf.get().core.adapters.lock().as_ref() {
+            return Ok(a.clone_ref(py));
+        }
+        let shim = py.import("django_rustpg._adapters")?.getattr("AdaptersShim")?.call1((slf.clone(),))?.unbind();
+        *slf.get().core.adapters.lock() = Some(shim.clone_ref(py));
+        Ok(shim)
+    }
+
+    #[getter]
+    fn hstore_oid(&self) -> Option<u32> {
+        self.core.hstore_oid()
     }
 
     /// Registers the hstore OID so dict parameters are sent as hstore.
@@ -673,6 +694,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
             closed: false,
         }),
         cursor_factory: Mutex::new(cursor_factory),
+        adapters: Mutex::new(None),
         tz_replace: Mutex::new(Arc::new(TzReplace::Keep)),
         hstore_oid: AtomicU32::new(0),
         spec,

@@ -16,7 +16,9 @@ use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use tokio::sync::Notify;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -70,9 +72,22 @@ pub struct SessionShared {
     last_params: Mutex<HashMap<String, String>>,
     pub notices: Mutex<Vec<String>>,
     pub backend_pid: OnceLock<i32>,
+    ended: AtomicBool,
+    ended_notify: Notify,
 }
 
 impl SessionShared {
+    /// Waits until the connection task has finished (the server session is gone).
+    pub async fn wait_ended(&self) {
+        loop {
+            let notified = self.ended_notify.notified();
+            if self.ended.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// The current value of a server parameter, as last reported by ParameterStatus.
     pub fn parameter(&self, name: &str) -> Option<String> {
         if let Some(server) = self.server.lock().as_ref() {
@@ -109,6 +124,8 @@ impl managed::Manager for PgManager {
             last_params: Mutex::new(HashMap::new()),
             notices: Mutex::new(Vec::new()),
             backend_pid: OnceLock::new(),
+            ended: AtomicBool::new(false),
+            ended_notify: Notify::new(),
         });
         tokio::spawn(drive(conn, shared.clone()));
         Ok(Session { client, shared })
@@ -172,6 +189,8 @@ where
         }
     }
     *shared.server.lock() = None;
+    shared.ended.store(true, Ordering::Release);
+    shared.ended_notify.notify_waiters();
 }
 
 pub type PgPool = Pool<PgManager>;
@@ -273,5 +292,27 @@ pub async fn warm_up(pool: &PgPool, min_size: usize) {
             Ok(obj) => held.push(obj),
             Err(_) => break,
         }
+    }
+}
+
+/// Closes every idle pooled session of this process and waits (briefly) until the server
+/// has seen them go. Used before CREATE/ALTER/DROP DATABASE.
+pub async fn close_idle_sessions() {
+    let pools: Vec<PgPool> = {
+        let slot = POOLS.lock();
+        match slot.as_ref() {
+            Some((owner, pools)) if *owner == runtime::current_pid() => pools.values().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut closing = Vec::new();
+    for pool in pools {
+        pool.retain(|session, _| {
+            closing.push(session.shared.clone());
+            false
+        });
+    }
+    for shared in closing {
+        let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
     }
 }

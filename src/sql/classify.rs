@@ -20,6 +20,9 @@ pub struct Effects {
     /// The statement may leave session state (settings, temp objects, prepared names,
     /// listeners, held cursors, advisory locks) behind for the next pool user.
     pub dirties_session: bool,
+    /// CREATE/ALTER/DROP DATABASE: the server refuses while other sessions use the database
+    /// involved, so the driver first closes its own idle pooled sessions.
+    pub database_ddl: bool,
 }
 
 pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
@@ -41,7 +44,8 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
             "SELECT" | "WITH" | "VALUES" => mentions_session_function(text_lower_hint),
             _ => false,
         };
-    Effects { tx, dirties_session }
+    let database_ddl = matches!(kw(0), "CREATE" | "ALTER" | "DROP") && kw(1) == "DATABASE";
+    Effects { tx, dirties_session, database_ddl }
 }
 
 /// Session-changing functions callable from a SELECT. User-defined functions can do
@@ -93,5 +97,8 @@ mod tests {
         assert!(fx("DECLARE c CURSOR WITH HOLD FOR SELECT 1").dirties_session);
         assert!(!fx("SELECT * FROM t WHERE a = 1").dirties_session);
         assert!(fx("SELECT 1; SET x = 1").dirties_session);
+        assert!(fx("DROP DATABASE t").database_ddl);
+        assert!(fx("CREATE DATABASE t WITH TEMPLATE x").database_ddl);
+        assert!(!fx("DROP TABLE t").database_ddl);
     }
 }

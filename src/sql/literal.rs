@@ -3,12 +3,14 @@
 //! Used only for display (`mogrify`, `last_executed_query`), Django's `compose_sql`, and the
 //! text form of array/range/hstore parameters. Execution never splices values into SQL.
 
-/// A standard string literal; `E'...'` when the value holds a backslash (as libpq quotes it).
+/// A standard string literal; ` E'...'` when the value holds a backslash, as libpq's
+/// `PQescapeLiteral` (and so psycopg) quotes it: the leading space keeps the `E` from
+/// gluing onto a preceding identifier or keyword.
 pub fn quote_string(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 3);
+    let mut out = String::with_capacity(value.len() + 4);
     let has_backslash = value.contains('\\');
     if has_backslash {
-        out.push('E');
+        out.push_str(" E");
     }
     out.push('\'');
     for ch in value.chars() {
@@ -96,7 +98,7 @@ mod tests {
     fn strings() {
         assert_eq!(quote_string("abc"), "'abc'");
         assert_eq!(quote_string("it's"), "'it''s'");
-        assert_eq!(quote_string("a\\b"), "E'a\\\\b'");
+        assert_eq!(quote_string("a\\b"), " E'a\\\\b'");
     }
 
     #[test]

@@ -441,6 +441,7 @@ impl<'py> Encoder<'py> {
     /// A client-side SQL literal, as psycopg's ClientCursor renders it. Display and
     /// `compose_sql` only: execution always binds.
     pub fn literal(&self, obj: &Bound<'py, PyAny>, position: usize) -> PyResult<String> {
+        let py = self.py;
         let value = self.classify(obj, position)?;
         let typed = |s: &str, o: u32| match oid::sql_name(o) {
             Some(name) => format!("{}::{name}", literal::quote_string(s)),
@@ -455,7 +456,9 @@ impl<'py> Encoder<'py> {
             Value::IntWrapper(_, v) => signed(v.to_string()),
             Value::Float(f) | Value::Float4(f) => {
                 if f.is_finite() {
-                    signed(obj.repr()?.to_string())
+                    // float's own repr: Float4/Float8 wrappers (and other float subclasses)
+                    // override __repr__ with "Float4(1.1)", which is not SQL.
+                    signed(PyFloat::new(py, f).repr()?.to_string())
                 } else {
                     typed(&float_text(f), oid::FLOAT8)
                 }
@@ -468,7 +471,9 @@ impl<'py> Encoder<'py> {
                 }
             }
             Value::Str(s) => literal::quote_string(&self.str_value(s, position)?),
-            Value::Bytes(b) => typed(&bytea_hex(&b), oid::BYTEA),
+            // standard_conforming_strings is on (always, since PostgreSQL 9.1 by default):
+            // psycopg writes '\x..'::bytea, without E and without doubling the backslash.
+            Value::Bytes(b) => format!("'{}'::bytea", bytea_hex(&b)),
             _ => {
                 let (o, text) = self.text_form(obj, position)?;
                 match text {

@@ -1,0 +1,93 @@
+"""DatabaseWrapper for ENGINE "django_rustpg": Django's PostgreSQL backend on the Rust driver.
+
+Only what touches the driver is overridden; everything else (SQL generation, features,
+introspection queries) is Django's own postgresql backend.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.postgresql import base as pg_base
+from django.db.backends.postgresql.psycopg_any import IsolationLevel
+from django.utils.asyncio import async_unsafe
+
+from . import dbapi
+from .client import DatabaseClient
+from .creation import DatabaseCreation
+from .features import DatabaseFeatures
+from .introspection import DatabaseIntrospection
+from .operations import DatabaseOperations
+from .options import driver_params, validate_options
+from .schema import DatabaseSchemaEditor
+
+
+class DatabaseWrapper(pg_base.DatabaseWrapper):
+    Database = dbapi
+    SchemaEditorClass = DatabaseSchemaEditor
+    client_class = DatabaseClient
+    creation_class = DatabaseCreation
+    features_class = DatabaseFeatures
+    introspection_class = DatabaseIntrospection
+    ops_class = DatabaseOperations
+
+    @property
+    def pool(self):
+        # Pooling is the driver's (per process, keyed by connection parameters);
+        # Django's psycopg_pool path is never taken.
+        return None
+
+    def close_pool(self):
+        pass
+
+    def get_connection_params(self):
+        options = self.settings_dict["OPTIONS"]
+        validate_options(options, self.settings_dict)
+        params = super().get_connection_params()
+        return driver_params(params, options, self.timezone_name)
+
+    @async_unsafe
+    def get_new_connection(self, conn_params):
+        options = self.settings_dict["OPTIONS"]
+        isolation_level = options.get("isolation_level")
+        if isolation_level is None:
+            self.isolation_level = IsolationLevel.READ_COMMITTED
+        else:
+            try:
+                self.isolation_level = IsolationLevel(isolation_level)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"Invalid transaction isolation level {isolation_level} "
+                    f"specified. Use one of the psycopg.IsolationLevel values."
+                )
+        connection = self.Database.connect(**conn_params)
+        if isolation_level is not None:
+            connection.isolation_level = self.isolation_level
+        self._apply_timestamptz_zone(connection)
+        return connection
+
+    def _apply_timestamptz_zone(self, connection):
+        # Django loads timestamptz in the session time zone, then gives it
+        # self.timezone (or strips it when USE_TZ is False).
+        tz = self.timezone
+        connection.set_timestamptz_tzinfo(tz, naive=tz is None)
+        self._rustpg_tz = tz
+
+    @async_unsafe
+    def create_cursor(self, name=None):
+        if name:
+            cursor = self.connection.cursor(
+                name, scrollable=False, withhold=self.connection.autocommit
+            )
+        else:
+            cursor = self.connection.cursor()
+        if getattr(self, "_rustpg_tz", None) is not self.timezone:
+            self._apply_timestamptz_zone(self.connection)
+        return cursor
+
+    def close_if_health_check_failed(self):
+        return super(pg_base.DatabaseWrapper, self).close_if_health_check_failed()
+
+    @property
+    def materialize_enabled(self):
+        return self.settings_dict["OPTIONS"].get("materialize", True)
+
+

@@ -1,0 +1,98 @@
+"""OPTIONS validation and the mapping from Django's settings to driver keywords."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+# Keys with Django's meaning (see Django's PostgreSQL notes) plus libpq keywords the
+# driver understands.
+_LIBPQ_KEYS = {
+    "sslmode": str,
+    "sslrootcert": str,
+    "application_name": str,
+    "options": str,
+    "connect_timeout": (int, str),
+    "client_encoding": str,
+}
+_DJANGO_KEYS = {
+    "pool": (bool, dict),
+    "isolation_level": int,
+    "assume_role": str,
+    "server_side_binding": bool,
+    "prepare_threshold": (int, type(None)),
+    "service": str,
+}
+# Our own.
+_OWN_KEYS = {
+    "materialize": bool,
+    "reset_on_return": str,
+}
+_ALL = {**_LIBPQ_KEYS, **_DJANGO_KEYS, **_OWN_KEYS}
+_POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float)}
+_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+
+def _type_names(types):
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join("None" if t is type(None) else t.__name__ for t in types)
+
+
+def validate_options(options, settings_dict):
+    for key, value in options.items():
+        expected = _ALL.get(key)
+        if expected is None:
+            raise ImproperlyConfigured(
+                f"Unknown OPTIONS key {key!r} for the django_rustpg backend. "
+                f"Known keys: {', '.join(sorted(_ALL))}."
+            )
+        if isinstance(value, bool) and expected is int:
+            ok = False
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise ImproperlyConfigured(
+                f"OPTIONS[{key!r}] must be {_type_names(expected)}, "
+                f"not {type(value).__name__} ({value!r})."
+            )
+    if options.get("sslmode", "prefer") not in _SSLMODES:
+        raise ImproperlyConfigured(
+            f"OPTIONS['sslmode'] must be one of {', '.join(sorted(_SSLMODES))}, "
+            f"not {options['sslmode']!r}."
+        )
+    if options.get("reset_on_return", "auto") not in ("auto", "always"):
+        raise ImproperlyConfigured("OPTIONS['reset_on_return'] must be 'auto' or 'always'.")
+    pool = options.get("pool")
+    if isinstance(pool, dict):
+        for key, value in pool.items():
+            expected = _POOL_KEYS.get(key)
+            if expected is None:
+                raise ImproperlyConfigured(
+                    f"Unknown OPTIONS['pool'] key {key!r}. Known keys: {', '.join(sorted(_POOL_KEYS))}."
+                )
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ImproperlyConfigured(
+                    f"OPTIONS['pool'][{key!r}] must be {_type_names(expected)}, not {value!r}."
+                )
+    if pool and settings_dict.get("CONN_MAX_AGE", 0) != 0:
+        raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+    if options.get("server_side_binding") is False:
+        raise ImproperlyConfigured(
+            "OPTIONS['server_side_binding'] = False is not supported: django_rustpg always "
+            "binds parameters on the server."
+        )
+
+
+def driver_params(params, options, timezone_name):
+    """Django's psycopg connect() keywords → the driver's."""
+    params = dict(params)
+    for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding",
+                "materialize", "service"):
+        params.pop(key, None)
+    if timezone_name:
+        # Set at session start, so Django's TimeZone check needs no query and a reused
+        # pooled session returns to it on reset.
+        params["timezone"] = timezone_name
+    pool = options.get("pool")
+    if isinstance(pool, dict):
+        params["pool"] = dict(pool)
+    elif pool is False:
+        params["pool"] = False
+    return params
