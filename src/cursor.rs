@@ -437,6 +437,19 @@ impl Cursor {
             .collect()
     }
 
+    /// Up to `size` rows (all when None) built by a materialization plan.
+    #[pyo3(signature = (plan, size=None))]
+    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::Plan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+        let rows = self.take(py, size)?;
+        let replace = self.core.tz_replace.lock().clone();
+        let ctx = self.decode_ctx(py, &replace)?;
+        let out = plan.get().materialize(&ctx, &self.decoders, &rows)?;
+        if let Some(n) = self.rownumber.as_mut() {
+            *n += rows.len();
+        }
+        Ok(out)
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod connection;
 pub mod cursor;
 pub mod errors;
+pub mod materialize;
 pub mod pool;
 pub mod runtime;
 pub mod sql;
@@ -22,6 +23,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<connection::ConnectionInfo>()?;
     m.add_class::<cursor::Cursor>()?;
+    m.add_class::<materialize::Plan>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
     m.add_function(wrap_pyfunction!(mogrify, m)?)?;

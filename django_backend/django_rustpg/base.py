@@ -10,7 +10,7 @@ from django.db.backends.postgresql import base as pg_base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.utils.asyncio import async_unsafe
 
-from . import dbapi
+from . import dbapi, materialize
 from .client import DatabaseClient
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
@@ -87,7 +87,10 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
         return super(pg_base.DatabaseWrapper, self).close_if_health_check_failed()
 
     @property
-    def materialize_enabled(self):
+    def rustpg_materialize(self):
         return self.settings_dict["OPTIONS"].get("materialize", True)
+
+
+materialize.install()
 
 

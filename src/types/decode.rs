@@ -105,10 +105,16 @@ impl<'py> DecodeCtx<'py> {
         let refs = pyrefs::get(py)?;
         let name = timezone.unwrap_or("UTC");
         let session_is_utc = UTC_NAMES.contains(&name);
-        let session_zone = match refs.zoneinfo.bind(py).call1((name,)) {
-            Ok(z) => z,
-            // An offset-style or unknown zone name: psycopg falls back to UTC too.
-            Err(_) => refs.utc.bind(py).clone(),
+        let session_zone = if name == "UTC" {
+            // As psycopg's get_tzinfo(): the "UTC" zone is datetime.timezone.utc, not
+            // ZoneInfo("UTC") (equal instants, but code compares tzinfo objects).
+            refs.utc.bind(py).clone()
+        } else {
+            match refs.zoneinfo.bind(py).call1((name,)) {
+                Ok(z) => z,
+                // An offset-style or unknown zone name: psycopg falls back to UTC too.
+                Err(_) => refs.utc.bind(py).clone(),
+            }
         };
         Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace })
     }

@@ -353,6 +353,11 @@ impl<'py> Encoder<'py> {
                 *widest_int = widen(*widest_int, o);
             } else if *elem_oid == 0 && o != 0 {
                 *elem_oid = o;
+            } else if (*elem_oid, o) == (oid::TIMESTAMP, oid::TIMESTAMPTZ) || (*elem_oid, o) == (oid::TIME, oid::TIMETZ) {
+                // Naive and aware values in one list: timestamp[] (or time[]) would make
+                // the server drop the aware ones' offsets; the tz type keeps every value
+                // right (naive ones are read in the session time zone, as psycopg does).
+                *elem_oid = o;
             }
         }
         out.push('}');

@@ -1,0 +1,318 @@
+"""Native materialization: Django's queryset iterables, with rows built in Rust.
+
+Wiring: ``install()`` replaces ``__iter__`` of Django's ``ModelIterable``, ``ValuesIterable``,
+``ValuesListIterable`` and ``FlatValuesListIterable`` with a generator that first asks
+``native_rows()`` for the rows. That returns None (→ Django's own ``__iter__`` runs) unless
+the queryset's database is a django_rustpg connection with ``OPTIONS["materialize"]`` on and
+the query has a shape whose result is known to be identical. The decision is made once per
+query, from Django's compiler (``select``, ``klass_info``, ``annotation_col_map``,
+``get_converters``): attributes that exist unchanged from Django 4.2 to 5.2.
+
+The statement still goes through Django's ``CursorWrapper`` (``execute_sql(CURSOR)``), so
+``connection.queries``, ``assertNumQueries`` and execute wrappers see it as usual.
+"""
+
+import inspect
+
+from django.db import connections
+from django.db.models import Model, query as query_module, signals
+from django.db.models.base import ModelState
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
+
+from . import _native
+
+_installed = False
+_MODEL_FROM_DB = Model.from_db.__func__
+_MODEL_INIT = Model.__init__
+
+
+def _is_native_connection(connection):
+    return getattr(connection, "rustpg_materialize", False)
+
+
+def _plain_setattr_equivalent(cls, attname):
+    """Would ``setattr(obj, attname, v)`` on a new instance just store v in ``__dict__``?"""
+    attr = inspect.getattr_static(cls, attname, None)
+    if attr is None or isinstance(attr, DeferredAttribute) and type(attr).__set__ is None:
+        return True
+    setter = getattr(type(attr), "__set__", None)
+    if setter is None:
+        return True
+    # ForeignKeyDeferredAttribute.__set__ clears a cached related object (none on a new
+    # instance); FileDescriptor.__set__ stores the raw value. Both equal a dict store here.
+    from django.db.models.fields.files import FileDescriptor, ImageFileDescriptor
+    from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+
+    return type(attr) in (ForeignKeyDeferredAttribute, FileDescriptor) and not isinstance(attr, ImageFileDescriptor)
+
+
+_plain_classes = {}
+
+
+def _model_is_plain(cls, attnames):
+    if signals.pre_init.has_listeners(cls) or signals.post_init.has_listeners(cls):
+        return False
+    key = (cls, tuple(attnames))
+    plain = _plain_classes.get(key)
+    if plain is None:
+        plain = _plain_classes[key] = _model_is_plain_uncached(cls, attnames)
+    return plain
+
+
+def _model_is_plain_uncached(cls, attnames):
+    if cls.from_db.__func__ is not _MODEL_FROM_DB or cls.__init__ is not _MODEL_INIT:
+        return False
+    if cls._meta.abstract:
+        return False
+    return all(_plain_setattr_equivalent(cls, a) for a in attnames)
+
+
+def _field_columns(cls, init_list, columns):
+    """(attname, column) pairs as ``Model.from_db`` assigns them."""
+    concrete = cls._meta.concrete_fields
+    if len(init_list) == len(concrete):
+        # from_db then passes the values positionally in concrete_fields order.
+        return [(f.attname, columns[i]) for i, f in enumerate(concrete)]
+    return list(zip(init_list, columns))
+
+
+def _related_plans(klass_info, select, db):
+    plans = []
+    for rel in klass_info.get("related_klass_infos", []):
+        select_fields = rel["select_fields"]
+        cls = rel["model"]
+        if rel["from_parent"]:
+            attname_index = {select[i][0].target.attname: i for i in select_fields}
+            init_list = [f.attname for f in cls._meta.concrete_fields if f.attname in attname_index]
+            columns = [attname_index[a] for a in init_list]
+        else:
+            columns = list(range(select_fields[0], select_fields[-1] + 1))
+            init_list = [select[i][0].target.attname for i in columns]
+        if not _model_is_plain(cls, init_list):
+            return None
+        pk_attname = _pk_attname(cls)
+        if pk_attname not in init_list:
+            return None
+        nested = _related_plans(rel, select, db)
+        if nested is None:
+            return None
+        plans.append(
+            {
+                "cls": cls,
+                "state_cls": ModelState,
+                "db": db,
+                "fields": _field_columns(cls, init_list, columns),
+                "pk_column": columns[init_list.index(pk_attname)],
+                "annotations": [],
+                "related": nested,
+                "local_setter": rel["local_setter"],
+                "remote_setter": rel["remote_setter"],
+            }
+        )
+    return plans
+
+
+def _pk_attname(cls):
+    pk_fields = getattr(cls._meta, "pk_fields", None)
+    return (pk_fields[0] if pk_fields else cls._meta.pk).attname
+
+
+def _converters(compiler, connection):
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
+        return None
+    return [
+        (column, list(convs), expression)
+        for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
+    ]
+
+
+def _execute(compiler, iterable):
+    """Runs the query through Django's cursor wrapper; None when the result is empty."""
+    return compiler.execute_sql(
+        CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
+    )
+
+
+def _rows(cursor_wrapper, plan, iterable):
+    native = cursor_wrapper.cursor
+    try:
+        if iterable.chunked_fetch:
+            size = iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE
+            while True:
+                chunk = native.fetch_plan(plan, size)
+                if not chunk:
+                    break
+                yield from chunk
+        else:
+            yield from native.fetch_plan(plan)
+    finally:
+        cursor_wrapper.close()
+
+
+def _model_rows(iterable, connection):
+    queryset = iterable.queryset
+    if not _model_is_plain(queryset.model, ()):
+        return None  # decided before executing: Django's own path runs the query
+    db = queryset.db
+    compiler = queryset.query.get_compiler(using=db)
+    cursor = _execute(compiler, iterable)
+    if cursor is None:
+        return iter(())
+    select, klass_info, annotation_col_map = compiler.select, compiler.klass_info, compiler.annotation_col_map
+    cls = klass_info["model"]
+    select_fields = klass_info["select_fields"]
+    columns = list(range(select_fields[0], select_fields[-1] + 1))
+    init_list = [select[i][0].target.attname for i in columns]
+    converters = _converters(compiler, connection)
+    related = _related_plans(klass_info, select, db)
+    if converters is None or related is None or not _model_is_plain(cls, init_list):
+        rows = _django_models(iterable, compiler, cursor, connection)
+    else:
+        plan = _native.Plan(
+            "models",
+            compiler.col_count,
+            converters,
+            connection,
+            model={
+                "cls": cls,
+                "state_cls": ModelState,
+                "db": db,
+                "fields": _field_columns(cls, init_list, columns),
+                "pk_column": None,
+                "annotations": list((annotation_col_map or {}).items()),
+                "related": related,
+            },
+        )
+        rows = _rows(cursor, plan, iterable)
+    known = queryset._known_related_objects
+    if not known:
+        return rows
+    return _with_known_related(rows, queryset, known)
+
+
+def _django_models(iterable, compiler, cursor, connection):
+    """Rows decoded natively, instances built by Django (from_db, related populators):
+    for models with their own from_db/__init__, init signals, or composite keys."""
+    from django.db.models.query import get_related_populators
+
+    queryset = iterable.queryset
+    db = queryset.db
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    converters = [
+        (column, list(convs), expression)
+        for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
+    ]
+    rows = _rows(cursor, _native.Plan("tuples", compiler.col_count, converters, connection), iterable)
+    if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
+        rows = compiler.composite_fields_to_tuples(rows, fields)
+    klass_info = compiler.klass_info
+    model_cls = klass_info["model"]
+    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+    init_list = [f[0].target.attname for f in compiler.select[start:end]]
+    populators = get_related_populators(klass_info, compiler.select, db)
+    annotations = list((compiler.annotation_col_map or {}).items())
+    for row in rows:
+        obj = model_cls.from_db(db, init_list, row[start:end])
+        for populator in populators:
+            populator.populate(row, obj)
+        for attr, col in annotations:
+            setattr(obj, attr, row[col])
+        yield obj
+
+
+def _with_known_related(rows, queryset, known):
+    import operator
+
+    known_related_objects = [
+        (
+            field,
+            related_objs,
+            operator.attrgetter(
+                *[
+                    field.attname if from_field == "self" else queryset.model._meta.get_field(from_field).attname
+                    for from_field in field.from_fields
+                ]
+            ),
+        )
+        for field, related_objs in known.items()
+    ]
+    for obj in rows:
+        for field, rel_objs, rel_getter in known_related_objects:
+            if field.is_cached(obj):
+                continue
+            try:
+                rel_obj = rel_objs[rel_getter(obj)]
+            except KeyError:
+                pass
+            else:
+                setattr(obj, field.name, rel_obj)
+        yield obj
+
+
+def _value_rows(iterable, connection, kind):
+    queryset = iterable.queryset
+    query = queryset.query
+    names = None
+    if kind == "dicts":
+        if getattr(query, "selected", None):
+            names = list(query.selected)
+        else:
+            names = [*query.extra_select, *query.values_select, *query.annotation_select]
+    compiler = query.get_compiler(queryset.db)
+    cursor = _execute(compiler, iterable)
+    if cursor is None:
+        return iter(())
+    converters = _converters(compiler, connection)
+    if converters is None:
+        # Composite fields: Django's row post-processing, on natively decoded tuples.
+        fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+        all_converters = [
+            (column, list(convs), expression)
+            for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
+        ]
+        plan = _native.Plan("tuples", compiler.col_count, all_converters, connection)
+        rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable), fields)
+        if kind == "dicts":
+            return ({n: row[i] for i, n in enumerate(names)} for row in rows)
+        if kind == "flat":
+            return (row[0] for row in rows)
+        return map(tuple, rows)
+    plan = _native.Plan(kind, compiler.col_count, converters, connection, names=names)
+    return _rows(cursor, plan, iterable)
+
+
+_NATIVE = {
+    query_module.ModelIterable: _model_rows,
+    query_module.ValuesIterable: lambda it, c: _value_rows(it, c, "dicts"),
+    query_module.ValuesListIterable: lambda it, c: _value_rows(it, c, "tuples"),
+    query_module.FlatValuesListIterable: lambda it, c: _value_rows(it, c, "flat"),
+}
+
+
+def _make_iter(iterable_cls, original):
+    native = _NATIVE[iterable_cls]
+
+    def __iter__(self):
+        if type(self) is iterable_cls:
+            connection = connections[self.queryset.db]
+            if _is_native_connection(connection):
+                rows = native(self, connection)
+                if rows is not None:
+                    yield from rows
+                    return
+        yield from original(self)
+
+    __iter__.__wrapped__ = original
+    return __iter__
+
+
+def install():
+    """Idempotent: routes Django's iterables through the native path for our connections."""
+    global _installed
+    if _installed:
+        return
+    for iterable_cls in _NATIVE:
+        iterable_cls.__iter__ = _make_iter(iterable_cls, iterable_cls.__iter__)
+    _installed = True

@@ -1,0 +1,209 @@
+//! Rows straight from the wire into the objects Django's iterables would build: tuples,
+//! flat values, dicts, or model instances (with select_related chains and annotations).
+//!
+//! The Python side (`django_rustpg/materialize.py`) reads Django's compiler once per query
+//! and hands over a `Plan`; per row, this code decodes each column once, applies Django's
+//! converters in Django's order, and fills the target objects directly.
+
+use crate::cursor::raw_value;
+use crate::types::decode::{DecodeCtx, Decoder};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use tokio_postgres::Row;
+
+struct ColumnConverters {
+    column: usize,
+    /// Called as `converter(value, expression, connection)`, in this order.
+    converters: Vec<PyObject>,
+    expression: PyObject,
+}
+
+struct ModelPlan {
+    cls: PyObject,
+    new: PyObject,
+    state_cls: PyObject,
+    db: PyObject,
+    /// (attname, column) for every loaded field; deferred fields are absent.
+    fields: Vec<(Py<PyString>, usize)>,
+    /// A related row whose primary key is NULL is no object (nullable join).
+    pk_column: Option<usize>,
+    annotations: Vec<(Py<PyString>, usize)>,
+    related: Vec<RelatedPlan>,
+}
+
+struct RelatedPlan {
+    model: ModelPlan,
+    local_setter: PyObject,
+    remote_setter: PyObject,
+}
+
+enum Target {
+    Tuples(Option<Vec<usize>>),
+    Flat,
+    Dicts(Vec<(Py<PyString>, usize)>),
+    Models(ModelPlan),
+}
+
+#[pyclass(module = "django_rustpg._native", frozen)]
+pub struct Plan {
+    /// Columns decoded per row (the select list; extra ordering columns are skipped).
+    width: usize,
+    converters: Vec<ColumnConverters>,
+    connection: PyObject,
+    target: Target,
+}
+
+fn parse_converters(py: Python<'_>, spec: &Bound<'_, PyList>) -> PyResult<Vec<ColumnConverters>> {
+    spec.iter()
+        .map(|item| {
+            let (column, converters, expression): (usize, Vec<PyObject>, PyObject) = item.extract()?;
+            let _ = py;
+            Ok(ColumnConverters { column, converters, expression })
+        })
+        .collect()
+}
+
+fn interned(py: Python<'_>, names: Vec<(String, usize)>) -> Vec<(Py<PyString>, usize)> {
+    names.into_iter().map(|(n, c)| (PyString::intern(py, &n).unbind(), c)).collect()
+}
+
+fn parse_model(py: Python<'_>, spec: &Bound<'_, PyDict>) -> PyResult<ModelPlan> {
+    let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+        spec.get_item(k)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(k.to_string()))
+    };
+    let cls = get("cls")?;
+    let related = get("related")?
+        .downcast::<PyList>()?
+        .iter()
+        .map(|r| {
+            let r = r.downcast::<PyDict>()?.clone();
+            let model = parse_model(py, &r)?;
+            let local_setter = r.get_item("local_setter")?.unwrap().unbind();
+            let remote_setter = r.get_item("remote_setter")?.unwrap().unbind();
+            Ok(RelatedPlan { model, local_setter, remote_setter })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(ModelPlan {
+        new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
+        cls: cls.unbind(),
+        state_cls: get("state_cls")?.unbind(),
+        db: get("db")?.unbind(),
+        fields: interned(py, get("fields")?.extract()?),
+        pk_column: get("pk_column")?.extract()?,
+        annotations: interned(py, get("annotations")?.extract()?),
+        related,
+    })
+}
+
+#[pymethods]
+impl Plan {
+    /// kind: "tuples" (order: optional column order), "flat", "dicts" (names), "models" (model).
+    #[new]
+    #[pyo3(signature = (kind, width, converters, connection, order=None, names=None, model=None))]
+    fn new(
+        py: Python<'_>,
+        kind: &str,
+        width: usize,
+        converters: &Bound<'_, PyList>,
+        connection: PyObject,
+        order: Option<Vec<usize>>,
+        names: Option<Vec<String>>,
+        model: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let target = match kind {
+            "tuples" => Target::Tuples(order),
+            "flat" => Target::Flat,
+            "dicts" => {
+                let names = names.unwrap_or_default();
+                Target::Dicts(interned(py, names.into_iter().enumerate().map(|(i, n)| (n, i)).collect()))
+            }
+            "models" => Target::Models(parse_model(
+                py,
+                model.ok_or_else(|| pyo3::exceptions::PyValueError::new_err("models plan needs model"))?,
+            )?),
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown plan kind {other:?}"))),
+        };
+        Ok(Plan { width, converters: parse_converters(py, converters)?, connection, target })
+    }
+}
+
+impl Plan {
+    pub fn materialize(&self, ctx: &DecodeCtx<'_>, decoders: &[Decoder], rows: &[Row]) -> PyResult<Vec<PyObject>> {
+        let py = ctx.py;
+        let width = self.width.min(decoders.len());
+        let mut values: Vec<PyObject> = Vec::with_capacity(width);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            values.clear();
+            for (i, dec) in decoders[..width].iter().enumerate() {
+                values.push(ctx.decode_opt(dec, raw_value(row, i))?);
+            }
+            for conv in &self.converters {
+                if conv.column >= values.len() {
+                    continue;
+                }
+                let mut v = std::mem::replace(&mut values[conv.column], py.None());
+                for f in &conv.converters {
+                    v = f.call1(py, (v, conv.expression.clone_ref(py), self.connection.clone_ref(py)))?;
+                }
+                values[conv.column] = v;
+            }
+            out.push(match &self.target {
+                Target::Tuples(None) => PyTuple::new(py, values.iter().map(|v| v.clone_ref(py)))?.into_any().unbind(),
+                Target::Tuples(Some(order)) => {
+                    PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?.into_any().unbind()
+                }
+                Target::Flat => values.first().map(|v| v.clone_ref(py)).unwrap_or_else(|| py.None()),
+                Target::Dicts(names) => {
+                    let d = PyDict::new(py);
+                    for (name, col) in names {
+                        d.set_item(name.bind(py), values[*col].bind(py))?;
+                    }
+                    d.into_any().unbind()
+                }
+                Target::Models(plan) => build_model(py, plan, &values)?.unwrap_or_else(|| py.None()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Builds one instance as `Model.from_db` would, without running `__init__`: the caller
+/// only uses this plan for models whose `from_db`/`__init__` are Django's and that have no
+/// pre_init/post_init receivers.
+fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResult<Option<PyObject>> {
+    if let Some(pk) = plan.pk_column {
+        if values[pk].is_none(py) {
+            return Ok(None);
+        }
+    }
+    let cls = plan.cls.bind(py);
+    let obj = plan.new.bind(py).call1((cls,))?;
+    let dict = obj.getattr(pyo3::intern!(py, "__dict__"))?;
+    let dict = dict.downcast::<PyDict>()?;
+    let state = plan.state_cls.bind(py).call0()?;
+    let state_dict = state.getattr(pyo3::intern!(py, "__dict__"))?;
+    let state_dict = state_dict.downcast::<PyDict>()?;
+    dict.set_item(pyo3::intern!(py, "_state"), &state)?;
+    for (attname, col) in &plan.fields {
+        dict.set_item(attname.bind(py), values[*col].bind(py))?;
+    }
+    state_dict.set_item(pyo3::intern!(py, "adding"), false)?;
+    state_dict.set_item(pyo3::intern!(py, "db"), plan.db.bind(py))?;
+    for rel in &plan.related {
+        let child = build_model(py, &rel.model, values)?;
+        match child {
+            Some(child) => {
+                rel.local_setter.call1(py, (&obj, &child))?;
+                rel.remote_setter.call1(py, (&child, &obj))?;
+            }
+            None => {
+                rel.local_setter.call1(py, (&obj, py.None()))?;
+            }
+        }
+    }
+    for (attr, col) in &plan.annotations {
+        obj.setattr(attr.bind(py), values[*col].bind(py))?;
+    }
+    Ok(Some(obj.unbind()))
+}
