@@ -426,6 +426,7 @@ def anchor_asyncpg():
     import asyncpg
 
     s = _server()
+    s["database"] = s.pop("dbname")
     loop = asyncio.new_event_loop()
     conn = loop.run_until_complete(asyncpg.connect(**s))
     pk_sql = PK_SQL.replace("%s", "$1")

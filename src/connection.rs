@@ -152,6 +152,27 @@ impl ConnCore {
         result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
     }
 
+    /// Runs `f` on the session inside the connection's transaction rules (BEGIN first when
+    /// autocommit is off), updating the transaction state like a statement would.
+    pub fn with_transaction<T, E: Into<tokio_postgres::Error>>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&PooledSession) -> Result<T, E>,
+        sql: &str,
+    ) -> PyResult<T> {
+        let session = self.session(py)?;
+        let effects = Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false };
+        if let Some(begin) = self.begin_for(effects) {
+            if let Err(e) = runtime::block_on(py, async { session.client.batch_execute(&begin).await }) {
+                self.after(effects, false);
+                return Err(errors::from_pg(py, &e, Some(&begin)));
+            }
+        }
+        let result = f(&session).map_err(Into::into);
+        self.after(effects, result.is_ok());
+        result.map_err(|e| errors::from_pg(py, &e, Some(sql)))
+    }
+
     /// A plain statement for transaction control.
     fn simple(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
         let session = self.session(py)?;
@@ -198,6 +219,7 @@ impl ConnCore {
         }
         if dirty {
             cleanup.push_str(RESET_SESSION);
+            cleanup.push_str(&pool::session_setup_sql(&self.spec));
         }
         let clean = session.client.is_closed() == false
             && (cleanup.is_empty()
@@ -358,7 +380,10 @@ impl Connection {
 
     #[getter]
     fn cursor_factory(&self, py: Python<'_>) -> PyObject {
-        self.core.cursor_factory.lock().as_ref().map(|f| f.clone_ref(py)).unwrap_or_else(|| py.None())
+        match self.core.cursor_factory.lock().as_ref() {
+            Some(f) => f.clone_ref(py),
+            None => py.get_type::<crate::cursor::Cursor>().into_any().unbind(),
+        }
     }
 
     #[setter]
@@ -579,10 +604,17 @@ const KNOWN_KEYWORDS: [&str; 25] = [
     "keepalives_idle", "sslcert",
 ];
 
-/// `connect(**params)`: checks a session out of this process's pool for these parameters.
-#[pyfunction]
-#[pyo3(signature = (**kwargs))]
-pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
+struct ConnectRequest {
+    spec: ConnectSpec,
+    pool_spec: PoolSpec,
+    reuse: bool,
+    reset_always: bool,
+    autocommit: bool,
+    isolation_level: Option<i64>,
+    cursor_factory: Option<PyObject>,
+}
+
+fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ConnectRequest> {
     let empty = PyDict::new(py);
     let kw = kwargs.unwrap_or(&empty);
     for key in kw.keys() {
@@ -597,12 +629,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
             return Err(errors::not_supported(py, format!("client_encoding {enc} is not supported: the driver speaks UTF8")));
         }
     }
-    let mut options = opt_str(kw, "options")?.unwrap_or_default();
-    if let Some(tz) = opt_str(kw, "timezone")? {
-        // Part of the session's defaults: RESET ALL on reuse returns to it.
-        let escaped = tz.replace('\\', "\\\\").replace(' ', "\\ ");
-        options = format!("{options} -c TimeZone={escaped}").trim().to_string();
-    }
+    let options = opt_str(kw, "options")?.unwrap_or_default();
     let spec = ConnectSpec {
         host: opt_str(kw, "host")?.or_else(|| std::env::var("PGHOST").ok()),
         port: opt_str(kw, "port")?.or_else(|| std::env::var("PGPORT").ok()),
@@ -613,6 +640,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         application_name: opt_str(kw, "application_name")?,
         sslmode: opt_str(kw, "sslmode")?.or_else(|| std::env::var("PGSSLMODE").ok()).unwrap_or_else(|| "prefer".into()),
         sslrootcert: opt_str(kw, "sslrootcert")?,
+        timezone: opt_str(kw, "timezone")?,
         connect_timeout: match opt_str(kw, "connect_timeout")? {
             None => None,
             Some(t) => Some(t.parse().map_err(|_| errors::programming(py, format!("invalid connect_timeout: {t}")))?),
@@ -655,6 +683,15 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
     };
     let cursor_factory = kw.get_item("cursor_factory")?.filter(|f| !f.is_none()).map(|f| f.unbind());
 
+    Ok(ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory })
+}
+
+/// `connect(**params)`: checks a session out of this process's pool for these parameters.
+#[pyfunction]
+#[pyo3(signature = (**kwargs))]
+pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
+    let ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory } =
+        parse_connect(py, kwargs)?;
     let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
     let min_size = pool_spec.min_size;
     let timeout = pool_spec.timeout;
@@ -667,7 +704,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
     let obj = checkout.map_err(|e| match e {
         PoolError::Timeout(TimeoutType::Wait) => {
             let s = pool.status();
-            errors::operational(
+            errors::pool_timeout(
                 py,
                 format!(
                     "couldn't get a connection after {:.1}s: all {} connections of the pool (max_size={}) are in use",
@@ -703,6 +740,15 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         reset_always,
     };
     Ok(Connection { core: Arc::new(core) })
+}
+
+/// Closes the pool that `connect(**params)` would use.
+#[pyfunction]
+#[pyo3(signature = (**kwargs))]
+pub fn close_pool(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let req = parse_connect(py, kwargs)?;
+    pool::close_pool(&req.spec, &req.pool_spec);
+    Ok(())
 }
 
 /// Closes every pool of this process (after settings change, in tests).

@@ -79,6 +79,7 @@ pub struct Cursor {
     last_sql: Option<String>,
     tz_name: Option<String>,
     named: Option<Named>,
+    reg_names: std::collections::HashMap<(u32, u32), String>,
 }
 
 impl Cursor {
@@ -99,6 +100,7 @@ impl Cursor {
             last_sql: None,
             tz_name: None,
             named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false }),
+            reg_names: std::collections::HashMap::new(),
         }
     }
 
@@ -122,7 +124,7 @@ impl Cursor {
         self.rownumber = None;
     }
 
-    fn absorb_rows(&mut self, rows: Vec<Row>) {
+    fn absorb_rows(&mut self, py: Python<'_>, rows: Vec<Row>) -> PyResult<()> {
         if self.columns.is_none() {
             if let Some(first) = rows.first() {
                 let cols = col_infos(first.columns());
@@ -130,11 +132,60 @@ impl Cursor {
                 self.columns = Some(cols);
             }
         }
+        self.resolve_reg_names(py, &rows)?;
         self.rows.extend(rows);
+        Ok(())
+    }
+
+    /// reg* columns carry OIDs on the wire; one query per type turns them into names,
+    /// exactly as the server prints them (`'bigint'`, `'public.t'`).
+    fn resolve_reg_names(&mut self, py: Python<'_>, rows: &[Row]) -> PyResult<()> {
+        let reg_columns: Vec<(usize, u32, String)> = self
+            .decoders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Decoder::RegName(t) => Some((i, *t, self.columns.as_ref()?[i].type_.name().to_string())),
+                _ => None,
+            })
+            .collect();
+        for (col, type_oid, type_name) in reg_columns {
+            let mut wanted: Vec<u32> = rows
+                .iter()
+                .filter_map(|r| raw_value(r, col).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes))
+                .filter(|v| !self.reg_names.contains_key(&(type_oid, *v)))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            if wanted.is_empty() {
+                continue;
+            }
+            let list = format!("{{{}}}", wanted.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+            let sql = format!("SELECT v, v::{type_name}::text FROM unnest($1::oid[]) AS v");
+            let session = self.core.session(py)?;
+            let param = crate::types::encode::Param { oid: 1028, format: crate::types::encode::Format::Text, value: Some(list.into_bytes()) };
+            let params = bind::wire_params(std::slice::from_ref(&param));
+            let found = runtime::block_on(py, async {
+                let stream = session
+                    .client
+                    .query_typed_raw(&sql, params.iter().map(|(w, t)| (w as &(dyn postgres_types::ToSql + Sync), t.clone())))
+                    .await?;
+                use futures_util::TryStreamExt;
+                stream.try_collect::<Vec<Row>>().await
+            })
+            .map_err(|e| errors::from_pg(py, &e, Some(&sql)))?;
+            for r in found {
+                let oid: u32 = r.get(0);
+                let name: String = r.get(1);
+                self.reg_names.insert((type_oid, oid), name);
+            }
+        }
+        Ok(())
     }
 
     fn run_bound(&mut self, py: Python<'_>, q: BoundQuery) -> PyResult<()> {
         self.reset_result();
+        let watch = crate::nplusone::start(); // N+1 detection: None unless a scope is open
         if let Some(named) = &mut self.named {
             let scroll = match named.scrollable {
                 Some(true) => " SCROLL",
@@ -156,12 +207,15 @@ impl Cursor {
             self.rowcount = 0;
             self.rownumber = Some(0);
             self.tz_name = self.core.timezone();
+            if let Some(t0) = watch {
+                crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
+            }
             return Ok(());
         }
         let outcome = self.core.run(py, &q)?;
         let n = outcome.rows.len();
         let returns_rows = !outcome.rows.is_empty() || may_return_rows(&q);
-        self.absorb_rows(outcome.rows);
+        self.absorb_rows(py, outcome.rows)?;
         self.rowcount = match outcome.rows_affected {
             Some(a) if n == 0 => a as i64,
             _ if n > 0 => n as i64,
@@ -173,6 +227,9 @@ impl Cursor {
         }
         self.rownumber = if self.columns.is_some() || self.describe.is_some() { Some(0) } else { None };
         self.tz_name = self.core.timezone();
+        if let Some(t0) = watch {
+            crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
+        }
         self.last_sql = Some(q.sql);
         Ok(())
     }
@@ -194,12 +251,12 @@ impl Cursor {
             }
         }
         self.rowcount = self.rowcount.max(0) + got as i64;
-        self.absorb_rows(outcome.rows);
+        self.absorb_rows(py, outcome.rows)?;
         Ok(())
     }
 
-    fn decode_ctx<'py>(&self, py: Python<'py>, replace: &'py TzReplace) -> PyResult<DecodeCtx<'py>> {
-        DecodeCtx::new(py, self.tz_name.as_deref(), replace)
+    fn decode_ctx<'py>(&'py self, py: Python<'py>, replace: &'py TzReplace) -> PyResult<DecodeCtx<'py>> {
+        Ok(DecodeCtx::new(py, self.tz_name.as_deref(), replace)?.with_reg_names(&self.reg_names))
     }
 
     fn has_result(&self, py: Python<'_>) -> PyResult<()> {
@@ -233,6 +290,7 @@ impl Cursor {
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
         let out = rows.iter().map(|r| row_tuple(&ctx, &self.decoders, r)).collect::<PyResult<Vec<_>>>()?;
+        drop(ctx);
         if let Some(n) = self.rownumber.as_mut() {
             *n += rows.len();
         }
@@ -333,6 +391,14 @@ fn describe(py: Python<'_>, cols: &[ColInfo]) -> PyResult<PyObject> {
 
 #[pymethods]
 impl Cursor {
+    /// `Cursor(connection)`, as psycopg's cursor classes are built (cursor_factory).
+    #[new]
+    #[pyo3(signature = (connection, name=None, *, scrollable=None, withhold=false))]
+    fn py_new(connection: Bound<'_, Connection>, name: Option<String>, scrollable: Option<bool>, withhold: bool) -> Self {
+        let core = connection.get().core.clone();
+        Cursor::new(connection.unbind(), core, name, scrollable, withhold)
+    }
+
     #[pyo3(signature = (query, params=None, *, prepare=None, binary=None))]
     fn execute<'py>(
         mut slf: PyRefMut<'py, Self>,
@@ -444,6 +510,7 @@ impl Cursor {
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
         let out = plan.get().materialize(&ctx, &self.decoders, &rows)?;
+        drop(ctx);
         if let Some(n) = self.rownumber.as_mut() {
             *n += rows.len();
         }
@@ -516,6 +583,15 @@ impl Cursor {
             }
         }
         Ok(())
+    }
+
+    /// `with cursor.copy("COPY t FROM STDIN") as copy: copy.write_row(...)`.
+    #[pyo3(signature = (statement, params=None))]
+    fn copy(&self, py: Python<'_>, statement: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<crate::copy::Copy> {
+        self.check_open(py)?;
+        let text = bind::query_text(py, statement)?;
+        let sql = bind::mogrify(py, &text, params, self.core.hstore_oid())?;
+        Ok(crate::copy::Copy::new(self.core.clone(), sql))
     }
 
     #[pyo3(signature = (query, params=None))]

@@ -70,6 +70,15 @@ pub fn not_supported(py: Python<'_>, msg: impl Into<String>) -> PyErr {
     new_err(py, Kind::NotSupported, msg)
 }
 
+/// No pooled connection became free in time (`dbapi.PoolTimeout`, an OperationalError).
+pub fn pool_timeout(py: Python<'_>, msg: impl Into<String>) -> PyErr {
+    let msg = msg.into();
+    match py.import("django_rustpg.dbapi").and_then(|m| m.getattr("PoolTimeout")).and_then(|c| c.call1((msg.clone(),))) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => operational(py, msg),
+    }
+}
+
 /// Maps a tokio-postgres error. `query` is the text sent, for the `LINE n:` pointer.
 pub fn from_pg(py: Python<'_>, err: &tokio_postgres::Error, query: Option<&str>) -> PyErr {
     if let Some(db) = err.as_db_error() {

@@ -7,8 +7,10 @@
 pub mod bind;
 pub mod codec;
 pub mod connection;
+pub mod copy;
 pub mod cursor;
 pub mod errors;
+pub mod nplusone;
 pub mod materialize;
 pub mod pool;
 pub mod runtime;
@@ -24,9 +26,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::ConnectionInfo>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<materialize::Plan>()?;
+    m.add_class::<copy::Copy>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::close_pool, m)?)?;
     m.add_function(wrap_pyfunction!(mogrify, m)?)?;
+    m.add_class::<nplusone::Scope>()?;
+    m.add_class::<nplusone::CallOrigin>()?;
+    m.add_function(wrap_pyfunction!(nplusone::nplusone_install, m)?)?;
+    m.add_function(wrap_pyfunction!(nplusone::nplusone_active, m)?)?;
+    m.add_function(wrap_pyfunction!(nplusone::fingerprint_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(nplusone::analyze_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(nplusone::capture_origin, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -38,6 +38,17 @@ pub struct ConnectSpec {
     pub sslmode: String,
     pub sslrootcert: Option<String>,
     pub connect_timeout: Option<u64>,
+    /// Set on every new session (not a startup option, so `RESET TIMEZONE` still means
+    /// the server's default) and again whenever a session is reset for reuse.
+    pub timezone: Option<String>,
+}
+
+/// The SET statements that give a fresh or reset session its baseline state.
+pub fn session_setup_sql(spec: &ConnectSpec) -> String {
+    match &spec.timezone {
+        Some(tz) => format!("SET TimeZone TO {};", crate::sql::literal::quote_string(tz)),
+        None => String::new(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,6 +115,7 @@ pub struct Session {
 }
 
 pub struct PgManager {
+    setup_sql: String,
     config: Config,
     tls: MakeRustlsConnect,
     spec: PoolSpec,
@@ -128,6 +140,9 @@ impl managed::Manager for PgManager {
             ended_notify: Notify::new(),
         });
         tokio::spawn(drive(conn, shared.clone()));
+        if !self.setup_sql.is_empty() {
+            client.batch_execute(&self.setup_sql).await?;
+        }
         Ok(Session { client, shared })
     }
 
@@ -257,7 +272,7 @@ pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PgPool, Stri
         return Ok(pool.clone());
     }
     let (config, tls) = build_config(spec)?;
-    let manager = PgManager { config, tls, spec: pool_spec.clone() };
+    let manager = PgManager { setup_sql: session_setup_sql(spec), config, tls, spec: pool_spec.clone() };
     let pool = Pool::builder(manager)
         .max_size(pool_spec.max_size.max(1))
         .wait_timeout(Some(pool_spec.timeout))
@@ -314,5 +329,17 @@ pub async fn close_idle_sessions() {
     }
     for shared in closing {
         let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
+    }
+}
+
+/// Closes and forgets the pool for these parameters (Django's `close_pool()`).
+pub fn close_pool(spec: &ConnectSpec, pool_spec: &PoolSpec) {
+    let mut slot = POOLS.lock();
+    if let Some((owner, pools)) = slot.as_mut() {
+        if *owner == runtime::current_pid() {
+            if let Some(pool) = pools.remove(&(spec.clone(), pool_spec.clone())) {
+                pool.close();
+            }
+        }
     }
 }

@@ -67,3 +67,10 @@ def pg(dsn_params):
 
     with psycopg.connect(psycopg_conninfo(dsn_params), autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def pg_conninfo(dsn_params):
+    """psycopg_conninfo() as a fixture, so test modules need not import conftest (another
+    conftest.py in a subdirectory would shadow `import conftest`)."""
+    return psycopg_conninfo(dsn_params)

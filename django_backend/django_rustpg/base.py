@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base as pg_base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
+from django.db.backends.base.base import NO_DB_ALIAS
 from django.utils.asyncio import async_unsafe
 
 from . import dbapi, materialize
@@ -31,12 +32,37 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
 
     @property
     def pool(self):
-        # Pooling is the driver's (per process, keyed by connection parameters);
-        # Django's psycopg_pool path is never taken.
-        return None
+        """The driver's pool for this alias when OPTIONS["pool"] is set, else None.
+
+        Connections are always pooled by the driver (per process, keyed by connection
+        parameters); OPTIONS["pool"] sizes that pool. Django's psycopg_pool path is never
+        taken: get_new_connection, _close and init_connection_state are overridden.
+        """
+        options = self.settings_dict["OPTIONS"].get("pool")
+        if self.alias == NO_DB_ALIAS or not options:
+            return None
+        if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+            raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+        return DriverPool(self)
 
     def close_pool(self):
-        pass
+        pool = self.pool
+        if pool is not None:
+            pool.close()
+
+    def init_connection_state(self):
+        # Django skips time zone and role setup when self.pool is set (psycopg_pool's
+        # configure callback does it there); the driver's pool needs it done here.
+        super(pg_base.DatabaseWrapper, self).init_connection_state()
+        if self.connection is not None:
+            commit = self._configure_connection(self.connection)
+            if commit and not self.get_autocommit():
+                self.connection.commit()
+
+    def _close(self):
+        if self.connection is not None:
+            with self.wrap_database_errors:
+                return self.connection.close()
 
     def get_connection_params(self):
         options = self.settings_dict["OPTIONS"]
@@ -94,3 +120,26 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
 materialize.install()
 
 
+
+
+class DriverPool:
+    """What ``DatabaseWrapper.pool`` returns: a handle on the driver's pool for an alias."""
+
+    def __init__(self, wrapper):
+        self._wrapper = wrapper
+
+    def _params(self):
+        return self._wrapper.get_connection_params()
+
+    def open(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        dbapi.close_pool(**self._params())
+
+    def get_stats(self):
+        conn = dbapi.connect(**self._params())
+        try:
+            return conn.pool_status()
+        finally:
+            conn.close()

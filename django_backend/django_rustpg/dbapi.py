@@ -20,7 +20,16 @@ from psycopg import (  # noqa: F401  (re-exported PEP 249 names)
 )
 
 from . import _native
-from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, mogrify
+from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, close_pool, mogrify
+
+try:  # Code written for psycopg_pool catches its PoolTimeout: be one when it is installed.
+    from psycopg_pool import PoolTimeout as _PoolTimeoutBase
+except ImportError:
+    _PoolTimeoutBase = OperationalError
+
+
+class PoolTimeout(_PoolTimeoutBase):
+    """No pooled connection became free within the pool's ``timeout``."""
 
 apilevel = "2.0"
 threadsafety = 2

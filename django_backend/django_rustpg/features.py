@@ -1,6 +1,8 @@
 from django.db.backends.postgresql.features import DatabaseFeatures as PGDatabaseFeatures
 from django.utils.functional import cached_property
 
+_SSC = "backends.postgresql.test_server_side_cursors.ServerSideCursorsPostgres."
+
 
 class DatabaseFeatures(PGDatabaseFeatures):
     @cached_property
@@ -9,16 +11,38 @@ class DatabaseFeatures(PGDatabaseFeatures):
         return True
 
     @cached_property
-    def django_test_skips(self):
-        skips = dict(super().django_test_skips)
-        return skips
-
-    @cached_property
     def django_test_expected_failures(self):
         expected = set(super().django_test_expected_failures)
-        # The driver gives identical typed values one placeholder, so PostgreSQL sees
-        # SELECT and GROUP BY expressions with parameters as equal (Django #34255).
+        # Identical parameter values share one placeholder, so PostgreSQL sees the SELECT
+        # and GROUP BY expressions as equal (Django #34255): this passes here.
         expected.discard(
             "aggregation.tests.AggregateTestCase.test_group_by_nested_expression_with_params"
+        )
+        expected.update(
+            {
+                # These count the rows of pg_cursors while the counting query itself runs.
+                # psycopg sends parameterless queries with the simple protocol; the
+                # driver always uses the extended protocol, whose unnamed portal is listed
+                # in pg_cursors, so every count is one higher. The named cursors themselves
+                # are as expected (name, not holdable, not scrollable, not binary).
+                _SSC + "test_server_side_cursor",
+                _SSC + "test_values",
+                _SSC + "test_values_list",
+                _SSC + "test_values_list_flat",
+                _SSC + "test_values_list_fields_not_equal_to_names",
+                _SSC + "test_server_side_cursor_many_cursors",
+                _SSC + "test_server_side_cursors_setting",
+                _SSC + "test_closed_server_side_cursor",
+                # Asserts that psycopg's server-side binding makes this DISTINCT/ORDER BY
+                # query fail; the driver's placeholder sharing makes it succeed.
+                _SSC + "test_server_side_binding",
+                # Assert psycopg cursor classes: Django's ServerBindingCursor, and a
+                # subclass of Django's psycopg Cursor as OPTIONS["cursor_factory"] (which
+                # this backend rejects with ImproperlyConfigured: it needs its own cursor).
+                "backends.postgresql.tests.Tests.test_connect_server_side_binding",
+                "backends.postgresql.tests.Tests.test_connect_custom_cursor_factory",
+                # Reads psycopg_pool's private ConnectionPool._check.
+                "backends.postgresql.tests.Tests.test_pooling_health_checks",
+            }
         )
         return expected

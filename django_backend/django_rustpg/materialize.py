@@ -17,7 +17,7 @@ import inspect
 from django.db import connections
 from django.db.models import Model, query as query_module, signals
 from django.db.models.base import ModelState
-from django.db.models.query_utils import DeferredAttribute
+from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
 
 from . import _native
@@ -34,7 +34,7 @@ def _is_native_connection(connection):
 def _plain_setattr_equivalent(cls, attname):
     """Would ``setattr(obj, attname, v)`` on a new instance just store v in ``__dict__``?"""
     attr = inspect.getattr_static(cls, attname, None)
-    if attr is None or isinstance(attr, DeferredAttribute) and type(attr).__set__ is None:
+    if attr is None:
         return True
     setter = getattr(type(attr), "__set__", None)
     if setter is None:
@@ -135,20 +135,33 @@ def _execute(compiler, iterable):
     )
 
 
+class _PlanCursor:
+    """Looks like a DB-API cursor to Django's ``cursor_iter``; fetchmany builds objects."""
+
+    def __init__(self, cursor_wrapper, plan):
+        self._wrapper = cursor_wrapper
+        self._fetch = cursor_wrapper.cursor.fetch_plan
+        self._plan = plan
+
+    def fetchmany(self, size):
+        return self._fetch(self._plan, size)
+
+    def close(self):
+        self._wrapper.close()
+
+
 def _rows(cursor_wrapper, plan, iterable):
-    native = cursor_wrapper.cursor
-    try:
-        if iterable.chunked_fetch:
-            size = iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE
-            while True:
-                chunk = native.fetch_plan(plan, size)
-                if not chunk:
-                    break
-                yield from chunk
-        else:
-            yield from native.fetch_plan(plan)
-    finally:
-        cursor_wrapper.close()
+    # Through Django's own cursor_iter (looked up at call time), so the chunking and
+    # cleanup are Django's and its tests' mocks see the same calls.
+    connection = cursor_wrapper.db
+    chunks = sql_compiler.cursor_iter(
+        _PlanCursor(cursor_wrapper, plan),
+        connection.features.empty_fetchmany_value,
+        None,
+        iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE,
+    )
+    for chunk in chunks:
+        yield from chunk
 
 
 def _model_rows(iterable, connection):

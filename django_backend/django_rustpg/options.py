@@ -19,6 +19,7 @@ _DJANGO_KEYS = {
     "server_side_binding": bool,
     "prepare_threshold": (int, type(None)),
     "service": str,
+    "cursor_factory": type,
 }
 # Our own.
 _OWN_KEYS = {
@@ -73,18 +74,23 @@ def validate_options(options, settings_dict):
                 )
     if pool and settings_dict.get("CONN_MAX_AGE", 0) != 0:
         raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
-    if options.get("server_side_binding") is False:
-        raise ImproperlyConfigured(
-            "OPTIONS['server_side_binding'] = False is not supported: django_rustpg always "
-            "binds parameters on the server."
-        )
+    factory = options.get("cursor_factory")
+    if factory is not None:
+        from ._native import Cursor
+
+        if not issubclass(factory, Cursor):
+            raise ImproperlyConfigured(
+                "OPTIONS['cursor_factory'] must be a subclass of django_rustpg.dbapi.Cursor "
+                f"(psycopg cursor classes cannot drive this backend), not {factory!r}."
+            )
 
 
 def driver_params(params, options, timezone_name):
     """Django's psycopg connect() keywords → the driver's."""
     params = dict(params)
-    for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding",
-                "materialize", "service"):
+    if "cursor_factory" not in options:
+        params.pop("cursor_factory", None)  # Django's default is a psycopg class
+    for key in ("context", "prepare_threshold", "server_side_binding", "materialize", "service"):
         params.pop(key, None)
     if timezone_name:
         # Set at session start, so Django's TimeZone check needs no query and a reused

@@ -39,9 +39,16 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
             // SET LOCAL / SET CONSTRAINTS / SET TRANSACTION end with the transaction.
             "SET" => !matches!(kw(1), "LOCAL" | "CONSTRAINTS" | "TRANSACTION"),
             "RESET" | "PREPARE" | "DEALLOCATE" | "LISTEN" | "LOAD" | "DO" | "CALL" | "DECLARE" => true,
-            "CREATE" => matches!(kw(1), "TEMP" | "TEMPORARY")
-                || (matches!(kw(1), "LOCAL" | "GLOBAL") && matches!(kw(2), "TEMP" | "TEMPORARY")),
-            "SELECT" | "WITH" | "VALUES" => mentions_session_function(text_lower_hint),
+            "CREATE" => {
+                matches!(kw(1), "TEMP" | "TEMPORARY")
+                    || (matches!(kw(1), "LOCAL" | "GLOBAL") && matches!(kw(2), "TEMP" | "TEMPORARY"))
+                    // CREATE OR REPLACE TEMP VIEW, CREATE TABLE pg_temp.t, CREATE FUNCTION pg_temp.f()
+                    || words(text_lower_hint).any(is_temp_word)
+            }
+            // EXPLAIN ANALYZE runs its statement.
+            "SELECT" | "WITH" | "VALUES" | "TABLE" | "EXPLAIN" => {
+                mentions_session_function(text_lower_hint) || selects_into_temp(text_lower_hint)
+            }
             _ => false,
         };
     let database_ddl = matches!(kw(0), "CREATE" | "ALTER" | "DROP") && kw(1) == "DATABASE";
@@ -58,6 +65,28 @@ fn mentions_session_function(sql: &str) -> bool {
     }
     let lower = sql.to_ascii_lowercase();
     NEEDLES.iter().any(|n| lower.contains(n))
+}
+
+/// `TEMP`, `TEMPORARY`, or a `pg_temp` / `pg_temp_N` schema name.
+fn is_temp_word(w: &str) -> bool {
+    w.eq_ignore_ascii_case("temp")
+        || w.eq_ignore_ascii_case("temporary")
+        || (w.len() >= 7 && w[..7].eq_ignore_ascii_case("pg_temp"))
+}
+
+/// The identifier-like words of a statement (quotes and punctuation are separators).
+fn words(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).filter(|w| !w.is_empty())
+}
+
+/// `SELECT ... INTO TEMP t` / `INTO pg_temp.t` creates a temporary table.
+fn selects_into_temp(sql: &str) -> bool {
+    // Cheap reject without allocating: both words must occur somewhere.
+    let has = |needle: &[u8]| sql.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if !has(b"into") || !has(b"temp") {
+        return false;
+    }
+    words(sql).any(|w| w.eq_ignore_ascii_case("into")) && words(sql).any(is_temp_word)
 }
 
 #[cfg(test)]
@@ -100,5 +129,23 @@ mod tests {
         assert!(fx("DROP DATABASE t").database_ddl);
         assert!(fx("CREATE DATABASE t WITH TEMPLATE x").database_ddl);
         assert!(!fx("DROP TABLE t").database_ddl);
+    }
+
+    #[test]
+    fn temporary_objects_however_spelled() {
+        assert!(fx("SELECT 1 AS x INTO TEMP t").dirties_session);
+        assert!(fx("select 1 into temporary t").dirties_session);
+        assert!(fx("WITH x AS (SELECT 1) SELECT * INTO TEMP TABLE t FROM x").dirties_session);
+        assert!(fx("SELECT 1 INTO pg_temp.t").dirties_session);
+        assert!(fx("CREATE TABLE pg_temp.t (x int)").dirties_session);
+        assert!(fx("CREATE TABLE \"pg_temp\".t (x int)").dirties_session);
+        assert!(fx("CREATE OR REPLACE TEMP VIEW v AS SELECT 1").dirties_session);
+        assert!(fx("CREATE FUNCTION pg_temp.f() RETURNS int AS 'SELECT 1' LANGUAGE sql").dirties_session);
+        assert!(fx("EXPLAIN ANALYZE SELECT set_config('work_mem', '9MB', false)").dirties_session);
+        assert!(!fx("SELECT 1 INTO t").dirties_session);
+        assert!(!fx("SELECT temp FROM weather").dirties_session);
+        assert!(!fx("SELECT temperature INTO archive FROM weather").dirties_session);
+        assert!(!fx("CREATE TABLE templates (x int)").dirties_session);
+        assert!(!fx("EXPLAIN SELECT 1").dirties_session);
     }
 }

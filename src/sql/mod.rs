@@ -1,4 +1,5 @@
 //! SQL text tools with no Python or network dependency.
 pub mod classify;
+pub mod fingerprint;
 pub mod literal;
 pub mod placeholders;

@@ -35,9 +35,15 @@ pub enum Decoder {
     Bits,
     Money,
     TsVector,
+    TsQuery,
+    PgLsn,
+    Xid8,
     Hstore,
     Array(Box<Decoder>),
     Range(Box<Decoder>),
+    /// regclass, regtype, ...: the binary form is an OID; Python gets the name, which the
+    /// cursor looks up once per result (see `Cursor::resolve_reg_names`).
+    RegName(u32),
     /// Types we do not know: their binary form is text for enums, citext and friends.
     Unknown,
 }
@@ -49,7 +55,7 @@ impl Decoder {
             oid::INT2 => return Decoder::Int2,
             oid::INT4 => return Decoder::Int4,
             oid::INT8 => return Decoder::Int8,
-            oid::OID | oid::XID | oid::CID | oid::REGPROC | oid::REGCLASS | oid::REGTYPE => return Decoder::Oid,
+            oid::OID | oid::XID | oid::CID => return Decoder::Oid,
             oid::FLOAT4 => return Decoder::Float4,
             oid::FLOAT8 => return Decoder::Float8,
             oid::NUMERIC => return Decoder::Numeric,
@@ -69,7 +75,15 @@ impl Decoder {
             oid::BIT | oid::VARBIT => return Decoder::Bits,
             oid::MONEY => return Decoder::Money,
             oid::TSVECTOR => return Decoder::TsVector,
+            // Binary forms that are not text: without these they would fall to Unknown and
+            // come back as bytes or, worse, as a str of binary garbage.
+            oid::TSQUERY => return Decoder::TsQuery,
+            oid::PG_LSN => return Decoder::PgLsn,
+            oid::XID8 => return Decoder::Xid8,
             _ => {}
+        }
+        if ty.schema() == "pg_catalog" && ty.name().starts_with("reg") && matches!(ty.kind(), Kind::Simple) {
+            return Decoder::RegName(ty.oid());
         }
         match ty.kind() {
             Kind::Array(inner) => Decoder::Array(Box::new(Decoder::for_type(inner))),
@@ -95,6 +109,7 @@ pub struct DecodeCtx<'py> {
     session_zone: Bound<'py, PyAny>,
     session_is_utc: bool,
     replace: &'py TzReplace,
+    reg_names: Option<&'py std::collections::HashMap<(u32, u32), String>>,
 }
 
 const UTC_NAMES: [&str; 10] =
@@ -116,7 +131,12 @@ impl<'py> DecodeCtx<'py> {
                 Err(_) => refs.utc.bind(py).clone(),
             }
         };
-        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace })
+        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace, reg_names: None })
+    }
+
+    pub fn with_reg_names(mut self, names: &'py std::collections::HashMap<(u32, u32), String>) -> Self {
+        self.reg_names = Some(names);
+        self
     }
 
     pub fn decode(&self, decoder: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
@@ -196,10 +216,25 @@ impl<'py> DecodeCtx<'py> {
             Decoder::Mac => PyString::new(py, &codec::net::mac_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
             Decoder::Bits => PyString::new(py, &codec::text::bits_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
             Decoder::Money => PyString::new(py, &codec::text::money_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind(),
+            Decoder::TsQuery => {
+                PyString::new(py, &codec::text::tsquery_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind()
+            }
+            Decoder::PgLsn => {
+                let lsn = u64::from_be_bytes(fixed(raw, "pg_lsn")?);
+                PyString::new(py, &format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)).into_any().unbind()
+            }
+            Decoder::Xid8 => PyString::new(py, &u64::from_be_bytes(fixed(raw, "xid8")?).to_string()).into_any().unbind(),
             Decoder::TsVector => {
                 PyString::new(py, &codec::text::tsvector_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind()
             }
             Decoder::Hstore => self.hstore(raw)?,
+            Decoder::RegName(type_oid) => {
+                let value = u32::from_be_bytes(fixed(raw, "oid")?);
+                match self.reg_names.and_then(|m| m.get(&(*type_oid, value))) {
+                    Some(name) => PyString::new(py, name).into_any().unbind(),
+                    None => value.into_pyobject(py)?.into_any().unbind(),
+                }
+            }
             Decoder::Array(elem) => self.array(elem, raw)?,
             Decoder::Range(elem) => self.range(elem, raw)?,
         })

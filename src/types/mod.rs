@@ -45,6 +45,9 @@ pub mod oid {
     pub const REGTYPE: u32 = 2206;
     pub const UUID: u32 = 2950;
     pub const TSVECTOR: u32 = 3614;
+    pub const TSQUERY: u32 = 3615;
+    pub const PG_LSN: u32 = 3220;
+    pub const XID8: u32 = 5069;
     pub const JSONB: u32 = 3802;
     pub const INT4RANGE: u32 = 3904;
     pub const NUMRANGE: u32 = 3906;

@@ -1,0 +1,701 @@
+#!/usr/bin/env python3
+"""Comparative benchmark: django_rustpg against Django's stock PostgreSQL backend.
+
+    make bench                                  full run (<= 15 min on 2 cores)
+    .venv/bin/python benches/run.py --quick     one round, fewer repetitions (~3-4 min)
+    .venv/bin/python benches/run.py --scenarios get_by_pk,values_20k --engines rustpg,psycopg3
+    .venv/bin/python benches/run.py --rust      also the criterion micro-benchmarks (cargo bench)
+    .venv/bin/python benches/run.py --rust-only just those
+
+Engines, each in its own processes: rustpg (ENGINE django_rustpg, default OPTIONS),
+psycopg3 (stock backend), psycopg3_pool (stock, OPTIONS pool=True), psycopg2 (stock, from
+its own virtualenv .cache/bench-venv-psycopg2, since Django prefers psycopg 3 whenever it is
+importable). Every (round, scenario, engine) runs in a fresh worker (benches/scenarios.py):
+peak RSS is per process, and engines alternate within each round so that machine load
+hits all of them alike. The database (django_rustpg_bench) is recreated and seeded once per
+run. DATABASE_URL names the server (make bench gets it from scripts/find_pg.py).
+
+Writes benches/results/latest.{md,json,png}; exits non-zero when an engine crashed or
+returned different data or query counts than the others.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent
+ROOT = BENCHES.parent
+RESULTS = BENCHES / "results"
+PSYCOPG2_VENV = ROOT / ".cache" / "bench-venv-psycopg2"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+sys.path.insert(0, str(BENCHES))
+from scenarios import ANCHORS, SCENARIOS  # noqa: E402  (no Django import happens here)
+
+ENGINES = ["rustpg", "psycopg3", "psycopg3_pool", "psycopg2"]
+LABELS = {"rustpg": "django_rustpg", "psycopg3": "psycopg 3", "psycopg3_pool": "psycopg 3 + pool",
+          "psycopg2": "psycopg2"}
+STOCK = [e for e in ENGINES if e != "rustpg"]
+ANCHOR_LABELS = {"rustpg": "django_rustpg cursor", "psycopg3_text": "psycopg 3 (text)",
+                 "psycopg3_binary": "psycopg 3 (binary cursor)", "asyncpg": "asyncpg", "psycopg2": "psycopg2"}
+
+# rounds x (>= reps repetitions, or more until min_time seconds were timed) per worker
+PROFILES = {
+    "full": dict(rounds=2, reps=2, min_time=1.0, http_seconds=10, anchor_reps=5),
+    "quick": dict(rounds=1, reps=1, min_time=0.0, http_seconds=5, anchor_reps=2),
+}
+HTTP_CONCURRENCY = 4
+GUNICORN_WORKERS = 2
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environments
+
+def pip_install(python, *args):
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args], check=True)
+
+
+def ensure_main_deps():
+    import importlib.util
+
+    missing = [m for m in ("psycopg_pool", "asyncpg", "matplotlib", "gunicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        log(f"installing bench dependencies into {sys.prefix} (missing: {', '.join(missing)})")
+        pip_install(sys.executable, "-r", str(BENCHES / "requirements.txt"))
+    if importlib.util.find_spec("django_rustpg") is None:
+        sys.exit("run.py: django_rustpg is not importable; run it with the project venv after `make build`")
+
+
+def venv_python(venv):
+    return venv / "bin" / "python"
+
+
+def ensure_psycopg2_venv():
+    py = venv_python(PSYCOPG2_VENV)
+    check = [str(py), "-c", "import django, psycopg2, gunicorn; assert django.VERSION[:2] == (5, 2)"]
+    if py.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return py
+    log(f"creating {PSYCOPG2_VENV.relative_to(ROOT)} (Django 5.2 + psycopg2-binary + gunicorn)")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--clear", str(PSYCOPG2_VENV)], check=True)
+    pip_install(py, "Django>=5.2,<5.3", "psycopg2-binary", "gunicorn")
+    subprocess.run(check, check=True)
+    return py
+
+
+def engine_python(engine):
+    return venv_python(PSYCOPG2_VENV) if engine == "psycopg2" else Path(sys.executable)
+
+
+def child_env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(BENCHES), DATABASE_URL=os.environ.get("DATABASE_URL", DEFAULT_URL))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_json(cmd, env, timeout):
+    """Runs a worker; returns its last stdout line as JSON, or {"error": ...}."""
+    try:
+        p = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout}s: {' '.join(map(str, cmd))}"}
+    lines = [line for line in p.stdout.splitlines() if line.strip()]
+    try:
+        out = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        out = {"error": f"exit {p.returncode}, no result\nstdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-4000:]}"}
+    if p.stderr.strip():
+        out["stderr"] = p.stderr.strip()[-2000:]
+    return out
+
+
+# ---------------------------------------------------------------- phases
+
+def seed():
+    log("seeding django_rustpg_bench ...")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "djbench.seed"], env=child_env(BENCH_ENGINE="psycopg3"),
+                       cwd=BENCHES, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"seeding failed:\n{r.stdout}{r.stderr}")
+    log(f"  {r.stdout.strip()} in {time.time() - t0:.1f}s")
+
+
+def run_scenario(engine, name, prof, verify):
+    cmd = [engine_python(engine), BENCHES / "scenarios.py", "run", name,
+           "--reps", prof["reps"], "--min-time", prof["min_time"]]
+    if not verify:
+        cmd.append("--no-verify")
+    return run_json(cmd, child_env(BENCH_ENGINE=engine), timeout=900)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.headers, r.read()
+
+
+def parse_duration_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[unit]
+
+
+def wrk(url, seconds):
+    p = subprocess.run(["wrk", "-t1", f"-c{HTTP_CONCURRENCY}", f"-d{seconds}s", "--latency", url],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    out = p.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if p.returncode or not rps or not p99:
+        raise RuntimeError(f"wrk failed (exit {p.returncode}):\n{out}{p.stderr}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    if bad:
+        raise RuntimeError(f"wrk: {bad.group(1)} non-2xx responses\n{out}")
+    return {"rps": float(rps.group(1)), "p99_ms": parse_duration_ms(p99.group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "socket_errors": errors.group(1) if errors else None}
+
+
+def python_load(url, seconds):
+    """Fallback load generator: HTTP_CONCURRENCY threads, one request at a time each."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    lat, errors, deadline = [], [], time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def worker():
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            try:
+                c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+                c.request("GET", u.path)
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}")
+            except Exception as e:
+                errors.append(repr(e))
+                continue
+            with lock:
+                lat.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(HTTP_CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    lat.sort()
+    return {"rps": len(lat) / (time.perf_counter() - t0), "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
+            "requests": len(lat), "socket_errors": None}
+
+
+def run_http(engine, seconds, verify):
+    """gunicorn (sync workers) serving djbench, loaded by wrk at fixed concurrency."""
+    gunicorn = engine_python(engine).parent / "gunicorn"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/books/"
+    cmd = [gunicorn, "djbench.wsgi:application", "--workers", GUNICORN_WORKERS, "--bind", f"127.0.0.1:{port}",
+           "--chdir", BENCHES, "--pythonpath", BENCHES, "--log-level", "warning"]
+    errlog = RESULTS / "raw" / f"gunicorn-{engine}.log"
+    errlog.parent.mkdir(parents=True, exist_ok=True)
+    with open(errlog, "w") as err:
+        proc = subprocess.Popen([str(c) for c in cmd], env=child_env(BENCH_ENGINE=engine),
+                                stdout=subprocess.DEVNULL, stderr=err)
+    out = {"scenario": "http_list_100", "engine": engine}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                status, headers, body = http_get(url)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"gunicorn did not serve {url}:\n{errlog.read_text()[-3000:]}")
+                time.sleep(0.2)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body[:500]!r}")
+        if verify:
+            out.update(digest=hashlib.sha256(body).hexdigest(), queries=int(headers["X-Queries"]),
+                       items=len(json.loads(body)["results"]), types=["json"], sample=body[:700].decode())
+        load = wrk if shutil.which("wrk") else python_load
+        load(url, 2)  # warm-up: every worker connected, caches filled
+        out.update(load(url, seconds), load_generator="wrk" if load is wrk else "python (wrk not found)")
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log_text = errlog.read_text().strip()
+    if log_text:
+        out["stderr"] = log_text[-2000:]
+    return out
+
+
+def run_anchor(name, reps):
+    py = venv_python(PSYCOPG2_VENV) if name == "psycopg2" else sys.executable
+    return run_json([py, BENCHES / "scenarios.py", "anchor", name, "--reps", reps], child_env(), timeout=600)
+
+
+def rust_env():
+    py = ROOT / ".venv" / "bin" / "python"
+    py = py if py.exists() else Path(sys.executable)
+    q = lambda expr: subprocess.run([str(py), "-c", f"import sysconfig; print({expr})"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+    libdir, site = q('sysconfig.get_config_var("LIBDIR")'), q('sysconfig.get_path("purelib")')
+    # As `make test-rust`: without extension-module the bench binary links libpython, must
+    # load the venv's base interpreter's, and needs site-packages on sys.path.
+    return child_env(PYO3_PYTHON=py.absolute(),
+                     LD_LIBRARY_PATH=":".join(filter(None, [libdir, os.environ.get("LD_LIBRARY_PATH")])),
+                     PYTHONPATH=f"{site}:{ROOT / 'django_backend'}")
+
+
+def run_rust(quick):
+    """cargo bench --bench micro; returns {benchmark id: median ns} from criterion's files."""
+    if not shutil.which("cargo"):
+        return {"error": "cargo not found"}
+    started = time.time()
+    cmd = ["cargo", "bench", "--bench", "micro"]
+    if quick:
+        cmd += ["--", "--warm-up-time", "1", "--measurement-time", "2"]
+    log(f"running {' '.join(cmd)} (first build takes a few minutes) ...")
+    r = subprocess.run(cmd, cwd=ROOT, env=rust_env())
+    if r.returncode:
+        return {"error": f"cargo bench exited {r.returncode} (output above)"}
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
+    results = {}
+    for est in target.glob("**/new/estimates.json"):
+        if est.stat().st_mtime < started:
+            continue
+        meta = json.loads((est.parent / "benchmark.json").read_text())
+        results[meta["full_id"]] = json.loads(est.read_text())["median"]["point_estimate"]
+    return {"medians_ns": dict(sorted(results.items()))}
+
+
+# ---------------------------------------------------------------- report
+
+def machine_info(load_start):
+    info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+            "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "python": platform.python_version()}
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+        info["cpu"] = cpu.group(1).strip() if cpu else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    q = ("import django, psycopg, psycopg_pool, asyncpg, django_rustpg, json; print(json.dumps({'django': django.get_version(),"
+         "'psycopg': psycopg.__version__, 'psycopg_pool': psycopg_pool.__version__, 'asyncpg': asyncpg.__version__,"
+         "'django_rustpg': django_rustpg.__version__}))")
+    info["versions"] = json.loads(subprocess.run([sys.executable, "-c", q], capture_output=True, text=True).stdout or "{}")
+    if venv_python(PSYCOPG2_VENV).exists():
+        info["versions"]["psycopg2"] = subprocess.run(
+            [str(venv_python(PSYCOPG2_VENV)), "-c", "import psycopg2; print(psycopg2.__version__.split()[0])"],
+            capture_output=True, text=True).stdout.strip()
+    try:
+        import psycopg
+        from djbench.settings import server_params
+
+        p = server_params(os.environ.get("DATABASE_URL", DEFAULT_URL))
+        with psycopg.connect(host=p["HOST"], port=p["PORT"], user=p["USER"], password=p["PASSWORD"] or None,
+                             dbname="postgres") as c:
+            info["pg"] = c.execute("SHOW server_version").fetchone()[0]
+            info["pg_ssl"] = c.execute("SHOW ssl").fetchone()[0]
+    except Exception as e:
+        info["pg"] = f"? ({e})"
+    return info
+
+
+def fmt_ms(s):
+    ms = s * 1e3
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
+
+
+def fmt_x(x):
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def summarize(runs, engines):
+    """Per scenario and engine: samples, median, min, RSS, verification; then ratios, checks."""
+    rows = {}
+    for r in runs:
+        s = rows.setdefault(r["scenario"], {}).setdefault(r["engine"], {"times": [], "errors": [], "verify": None,
+                                                                        "rss_peak_kb": 0, "rss_delta_kb": 0, "http": []})
+        if "error" in r:
+            s["errors"].append(r["error"])
+            continue
+        if "digest" in r and s["verify"] is None:
+            s["verify"] = {k: r[k] for k in ("digest", "queries", "items", "types", "sample")}
+        if "times" in r:
+            s["times"] += r["times"]
+            s["rss_peak_kb"] = max(s["rss_peak_kb"], r["rss_peak_kb"])
+            s["rss_delta_kb"] = max(s["rss_delta_kb"], r["rss_peak_kb"] - r["rss_base_kb"])
+        if "rps" in r:
+            s["http"].append(r)
+        if r.get("stderr"):
+            s.setdefault("stderr", r["stderr"])
+    out = {}
+    for name, per in rows.items():
+        res = {"engines": {}, "problems": [], "mismatches": []}
+        for e in engines:
+            s = per.get(e)
+            if s is None:
+                continue
+            d = {"errors": s["errors"], "verify": s["verify"], "stderr": s.get("stderr")}
+            if s["http"]:
+                rps = [h["rps"] for h in s["http"]]
+                d.update(rps=statistics.median(rps), rps_all=rps, p99_ms=statistics.median(h["p99_ms"] for h in s["http"]),
+                         load_generator=s["http"][0]["load_generator"], median=1 / statistics.median(rps), min=1 / max(rps))
+            elif s["times"]:
+                d.update(median=statistics.median(s["times"]), min=min(s["times"]), n=len(s["times"]),
+                         rss_peak_mb=s["rss_peak_kb"] / 1024, rss_delta_mb=s["rss_delta_kb"] / 1024)
+            res["engines"][e] = d
+            for err in s["errors"]:
+                res["problems"].append(f"{LABELS[e]} failed:\n{err}")
+        # Identical data (values and types) and query counts, against django_rustpg's if it ran.
+        verified = {e: d["verify"] for e, d in res["engines"].items() if d["verify"]}
+        if verified:
+            ref = "rustpg" if "rustpg" in verified else next(iter(verified))
+            rv = verified[ref]
+            for e, v in verified.items():
+                if e == ref:
+                    continue
+                if v["queries"] != rv["queries"]:
+                    res["mismatches"].append(f"query count: {LABELS[ref]} sent {rv['queries']}, {LABELS[e]} {v['queries']}")
+                if v["digest"] != rv["digest"]:
+                    msg = f"data differs: {LABELS[ref]} vs {LABELS[e]} ({rv['items']} vs {v['items']} items)"
+                    only_ref = sorted(set(rv["types"]) - set(v["types"]))
+                    only_e = sorted(set(v["types"]) - set(rv["types"]))
+                    if only_ref or only_e:
+                        msg += f"\n  types only in {LABELS[ref]}: {only_ref}\n  types only in {LABELS[e]}: {only_e}"
+                    if rv["sample"] != v["sample"]:
+                        i = next((i for i, (a, b) in enumerate(zip(rv["sample"], v["sample"])) if a != b),
+                                 min(len(rv["sample"]), len(v["sample"])))
+                        lo = max(0, i - 80)
+                        msg += (f"\n  first item, from char {lo}:\n    {LABELS[ref]}: {rv['sample'][lo:i + 160]}"
+                                f"\n    {LABELS[e]}: {v['sample'][lo:i + 160]}")
+                    res["mismatches"].append(msg)
+        rust = res["engines"].get("rustpg", {}).get("median")
+        res["verified"] = len(verified)
+        res["x"] = {}
+        if rust:
+            for e in STOCK:
+                m = res["engines"].get(e, {}).get("median")
+                if m:
+                    res["x"][e] = m / rust
+            stock = [res["engines"][e]["median"] for e in STOCK if res["engines"].get(e, {}).get("median")]
+            if stock:
+                res["x"]["best"] = min(stock) / rust
+        target = SCENARIOS[name].target
+        res["target"] = target
+        if target and rust:
+            ref, factor = target
+            got = res["x"].get(ref)
+            res["target_met"] = None if got is None else got >= factor
+        out[name] = res
+    return out
+
+
+def target_text(target):
+    if not target:
+        return ""
+    ref, factor = target
+    return f"≥{factor:g}× {'best' if ref == 'best' else LABELS[ref]}"
+
+
+def render_markdown(info, summary, anchors, rust, order, engines, wall, profile, argv):
+    v = info.get("versions", {})
+    lines = [f"# django_rustpg benchmark — {info['date']}", ""]
+    la = lambda t: "/".join(f"{x:.2f}" for x in t)
+    lines.append(
+        f"**Machine:** {info['nproc']} CPUs ({info.get('cpu', '?')}), load average {la(info['loadavg_start'])} at start, "
+        f"{la(info['loadavg_end'])} at end; PostgreSQL {info.get('pg', '?')} (ssl={info.get('pg_ssl', '?')}: every client "
+        f"on its default sslmode=prefer, so TLS); Python {info['python']}, Django {v.get('django', '?')}, "
+        f"django_rustpg {v.get('django_rustpg', '?')}, psycopg {v.get('psycopg', '?')} (pool {v.get('psycopg_pool', '?')}), "
+        f"psycopg2 {v.get('psycopg2', '–')}, asyncpg {v.get('asyncpg', '?')}. "
+        f"**Run:** `{' '.join(['benches/run.py', *argv])}` ({profile}: {PROFILES[profile]['rounds']} round(s), "
+        f"≥{PROFILES[profile]['reps']} timed repetition(s) per worker), wall time {wall / 60:.1f} min.")
+    lines += ["", "Times: median (min) in ms over all timed repetitions. `×` = stock median / django_rustpg median, "
+              "so above 1 means django_rustpg is faster. http_list_100 shows requests/s and p99 latency instead. "
+              "**loses** = slower than the best stock configuration.", ""]
+    head = (["scenario"] + [LABELS[e] for e in engines]
+            + [f"× {LABELS[e]}" for e in engines if e != "rustpg"] + (["× best stock", "target", "result"] if "rustpg" in engines else [])
+            + ["same data & queries"])
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in order:
+        res = summary.get(name)
+        if not res:
+            continue
+        cells = [f"`{name}`"]
+        for e in engines:
+            d = res["engines"].get(e, {})
+            if d.get("errors") and "median" not in d:
+                cells.append("**FAILED**")
+            elif "rps" in d:
+                cells.append(f"{d['rps']:.0f} rps, p99 {d['p99_ms']:.0f} ms")
+            elif "median" in d:
+                cells.append(f"{fmt_ms(d['median'])} ({fmt_ms(d['min'])})")
+            else:
+                cells.append("–")
+        cells += [fmt_x(res["x"].get(e)) for e in engines if e != "rustpg"]
+        if "rustpg" in engines:
+            best = res["x"].get("best")
+            cells.append("–" if best is None else f"**loses {best:.2f}×**" if best < 1 else f"{best:.2f}×")
+            cells.append(target_text(res["target"]))
+            met = res.get("target_met")
+            cells.append("" if met is None else "met" if met else "below target")
+        cells.append("**NO** (see below)" if res["mismatches"] else "yes" if res["verified"] > 1 else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+
+    # Memory.
+    lines += ["", "## Peak RSS per worker process (MB)", "",
+              "Peak = the worker's ru_maxrss; Δ = peak minus the process's RSS after Django setup and connecting.", ""]
+    mem_engines = engines
+    lines += ["| scenario | " + " | ".join(f"{LABELS[e]} peak (Δ)" for e in mem_engines)
+              + (" | Δ django_rustpg / Δ psycopg 3 |" if "rustpg" in engines and "psycopg3" in engines else " |"),
+              "|" + "---|" * (len(mem_engines) + 1 + ("rustpg" in engines and "psycopg3" in engines))]
+    for name in order:
+        res = summary.get(name)
+        if not res or name == "http_list_100":
+            continue
+        cells = [f"`{name}`"]
+        for e in mem_engines:
+            d = res["engines"].get(e, {})
+            cells.append(f"{d['rss_peak_mb']:.0f} ({d['rss_delta_mb']:.1f})" if "rss_peak_mb" in d else "–")
+        if "rustpg" in engines and "psycopg3" in engines:
+            a, b = (res["engines"].get(e, {}).get("rss_delta_mb") for e in ("rustpg", "psycopg3"))
+            cells.append(f"{a / b:.2f}" if a is not None and b else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+
+    # Anchors.
+    if anchors:
+        lines += ["", "## Raw drivers outside Django (same data)", "",
+                  f"`{ANCHOR_FETCH_DESC}`; and 2,000 single-row fetches by primary key. Autocommit, each driver's "
+                  "defaults otherwise (psycopg 3 prepares after 5 executions, asyncpg always, django_rustpg never).", "",
+                  "| driver | 100k fetch ms | µs/row | 2,000 pk fetches ms | µs/query | peak RSS MB |", "|---|---|---|---|---|---|"]
+        for name, a in anchors.items():
+            if "error" in a:
+                lines.append(f"| {ANCHOR_LABELS[name]} | **FAILED** | | | | |")
+                continue
+            f, p = statistics.median(a["fetch_times"]), statistics.median(a["pk_times"])
+            lines.append(f"| {ANCHOR_LABELS[name]} ({a['driver']}) | {fmt_ms(f)} | {f / 100_000 * 1e6:.2f} | "
+                         f"{fmt_ms(p)} | {p / 2_000 * 1e6:.0f} | {a['rss_peak_kb'] / 1024:.0f} |")
+        floor = (rust or {}).get("medians_ns", {})
+        for key in ("pool_fetch_100k/raw", "pool_fetch_100k/decoded"):
+            if key in floor:
+                ns = floor[key]
+                lines.append(f"| Rust only, no Python (`cargo bench`, {key}) | {ns / 1e6:.0f} | {ns / 1e3 / 100_000:.2f} | | | |")
+    checks = target_checks(summary, anchors)
+    if checks:
+        lines += ["", "## Other design targets", ""] + [f"- {c}" for c in checks]
+    if rust and rust.get("medians_ns"):
+        lines += ["", "## Rust micro-benchmarks (criterion medians)", "", "| benchmark | median |", "|---|---|"]
+        for k, ns in rust["medians_ns"].items():
+            lines.append(f"| `{k}` | {ns / 1e6:.2f} ms |" if ns >= 1e6 else f"| `{k}` | {ns / 1e3:.2f} µs |" if ns >= 1e3
+                         else f"| `{k}` | {ns:.1f} ns |")
+    elif rust and rust.get("error"):
+        lines += ["", f"Rust micro-benchmarks: **{rust['error']}**"]
+
+    problems = [(name, p) for name in order if name in summary
+                for p in summary[name]["problems"] + summary[name]["mismatches"]]
+    if any("load_generator" in d and d["load_generator"] != "wrk" for r in summary.values() for d in r["engines"].values()):
+        lines += ["", "**Note:** wrk was not found; http_list_100 used the Python fallback load generator, "
+                  "which competes with gunicorn for the CPUs (install wrk: `apt-get install -y wrk`)."]
+    lines += ["", "## Errors and mismatches", ""]
+    if problems:
+        for name, p in problems:
+            first, *rest = p.splitlines()
+            lines.append(f"- `{name}`: {first}")
+            if rest:
+                lines += ["  ```", *("  " + x for x in rest), "  ```"]
+    else:
+        lines.append("None: every engine returned identical values (and Python types) and sent the same number of queries.")
+    notes = [(name, e, d["stderr"]) for name in order if name in summary
+             for e, d in summary[name]["engines"].items() if d.get("stderr") and not d["errors"]]
+    if notes:
+        lines += ["", "## Worker stderr (runs that succeeded)", ""]
+        for name, e, text in notes:
+            lines += [f"- `{name}` / {LABELS[e]}:", "  ```", *("  " + x for x in text.splitlines()[-8:]), "  ```"]
+    lines += ["", "Scenarios:", ""] + [f"- `{n}`: {SCENARIOS[n].doc}" for n in order]
+    return "\n".join(lines) + "\n"
+
+
+ANCHOR_FETCH_DESC = "SELECT id, book_id, rating, created_at, body FROM shop_review ORDER BY id (100,000 rows)"
+
+
+def target_checks(summary, anchors):
+    out = []
+    per_row = {n: statistics.median(a["fetch_times"]) / 100_000 * 1e6 for n, a in anchors.items() if "error" not in a}
+    if "rustpg" in per_row:
+        r = per_row["rustpg"]
+        out.append(f"Raw django_rustpg cursor ≤2 µs/row: {r:.2f} µs/row — {'met' if r <= 2 else 'not met'}.")
+        if "asyncpg" in per_row:
+            a = per_row["asyncpg"]
+            out.append(f"Raw cursor ahead of asyncpg: {r:.2f} vs {a:.2f} µs/row — {'met' if r < a else 'not met (loses)'}.")
+    fetch = summary.get("raw_fetch_100k", {}).get("engines", {})
+    if "rss_delta_mb" in fetch.get("rustpg", {}) and "rss_delta_mb" in fetch.get("psycopg3", {}):
+        a, b = fetch["rustpg"]["rss_delta_mb"], fetch["psycopg3"]["rss_delta_mb"]
+        pa, pb = fetch["rustpg"]["rss_peak_mb"], fetch["psycopg3"]["rss_peak_mb"]
+        out.append(f"Peak RSS on raw_fetch_100k ≤0.7× psycopg 3: Δ {a:.1f} vs {b:.1f} MB = {a / b:.2f}× "
+                   f"(whole process {pa:.0f} vs {pb:.0f} MB = {pa / pb:.2f}×) — {'met' if a / b <= 0.7 else 'not met'}.")
+    return out
+
+
+def render_chart(summary, order, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in order if summary.get(n, {}).get("x")]
+    if not names:
+        return False
+    stock = [e for e in STOCK if any(e in summary[n]["x"] for n in names)]
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(names) + 1.5))
+    h = 0.8 / max(len(stock), 1)
+    for i, e in enumerate(stock):
+        ys = [k + i * h for k in range(len(names))]
+        ax.barh(ys, [summary[n]["x"].get(e, 0) for n in names], height=h, label=f"vs {LABELS[e]}")
+    for k, n in enumerate(names):
+        t = summary[n]["target"]
+        if t:
+            ax.plot([t[1]] * 2, [k - h / 2, k + h * (len(stock) - 0.5)], color="black", lw=1.5)
+    ax.axvline(1.0, color="red", lw=1, ls="--")
+    ax.set_yticks([k + h * (len(stock) - 1) / 2 for k in range(len(names))], names)
+    ax.invert_yaxis()
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("speed-up of django_rustpg (stock median / django_rustpg median; black tick = design target)")
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one round, fewer repetitions (~3-4 min)")
+    ap.add_argument("--scenarios", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
+    ap.add_argument("--engines", help=f"comma-separated subset of: {', '.join(ENGINES)}")
+    ap.add_argument("--rounds", type=int, help="override the profile's number of rounds")
+    ap.add_argument("--no-seed", action="store_true", help="reuse the existing bench database (development)")
+    ap.add_argument("--no-anchors", action="store_true", help="skip the raw-driver anchors")
+    ap.add_argument("--rust", action="store_true", help="also run `cargo bench --bench micro` (criterion) first")
+    ap.add_argument("--rust-only", action="store_true", help="only the criterion micro-benchmarks")
+    args = ap.parse_args(argv)
+    profile = "quick" if args.quick else "full"
+    prof = dict(PROFILES[profile])
+    if args.rounds:
+        prof["rounds"] = args.rounds
+    order = list(SCENARIOS)
+    if args.scenarios:
+        order = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+        unknown = set(order) - set(SCENARIOS)
+        if unknown:
+            ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    engines = ENGINES
+    if args.engines:
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        if set(engines) - set(ENGINES):
+            ap.error(f"unknown engines: {', '.join(sorted(set(engines) - set(ENGINES)))}")
+        engines = [e for e in ENGINES if e in engines]
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+
+    t_start, load_start = time.time(), os.getloadavg()
+    ensure_main_deps()
+    if "psycopg2" in engines or not args.no_anchors:
+        ensure_psycopg2_venv()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rust = None
+    if args.rust or args.rust_only:
+        if not args.no_seed:
+            seed()  # the Rust fetch reads the bench database
+            args.no_seed = True
+        rust = run_rust(args.quick)
+        if args.rust_only:
+            print(json.dumps(rust, indent=1))
+            return 1 if "error" in rust else 0
+    if not args.no_seed:
+        seed()
+
+    runs = []
+    for rnd in range(prof["rounds"]):
+        rot = engines[rnd % len(engines):] + engines[:rnd % len(engines)]  # no engine always goes first
+        for name in order:
+            for engine in rot:
+                t0 = time.time()
+                if SCENARIOS[name].run is None:
+                    r = run_http(engine, prof["http_seconds"], verify=rnd == 0)
+                    what = f"{r['rps']:.0f} rps, p99 {r['p99_ms']:.1f} ms" if "rps" in r else ""
+                else:
+                    r = run_scenario(engine, name, prof, verify=rnd == 0)
+                    what = (f"median {statistics.median(r['times']) * 1e3:.1f} ms x{len(r['times'])}"
+                            if "times" in r else "")
+                r.update(scenario=name, engine=engine, round=rnd)
+                runs.append(r)
+                status = "FAILED: " + r["error"].strip().splitlines()[-1] if "error" in r else what
+                log(f"[round {rnd + 1}/{prof['rounds']}] {name:18} {engine:14} {status}  ({time.time() - t0:.1f}s)")
+
+    anchors = {}
+    if not args.no_anchors:
+        for name in ANCHORS:
+            if name == "psycopg2" and not venv_python(PSYCOPG2_VENV).exists():
+                continue
+            anchors[name] = a = run_anchor(name, prof["anchor_reps"])
+            log(f"[anchor] {name:16} " + (("FAILED: " + a["error"].strip().splitlines()[-1]) if "error" in a else
+                f"fetch {statistics.median(a['fetch_times']) * 1e3:.0f} ms, pk {statistics.median(a['pk_times']) * 1e3:.0f} ms"))
+
+    wall = time.time() - t_start
+    summary = summarize(runs, engines)
+    info = machine_info(load_start)
+    md = render_markdown(info, summary, anchors, rust, order, engines, wall, profile, argv)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = {"info": info, "profile": prof, "argv": argv, "wall_seconds": wall, "engines": engines,
+               "summary": summary, "anchors": anchors, "rust": rust, "runs": runs}
+    (RESULTS / "latest.md").write_text(md)
+    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=1, default=str))
+    (RESULTS / "raw").mkdir(exist_ok=True)
+    (RESULTS / "raw" / f"{stamp}.json").write_text(json.dumps(payload, default=str))
+    chart = render_chart(summary, order, RESULTS / "latest.png") if "rustpg" in engines else False
+    print(md)
+    log(f"wrote {RESULTS.relative_to(ROOT)}/latest.md, latest.json" + (", latest.png" if chart else "")
+        + f" in {wall / 60:.1f} min")
+    failed = (any(s["problems"] or s["mismatches"] for s in summary.values())
+              or any("error" in a for a in anchors.values()))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""N+1 query detection in the driver.
+
+Every statement django_rustpg runs passes through its Rust driver, so the driver records
+them (fingerprint, application call site, parameters, timing, key values of result
+sets) for the innermost open *scope* of the current context, and the scope turns them
+into findings when it ends::
+
+    from django_rustpg import nplusone
+
+    with nplusone.scope() as report:      # also a decorator
+        ...
+    for f in report.findings:
+        f.kind            # "n_plus_one" | "duplicate"
+        f.count, f.total_ms
+        f.sql, f.fingerprint
+        f.callsite        # "path/file.py:LINE" (first frame outside Django/site-packages)
+        f.relation        # "shop.Book.author" or None
+        f.fix             # 'select_related("author")' or None
+        f.confirmed       # parameter values came from an earlier result set in the scope
+        f.source_callsite # where that result set was loaded
+    report.to_json()
+
+    with nplusone.ignore():               # statements here are not recorded
+        ...
+
+Scopes are also opened by ``NPlusOneMiddleware`` (one per request, WSGI and ASGI), the
+pytest plugin (``-p django_rustpg.nplusone.pytest_plugin``), ``testing.NPlusOneMixin``
+for Django test cases, and Celery task signals (``nplusone.celery``). Settings:
+``DJANGO_RUSTPG_NPLUSONE`` (see ``nplusone.settings`` and docs/nplusone.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import time
+
+from .. import _native
+from . import _runtime
+from ._findings import Finding
+from . import settings as _settings
+
+__all__ = ["scope", "ignore", "Report", "Finding", "NPlusOneError", "fingerprint", "analyze"]
+
+logger = logging.getLogger("django_rustpg.nplusone")
+
+
+class NPlusOneError(AssertionError):
+    """Raised at the end of a scope in "raise" mode; ``findings`` lists what was found."""
+
+    def __init__(self, findings, name=None):
+        self.findings = list(findings)
+        where = f" in {name}" if name else ""
+        lines = "\n".join(f"  - {f.describe()}" for f in self.findings)
+        super().__init__(f"{len(self.findings)} N+1/duplicate query finding(s){where}:\n{lines}")
+
+
+class Report:
+    """What a scope found. ``findings`` is filled when the scope ends."""
+
+    def __init__(self, name=None):
+        self.name = name
+        self.findings: list[Finding] = []
+        self.statements = 0
+        self.total_ms = 0.0
+        self.started = time.time()
+        self.duration_ms = 0.0
+        self.closed = False
+        self._adopted: list[Finding] = []
+
+    def __repr__(self):
+        return f"<nplusone.Report {self.name or ''} findings={len(self.findings)} statements={self.statements}>"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "statements": self.statements,
+            "db_ms": round(self.total_ms, 3),
+            "duration_ms": round(self.duration_ms, 3),
+            "started": self.started,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+class scope:
+    """Opens an N+1 scope: a context manager yielding a ``Report``, or a decorator.
+
+    ``mode``: "warn" (log one line per finding), "raise" (also raise ``NPlusOneError``),
+    "collect" (neither), or None for ``DJANGO_RUSTPG_NPLUSONE["MODE"]`` ("off" there
+    means "collect" for explicit scopes). ``threshold``: repeats that make a finding
+    (default: the setting, 2).
+    """
+
+    def __init__(self, name=None, *, mode=None, threshold=None, duplicates=None):
+        if mode not in (None, "warn", "raise", "collect", "off"):
+            raise ValueError(f"mode must be 'warn', 'raise' or 'collect', not {mode!r}")
+        self.name = name
+        self.mode = mode
+        self.threshold = threshold
+        self.duplicates = duplicates
+        self._stack = []
+
+    # -- decorator
+    def __call__(self, func):
+        make = functools.partial(scope, self.name or getattr(func, "__qualname__", None), mode=self.mode,
+                                 threshold=self.threshold, duplicates=self.duplicates)
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args, **kwargs):
+                with make():
+                    return await func(*args, **kwargs)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with make():
+                return func(*args, **kwargs)
+        return wrapper
+
+    # -- context manager
+    def __enter__(self) -> Report:
+        _runtime.install()
+        native = _native.NPlusOneScope()
+        report = Report(self.name)
+        parent = _runtime.pyscope_var.get()
+        tokens = (_runtime.scope_var.set(native), _runtime.pyscope_var.set(report), _runtime.origin_var.set(None))
+        self._stack.append((native, report, parent, tokens, time.perf_counter()))
+        native.activate()
+        return report
+
+    def __exit__(self, exc_type, exc, tb):
+        native, report, parent, tokens, t0 = self._stack.pop()
+        native.deactivate()
+        for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
+            try:
+                var.reset(token)
+            except ValueError:  # exited in another context (e.g. a Celery signal): best effort
+                var.set(None)
+        cfg = _settings.load()
+        mode = self.mode or cfg.mode
+        if mode == "off":
+            mode = "collect"
+        threshold = self.threshold or cfg.threshold
+        duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
+        try:
+            export = native.export(threshold)
+            report.findings = _findings_build(export, threshold, duplicates, cfg, self.name)
+            report.statements = export["statements"]
+            report.total_ms = export["total_ms"]
+        except Exception:  # never break the user's code because reporting failed
+            logger.exception("django_rustpg.nplusone: could not build the report")
+        report.duration_ms = (time.perf_counter() - t0) * 1000
+        report.closed = True
+        own = list(report.findings)
+        # Findings of nested scopes (e.g. requests made by a test) count for this one too.
+        report.findings.extend(report._adopted)
+        if parent is not None and not parent.closed:
+            parent._adopted.extend(report.findings)
+        if mode in ("warn", "raise"):
+            for f in own:
+                logger.warning(f.describe())
+        if mode == "raise" and own and exc_type is None:
+            raise NPlusOneError(own, self.name)
+        return False
+
+
+def _findings_build(export, threshold, duplicates, cfg, name):
+    from ._findings import build
+
+    return build(export, threshold=threshold, duplicates=duplicates, rules=cfg.ignore, scope_name=name)
+
+
+class ignore:
+    """Statements run inside are not recorded by any scope (context manager or decorator)."""
+
+    def __init__(self):
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append((_runtime.scope_var.set(None), _runtime.pyscope_var.set(None), _runtime.origin_var.set(None)))
+        return self
+
+    def __exit__(self, *exc):
+        tokens = self._tokens.pop()
+        for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
+            try:
+                var.reset(token)
+            except ValueError:
+                var.set(None)
+        return False
+
+    def __call__(self, func):
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args, **kwargs):
+                with ignore():
+                    return await func(*args, **kwargs)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with ignore():
+                return func(*args, **kwargs)
+        return wrapper
+
+
+def fingerprint(sql: str) -> str:
+    """The fingerprint (16 hex digits) of a statement, in Django's or the driver's form."""
+    return _native.fingerprint_sql(sql)[0]
+
+
+def normalize(sql: str) -> str:
+    """The normalized text the fingerprint hashes."""
+    return _native.fingerprint_sql(sql)[1]
+
+
+def analyze(sql: str) -> dict:
+    """What the parser saw: kind, tables, filters, count_only, method, fingerprint."""
+    return _native.analyze_sql(sql)
+
+
+def current_report():
+    """The report of the innermost open scope of this context, or None."""
+    return _runtime.pyscope_var.get()

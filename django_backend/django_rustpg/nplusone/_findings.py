@@ -1,0 +1,453 @@
+"""From what the driver recorded in a scope to findings: kinds, relations, fixes.
+
+Runs once per scope, at its end, and only over the groups that reached the threshold
+(plus the groups their parameter values came from). Relations come from two places:
+the Django frames the driver captured on a group's second run (which descriptor or
+queryset method ran) and the parsed statement (its table and filtered column) mapped
+through the app registry (table → model, column → field).
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+from dataclasses import asdict, dataclass, field
+
+from . import _runtime as rt
+
+IGNORE_COMMENT = "nplusone: ignore"
+
+
+@dataclass
+class Finding:
+    """One N+1 or duplicate-query finding (see the module docs of ``nplusone``)."""
+
+    kind: str  # "n_plus_one" | "duplicate"
+    count: int
+    total_ms: float
+    sql: str
+    fingerprint: str
+    callsite: str
+    relation: str | None = None
+    fix: str | None = None
+    confirmed: bool = False
+    source_callsite: str | None = None
+    # Extras (in JSON and the HTML page; not needed to act on a finding):
+    distinct_params: int = 0
+    source_sql: str | None = None
+    stack: list = field(default_factory=list)
+    function: str = ""
+    template: str | None = None
+    nested: list = field(default_factory=list)
+    scope: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable across runs and line shifts: kind, fingerprint, file and function."""
+        path = self.callsite.rsplit(":", 1)[0]
+        return f"{self.kind}|{self.fingerprint}|{path}::{self.function}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["key"] = self.key
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def describe(self) -> str:
+        """The one-line log message."""
+        if self.kind == "n_plus_one":
+            head = f"N+1 query ({'confirmed' if self.confirmed else 'probable'})"
+        else:
+            head = "duplicate query"
+        parts = [
+            f"{head}: {self.count} queries, {self.total_ms:.2f} ms, {self.distinct_params} distinct parameter sets",
+            f"at {self.callsite}",
+        ]
+        if self.template:
+            parts.append(f"in template {self.template}")
+        if self.source_callsite:
+            parts.append(f"source {self.source_callsite}")
+        if self.relation:
+            parts.append(f"relation {self.relation}")
+        if self.fix:
+            parts.append(f"fix: {self.fix}")
+        sql = " ".join(self.sql.split())
+        if len(sql) > 240:
+            sql = sql[:237] + "..."
+        parts.append(f"sql: {sql}")
+        return " | ".join(parts)
+
+    def __str__(self):
+        return self.describe()
+
+
+# ---------------------------------------------------------------------------- frames → text
+
+def _relpath(path: str) -> str:
+    from .settings import base_dir
+
+    for root in (base_dir(), os.getcwd()):
+        try:
+            rel = os.path.relpath(path, root)
+        except ValueError:
+            continue
+        if not rel.startswith(".."):
+            return rel
+    return path
+
+
+def frame_text(frame) -> str:
+    code, line = frame
+    return f"{_relpath(code.co_filename)}:{line}"
+
+
+def frame_function(frame) -> str:
+    code = frame[0]
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _has_ignore_comment(frame) -> bool:
+    code, line = frame
+    return IGNORE_COMMENT in linecache.getline(code.co_filename, line)
+
+
+# ---------------------------------------------------------------------------- app registry
+
+class _Registry:
+    def __init__(self):
+        from django.apps import apps
+
+        self.by_table = {}
+        self.through = {}  # through model -> [m2m field]
+        for model in apps.get_models(include_auto_created=True):
+            self.by_table.setdefault(model._meta.db_table.lower(), model)
+            self.by_table.setdefault(model._meta.db_table, model)
+        for model in apps.get_models():
+            for f in model._meta.local_many_to_many:
+                through = f.remote_field.through
+                if through is not None and not isinstance(through, str):
+                    self.through.setdefault(through, []).append(f)
+
+    def model(self, table):
+        if table is None:
+            return None
+        return self.by_table.get(table) or self.by_table.get(table.lower())
+
+    @staticmethod
+    def field_by_column(model, column):
+        for f in model._meta.concrete_fields:
+            if f.column == column or f.column.lower() == column:
+                return f
+        return None
+
+
+def _registry():
+    try:
+        return _Registry()
+    except Exception:
+        return None
+
+
+@dataclass
+class Step:
+    """What one group loads: ``relation`` ("app.Model.name"), ``name`` (the path step),
+    ``many`` (needs prefetch_related), ``how`` (what kind of load)."""
+
+    how: str
+    relation: str | None = None
+    name: str | None = None
+    many: bool = False
+    fix: str | None = None
+
+
+def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
+    """The relation a statement loads, from its table and filtered column."""
+    if reg is None:
+        return None
+    tables = g.get("tables") or []
+    primary = tables[0] if tables else None
+    for table, column, _many in g.get("filters") or []:
+        model = reg.model(table or primary)
+        if model is None:
+            continue
+        fld = reg.field_by_column(model, column)
+        if fld is None:
+            continue
+        m2ms = reg.through.get(model)
+        if m2ms and (table or primary) != primary:
+            for m2m in m2ms:
+                if fld.name == m2m.m2m_field_name():
+                    return Step("m2m", f"{m2m.model._meta.label}.{m2m.name}", m2m.name, True)
+                if fld.name == m2m.m2m_reverse_field_name():
+                    accessor = m2m.remote_field.get_accessor_name()
+                    target = m2m.remote_field.model
+                    if accessor:
+                        return Step("m2m", f"{target._meta.label}.{accessor}", accessor, True)
+        if fld.is_relation and (fld.many_to_one or fld.one_to_one) and not fld.primary_key:
+            accessor = fld.remote_field.get_accessor_name()
+            if accessor:
+                target = fld.remote_field.model
+                if fld.one_to_one:
+                    return Step("reverse_one", f"{target._meta.label}.{accessor}", accessor, False)
+                return Step("reverse_fk", f"{target._meta.label}.{accessor}", accessor, True)
+        if fld.primary_key or getattr(fld, "unique", False):
+            # A row by its key: a forward foreign key, if we know where the value came from.
+            fk = None
+            if source_group is not None and source_column:
+                smodel = reg.model((source_group.get("tables") or [None])[0])
+                if smodel is not None:
+                    sf = reg.field_by_column(smodel, source_column)
+                    if sf is not None and sf.is_relation and sf.related_model is model:
+                        fk = sf
+            if fk is None:
+                candidates = [
+                    f
+                    for m in {id(x): x for x in reg.by_table.values()}.values()
+                    for f in m._meta.concrete_fields
+                    if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model
+                    and not m._meta.auto_created
+                ]
+                if len(candidates) == 1:
+                    fk = candidates[0]
+            if fk is not None:
+                return Step("forward", f"{fk.model._meta.label}.{fk.name}", fk.name, False)
+    return None
+
+
+def _step(g, reg, groups) -> Step:
+    ctx = g.get("ctx") or {}
+    how = ctx.get("kind")
+    markers = g.get("markers") or 0
+    if how is None:
+        for bit in (rt.M_FORWARD, rt.M_REVERSE_ONE, rt.M_GFK, rt.M_DEFERRED, rt.M_COUNT, rt.M_EXISTS, rt.M_GET, rt.M_REFRESH):
+            if markers & bit:
+                how = rt.MARKER_NAMES[bit]
+                break
+    model, name = ctx.get("model"), ctx.get("field")
+    if how == "forward" and model and name:
+        return Step("forward", f"{model}.{name}", name, False, f'select_related("{name}")')
+    if how == "reverse_one" and model and name:
+        return Step("reverse_one", f"{model}.{name}", name, False, f'select_related("{name}")')
+    if how == "gfk" and model and name:
+        return Step("gfk", f"{model}.{name}", name, True, f'prefetch_related("{name}")')
+    if how == "deferred" and model and name:
+        return Step("deferred", f"{model}.{name}", None, False, f'remove only()/defer() so "{name}" is loaded with the rows')
+    source, column = _best_source(g, groups)
+    sql_step = _sql_relation(g, reg, source, column)
+    if how in ("count", "exists"):
+        if sql_step and sql_step.name:
+            accessor = sql_step.name
+            if how == "count" or g.get("count_only"):
+                return Step("count", sql_step.relation, accessor, True, f'annotate(Count("{accessor}"))')
+            return Step("exists", sql_step.relation, accessor, True, f'prefetch_related("{accessor}")')
+        return Step(how, None, None, False, None)
+    if how == "get":
+        return Step("get", None, None, False, "in_bulk()")
+    if sql_step is not None:
+        sql_step.fix = (
+            f'prefetch_related("{sql_step.name}")' if sql_step.many else f'select_related("{sql_step.name}")'
+        )
+        return sql_step
+    if how == "refresh":
+        return Step("refresh", None, None, False, None)
+    return Step(how or "query", None, None, False, None)
+
+
+# ---------------------------------------------------------------------------- sources
+
+def _best_source(g, groups):
+    """(source group, column) when the confirmed check holds, else (None, None)."""
+    for sid, column, hits in g.get("sources") or []:
+        src = groups.get(sid)
+        if src is None:
+            continue
+        if hits >= 2 and hits * 2 >= g["count"]:
+            return src, column
+        break
+    return None, None
+
+
+def _prefetch_prefix(g, groups, reg, depth=0) -> list:
+    """When a group's rows came from a prefetch query, the path that prefetch followed."""
+    if depth > 8:
+        return []
+    src, _col = _best_source(g, groups)
+    if src is None or not (src.get("markers", 0) & rt.M_PREFETCH):
+        return []
+    step = _sql_relation(src, reg, *_best_source(src, groups))
+    if step is None or not step.name:
+        return []
+    return _prefetch_prefix(src, groups, reg, depth + 1) + [step.name]
+
+
+# ---------------------------------------------------------------------------- findings
+
+def _callsite(g) -> tuple:
+    frames = g.get("frames") or []
+    if not frames:
+        return "<unknown>", "", []
+    return frame_text(frames[0]), frame_function(frames[0]), [frame_text(f) for f in frames]
+
+
+def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), scope_name=None) -> list:
+    groups = {g["id"]: g for g in export.get("groups", [])}
+    reg = _registry()
+    candidates = {
+        gid: g
+        for gid, g in groups.items()
+        if g["count"] >= threshold and g.get("distinct", 0) >= 2 and g.get("kind") == "select"
+    }
+    steps = {gid: _step(g, reg, groups) for gid, g in candidates.items()}
+    # Nesting: a candidate whose parameter values came from another candidate's rows is
+    # the inner loop of that one; both become one finding with one path-shaped fix.
+    path_kinds = {"forward", "reverse_one", "reverse_fk", "m2m", "gfk"}
+    parent = {}
+    for gid, g in candidates.items():
+        src, _ = _best_source(g, groups)
+        if src is not None and src["id"] in candidates and src["id"] != gid:
+            if steps[gid].how in path_kinds and steps[src["id"]].how in path_kinds and steps[gid].name:
+                parent[gid] = src["id"]
+    # Break cycles defensively.
+    for gid in list(parent):
+        seen, cur = {gid}, parent.get(gid)
+        while cur is not None:
+            if cur in seen:
+                parent.pop(gid, None)
+                break
+            seen.add(cur)
+            cur = parent.get(cur)
+    children = {}
+    for child, par in parent.items():
+        children.setdefault(par, []).append(child)
+
+    findings = []
+    for gid in sorted(candidates, key=lambda i: candidates[i]["first_seq"]):
+        if gid in parent:
+            continue
+        g = candidates[gid]
+        step = steps[gid]
+        tree = []
+
+        def walk(node, prefix):
+            for c in sorted(children.get(node, []), key=lambda i: candidates[i]["first_seq"]):
+                path = prefix + [steps[c].name]
+                tree.append((c, path))
+                walk(c, path)
+
+        prefix = _prefetch_prefix(g, groups, reg)
+        base = prefix + ([step.name] if step.name else [])
+        walk(gid, base)
+        fix, relation = step.fix, step.relation
+        if step.how in path_kinds and step.name:
+            paths = [base] + [p for _, p in tree]
+            leaves = ["__".join(p) for p in paths if not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
+            # A path through a prefetch (or any many-valued step) needs prefetch_related.
+            many = step.many or bool(prefix) or any(steps[c].many for c, _ in tree)
+            call = "prefetch_related" if many else "select_related"
+            fix = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
+        src, _col = _best_source(g, groups)
+        callsite, function, stack = _callsite(g)
+        nested = []
+        count, total = g["count"], g["total_ms"]
+        for c, path in tree:
+            cg = candidates[c]
+            count += cg["count"]
+            total += cg["total_ms"]
+            nested.append({
+                "relation": steps[c].relation,
+                "path": "__".join(path),
+                "count": cg["count"],
+                "total_ms": cg["total_ms"],
+                "callsite": _callsite(cg)[0],
+                "sql": cg["sql"],
+                "fingerprint": cg["fingerprint"],
+            })
+        findings.append(_finding(
+            "n_plus_one", g, count, total, relation, fix, src, callsite, function, stack, nested, scope_name,
+            distinct=g["distinct"],
+        ))
+
+    if duplicates:
+        covered = set(candidates)
+        merged = {}
+        for d in export.get("duplicates", []):
+            gids = tuple(sorted(d["groups"]))
+            if all(x in covered for x in gids):
+                continue
+            m = merged.setdefault(gids, {"count": 0, "total_ms": 0.0, "distinct": 0, "fingerprint": d["fingerprint"]})
+            m["count"] += d["count"]
+            m["total_ms"] += d["total_ms"]
+            m["distinct"] += 1
+        for gids, m in merged.items():
+            g = groups.get(gids[0])
+            if g is None or g.get("kind") != "select":
+                continue
+            step = _step(g, reg, groups)
+            fix = step.fix if step.how in ("forward", "reverse_one") else None
+            callsite, function, stack = _callsite(g)
+            if len(gids) > 1:
+                stack = [_callsite(groups[x])[0] for x in gids if x in groups]
+            f = _finding(
+                "duplicate", g, m["count"], m["total_ms"], step.relation, fix, None, callsite, function, stack, [],
+                scope_name, distinct=m["distinct"],
+            )
+            f.confirmed = True
+            findings.append(f)
+    return [f for f in findings if not _ignored(f, rules)]
+
+
+def _finding(kind, g, count, total, relation, fix, src, callsite, function, stack, nested, scope_name, *, distinct):
+    ctx = g.get("ctx") or {}
+    f = Finding(
+        kind=kind,
+        count=count,
+        total_ms=round(total, 3),
+        sql=g["sql"],
+        fingerprint=g["fingerprint"],
+        callsite=callsite,
+        relation=relation,
+        fix=fix,
+        confirmed=src is not None,
+        source_callsite=_callsite(src)[0] if src is not None else None,
+        distinct_params=distinct,
+        source_sql=src["sql"] if src is not None else None,
+        stack=stack,
+        function=function,
+        template=ctx.get("template"),
+        nested=nested,
+        scope=scope_name,
+    )
+    f._frames = g.get("frames") or []
+    return f
+
+
+def _ignored(f: Finding, rules) -> bool:
+    frames = getattr(f, "_frames", [])
+    if frames and _has_ignore_comment(frames[0]):
+        return True
+    relations = [f.relation] + [n.get("relation") for n in f.nested]
+    for rule in rules:
+        if rule.kind == "relation" and rule.value in relations:
+            return True
+        if rule.kind == "model" and any(r and r.rsplit(".", 1)[0] == rule.value for r in relations):
+            return True
+        if rule.kind == "path" and _path_matches(rule, frames):
+            return True
+    return False
+
+
+def _path_matches(rule, frames) -> bool:
+    from .settings import base_dir
+
+    want = rule.value if os.path.isabs(rule.value) else os.path.join(base_dir(), rule.value)
+    want = os.path.normcase(os.path.abspath(want))
+    tail = os.sep + os.path.normcase(rule.value).lstrip(os.sep)
+    for code, line in frames:
+        path = os.path.normcase(os.path.abspath(code.co_filename))
+        if path == want or path.startswith(want.rstrip(os.sep) + os.sep) or path.endswith(tail):
+            if rule.line is None or rule.line == line:
+                return True
+    return False

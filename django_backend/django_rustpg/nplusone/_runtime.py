@@ -1,0 +1,281 @@
+"""Glue between the driver's per-statement recorder (Rust, ``src/nplusone.rs``) and Python.
+
+- two context variables: the scope statements go to, and the application frames of an
+  async caller (set around ``sync_to_async``, whose worker thread has none of its own);
+- ``classify(code)``: is this code object application code, and is it one of the Django
+  functions whose presence on the stack tells what loaded the rows (the "markers")?
+  The driver calls it once per code object and caches the answer;
+- ``capture()``: on the second run of a group the driver calls it to read those Django
+  frames once (the descriptor, the queryset, the template node) into a small dict.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import site
+import sys
+import sysconfig
+import threading
+
+from .. import _native
+
+scope_var: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplusone_scope", default=None)
+origin_var: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplusone_origin", default=None)
+# The Python-level scope (parent of nested scopes; cleared by ignore()).
+pyscope_var: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplusone_pyscope", default=None)
+
+APP = 1
+M_FORWARD = 1 << 1
+M_REVERSE_ONE = 1 << 2
+M_DEFERRED = 1 << 3
+M_GFK = 1 << 4
+M_GET = 1 << 5
+M_COUNT = 1 << 6
+M_EXISTS = 1 << 7
+M_PREFETCH = 1 << 8
+M_TEMPLATE = 1 << 9
+M_REFRESH = 1 << 10
+BOUNDARY = 1 << 30  # asgiref's SyncToAsync.thread_handler (see src/nplusone.rs)
+
+MARKER_NAMES = {
+    M_FORWARD: "forward",
+    M_REVERSE_ONE: "reverse_one",
+    M_DEFERRED: "deferred",
+    M_GFK: "gfk",
+    M_GET: "get",
+    M_COUNT: "count",
+    M_EXISTS: "exists",
+    M_PREFETCH: "prefetch",
+    M_TEMPLATE: "template",
+    M_REFRESH: "refresh",
+}
+
+_markers: dict = {}  # code object -> marker bit
+_lock = threading.Lock()
+_installed = False
+_excluded: tuple = ()
+_file_is_app: dict = {}
+
+
+def _norm(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _compute_excluded() -> tuple:
+    import django
+
+    from .. import __file__ as pkg_file
+
+    dirs = {os.path.dirname(django.__file__), os.path.dirname(pkg_file)}
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            dirs.add(paths[key])
+    try:
+        dirs.update(site.getsitepackages())
+    except Exception:
+        pass
+    try:
+        dirs.add(site.getusersitepackages())
+    except Exception:
+        pass
+    out = []
+    for d in dirs:
+        for p in {d, os.path.realpath(d)}:
+            out.append(_norm(p).rstrip(os.sep) + os.sep)
+    return tuple(sorted(set(out), key=len, reverse=True))
+
+
+def is_app_file(filename: str) -> bool:
+    """Application code: not Django, not django_rustpg, not the stdlib, not site-packages."""
+    known = _file_is_app.get(filename)
+    if known is not None:
+        return known
+    if not filename or filename.startswith("<"):
+        result = False
+    else:
+        norm = _norm(filename)
+        result = not (
+            "site-packages" in norm
+            or "dist-packages" in norm
+            or norm.startswith(_excluded)
+        )
+    if len(_file_is_app) > 50_000:
+        _file_is_app.clear()
+    _file_is_app[filename] = result
+    return result
+
+
+def classify(code) -> int:
+    flags = _markers.get(code, 0)
+    if is_app_file(code.co_filename):
+        flags |= APP
+    return flags
+
+
+def _label(model) -> str | None:
+    try:
+        return model._meta.label
+    except Exception:
+        return None
+
+
+def _describe(bit, frame) -> dict | None:
+    loc = frame.f_locals
+    this = loc.get("self")
+    try:
+        if bit == M_FORWARD:
+            return {"kind": "forward", "model": _label(type(loc.get("instance"))), "field": this.field.name}
+        if bit == M_REVERSE_ONE:
+            return {
+                "kind": "reverse_one",
+                "model": _label(type(loc.get("instance"))),
+                "field": this.related.get_accessor_name(),
+            }
+        if bit == M_DEFERRED:
+            return {"kind": "deferred", "model": _label(type(loc.get("instance"))), "field": this.field.name}
+        if bit == M_GFK:
+            return {"kind": "gfk", "model": _label(type(loc.get("instance"))), "field": this.name}
+        if bit in (M_GET, M_COUNT, M_EXISTS):
+            info = {"kind": MARKER_NAMES[bit], "model": _label(this.model)}
+            hints = getattr(this, "_hints", None) or {}
+            inst = hints.get("instance")
+            if inst is not None:
+                info["instance"] = _label(type(inst))
+            return info
+        if bit == M_REFRESH:
+            return {"kind": "refresh", "model": _label(type(this))}
+        if bit == M_PREFETCH:
+            return {"kind": "prefetch"}
+    except Exception:
+        return None
+    return None
+
+
+def _template_location(frame) -> str | None:
+    try:
+        node = frame.f_locals.get("self")
+        origin = getattr(node, "origin", None)
+        name = getattr(origin, "template_name", None) or getattr(origin, "name", None) or "<template>"
+        line = getattr(getattr(node, "token", None), "lineno", None)
+        return f"{name}:{line}" if line else str(name)
+    except Exception:
+        return None
+
+
+def capture():
+    """Reads the Django frames between the database call and the application frame."""
+    try:
+        frame = sys._getframe(1)
+    except ValueError:
+        return None
+    ctx = {}
+    try:
+        while frame is not None:
+            code = frame.f_code
+            if is_app_file(code.co_filename):
+                break
+            bit = _markers.get(code)
+            if bit == BOUNDARY:
+                break
+            if bit == M_TEMPLATE:
+                if "template" not in ctx:
+                    loc = _template_location(frame)
+                    if loc:
+                        ctx["template"] = loc
+            elif bit:
+                info = _describe(bit, frame)
+                if info:
+                    # Outermost wins: the call the application made (a descriptor), not
+                    # what Django does inside it (a .get()).
+                    ctx.update(info)
+            frame = frame.f_back
+    finally:
+        del frame
+    return ctx or None
+
+
+def _register_markers():
+    from django.db.models.base import Model
+    from django.db.models.fields.related_descriptors import (
+        ForwardManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+    from django.db.models import query as query_mod
+    from django.db.models.query import QuerySet
+    from django.db.models.query_utils import DeferredAttribute
+    from django.template.base import Node
+
+    pairs = [
+        (ForwardManyToOneDescriptor.__get__, M_FORWARD),
+        (ReverseOneToOneDescriptor.__get__, M_REVERSE_ONE),
+        (DeferredAttribute.__get__, M_DEFERRED),
+        (QuerySet.get, M_GET),
+        (QuerySet.count, M_COUNT),
+        (QuerySet.exists, M_EXISTS),
+        (query_mod.prefetch_related_objects, M_PREFETCH),
+        (query_mod.prefetch_one_level, M_PREFETCH),
+        (Model.refresh_from_db, M_REFRESH),
+        (Node.render_annotated, M_TEMPLATE),
+    ]
+    try:
+        from django.apps import apps
+
+        if apps.ready:
+            from django.contrib.contenttypes.fields import GenericForeignKey
+
+            pairs.append((GenericForeignKey.__get__, M_GFK))
+    except Exception:
+        pass
+    try:
+        from asgiref.sync import SyncToAsync
+
+        pairs.append((SyncToAsync.thread_handler, BOUNDARY))
+    except Exception:  # pragma: no cover
+        pass
+    for func, bit in pairs:
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            _markers[code] = bit
+
+
+def _patch_asgiref():
+    try:
+        from asgiref.sync import SyncToAsync
+    except ImportError:  # pragma: no cover
+        return
+    original = SyncToAsync.__call__
+    if getattr(original, "_rustpg_nplusone", False):
+        return
+
+    async def __call__(self, *args, **kwargs):
+        if _native.nplusone_active() and scope_var.get() is not None:
+            token = origin_var.set(_native.capture_origin())
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                try:
+                    origin_var.reset(token)
+                except ValueError:  # pragma: no cover
+                    origin_var.set(None)
+        return await original(self, *args, **kwargs)
+
+    __call__._rustpg_nplusone = True
+    __call__.__wrapped__ = original
+    SyncToAsync.__call__ = __call__
+
+
+def install():
+    """Idempotent: registers the callbacks with the driver on first use."""
+    global _installed, _excluded
+    if _installed:
+        return
+    with _lock:
+        if _installed:
+            return
+        _excluded = _compute_excluded()
+        _register_markers()
+        _patch_asgiref()
+        _native.nplusone_install(scope_var, origin_var, classify, capture)
+        _installed = True

@@ -1,0 +1,99 @@
+"""The development report page: recent requests and their N+1 findings.
+
+Served by ``NPlusOneMiddleware`` at ``REPORT_URL`` or mounted explicitly with
+``path("__nplusone__/", include("django_rustpg.nplusone.urls"))``; only when ``DEBUG``
+is on. ``?format=json`` gives the same data as JSON.
+"""
+
+import itertools
+import json
+import os
+import threading
+import time
+from collections import deque
+
+from . import settings as np_settings
+
+TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
+
+
+class History:
+    """The last ``HISTORY`` requests of this process (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items = deque()
+        self._ids = itertools.count(1)
+
+    def record(self, request, status, report):
+        limit = np_settings.load().history
+        if limit <= 0:
+            return
+        entry = {
+            "id": next(self._ids),
+            "method": request.method,
+            "path": request.get_full_path(),
+            "status": status,
+            "time": time.strftime("%H:%M:%S", time.localtime(report.started)),
+            "duration_ms": round(report.duration_ms, 2),
+            "statements": report.statements,
+            "db_ms": round(report.total_ms, 2),
+            "findings": [f.to_dict() for f in report.findings],
+        }
+        with self._lock:
+            self._items.appendleft(entry)
+            while len(self._items) > limit:
+                self._items.pop()
+
+    def items(self):
+        with self._lock:
+            return list(self._items)
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+
+
+history = History()
+
+_engine = None
+
+
+def _get_engine():
+    global _engine
+    if _engine is None:
+        from django.template import Engine
+
+        _engine = Engine(dirs=[TEMPLATE_DIR], autoescape=True, debug=False)
+    return _engine
+
+
+def render_page(items):
+    from django.template import Context
+
+    total = sum(len(i["findings"]) for i in items)
+    with_findings = sum(1 for i in items if i["findings"])
+    ctx = Context({"items": items, "total": total, "with_findings": with_findings, "requests": len(items)})
+    return _get_engine().get_template("nplusone/report.html").render(ctx)
+
+
+def page_response(request):
+    from django.conf import settings
+    from django.http import Http404, HttpResponse, JsonResponse
+
+    if not settings.DEBUG:
+        raise Http404("the N+1 report is only served when DEBUG is on")
+    if request.method == "POST" and request.POST.get("clear"):
+        history.clear()
+    items = history.items()
+    if request.GET.get("format") == "json":
+        return JsonResponse({"requests": items})
+    return HttpResponse(render_page(items))
+
+
+def report_view(request):
+    """The page as a view, for ``urls.py`` (``django_rustpg.nplusone.urls``)."""
+    return page_response(request)
+
+
+report_view.csrf_exempt = True

@@ -1,0 +1,83 @@
+"""Django setup for the N+1 detector tests: settings ``np_settings``, fixture app ``shop``,
+test database ``django_rustpg_nplusone`` (created once per session, dropped after)."""
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+pytest_plugins = ["pytester", "django_rustpg.nplusone.pytest_plugin"]
+
+
+def _setup_django():
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        if "shop" not in settings.INSTALLED_APPS:
+            return False
+        return True
+    os.environ["DJANGO_SETTINGS_MODULE"] = "np_settings"
+    django.setup()
+    return True
+
+
+DJANGO_OK = _setup_django()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def django_test_db():
+    if not DJANGO_OK:
+        pytest.skip("Django is configured with other settings in this process")
+    from django.test.utils import setup_databases, setup_test_environment, teardown_databases, teardown_test_environment
+
+    setup_test_environment(debug=True)
+    old = setup_databases(verbosity=0, interactive=False)
+    yield
+    from django.db import connections
+
+    connections.close_all()
+    teardown_databases(old, verbosity=0)
+    teardown_test_environment()
+
+
+@pytest.fixture
+def db():
+    """Each test inside a transaction that is rolled back."""
+    from django.db import transaction
+
+    atomic = transaction.atomic()
+    atomic.__enter__()
+    try:
+        yield
+    finally:
+        transaction.set_rollback(True)
+        atomic.__exit__(None, None, None)
+
+
+@pytest.fixture
+def data(db):
+    """5 publishers/authors (with profiles), 10 books (2 reviews, 2 labels each), 5 tags."""
+    from django.contrib.contenttypes.models import ContentType
+    from shop.models import Author, Book, Label, Profile, Publisher, Review, Tag
+
+    labels = [Label.objects.create(name=f"label{i}") for i in range(4)]
+    authors = []
+    for i in range(5):
+        p = Publisher.objects.create(name=f"pub{i}")
+        a = Author.objects.create(name=f"author{i}", publisher=p)
+        Profile.objects.create(author=a, bio=f"bio{i}")
+        authors.append(a)
+    books = []
+    for i in range(10):
+        b = Book.objects.create(title=f"book{i}", isbn=f"isbn{i}", author=authors[i // 2], editor=authors[(i + 1) % 5])
+        b.labels.set([labels[i % 4], labels[(i + 1) % 4]])
+        Review.objects.bulk_create([Review(book=b, rating=r) for r in (3, 5)])
+        books.append(b)
+    ct = ContentType.objects.get_for_model(Book)
+    ContentType.objects.get_for_id(ct.id)  # warm the content type cache
+    tags = [Tag.objects.create(name=f"tag{i}", content_type=ct, object_id=books[i].pk) for i in range(5)]
+    return {"authors": authors, "books": books, "labels": labels, "tags": tags}

@@ -1,0 +1,97 @@
+"""One function per N+1 kind. ``fix`` is the text of a finding's ``fix``, applied to the
+loop's root queryset exactly as reported (``qs.<fix>``), so the tests prove the fix works."""
+from django.db.models import Count, Exists, OuterRef, Prefetch  # noqa: F401  (used by eval'd fixes)
+from django.template.loader import render_to_string
+
+from .models import Author, Book, Tag
+
+
+def apply(qs, fix):
+    """``qs.<fix>``, with the names a fix may use in scope."""
+    if not fix:
+        return qs
+    if fix.startswith("remove only()/defer()"):
+        return qs.model.objects.all()
+    return eval(f"qs.{fix}", {"qs": qs, "Count": Count, "Exists": Exists, "OuterRef": OuterRef, "Prefetch": Prefetch})
+
+
+def forward_fk(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    return [book.author.name for book in qs]
+
+
+def reverse_fk(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    return [review.rating for book in qs for review in book.reviews.all()]
+
+
+def m2m(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    return [label.name for book in qs for label in book.labels.all()]
+
+
+def reverse_one_to_one(fix=None):
+    qs = apply(Author.objects.order_by("pk"), fix)
+    return [author.profile.bio for author in qs]
+
+
+def deferred_field(fix=None):
+    qs = apply(Book.objects.only("title").order_by("pk"), fix)
+    return [book.isbn for book in qs]
+
+
+def generic_fk(fix=None):
+    qs = apply(Tag.objects.order_by("pk"), fix)
+    return [tag.content_object.title for tag in qs]
+
+
+def get_in_loop(ids, fix=None):
+    if fix == "in_bulk()":
+        books = Book.objects.in_bulk(ids)
+        return [books[pk].title for pk in ids]
+    return [Book.objects.get(pk=pk).title for pk in ids]
+
+
+def count_per_row(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    if fix:
+        return [book.reviews__count for book in qs]
+    return [book.reviews.count() for book in qs]
+
+
+def nested_loop(fix=None):
+    qs = apply(Author.objects.order_by("pk"), fix)
+    names = []
+    for author in qs:
+        for book in author.books.all():
+            for label in book.labels.all():
+                names.append(label.name)
+    return names
+
+
+def template_loop(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    return render_to_string("shop/books.html", {"books": qs})
+
+
+async def async_reviews(fix=None):
+    qs = apply(Book.objects.order_by("pk"), fix)
+    ratings = []
+    async for book in qs:
+        async for review in book.reviews.all():
+            ratings.append(review.rating)
+    return ratings
+
+
+CASES = {
+    # name: (function, relation, fix)
+    "forward_fk": (forward_fk, "shop.Book.author", 'select_related("author")'),
+    "reverse_fk": (reverse_fk, "shop.Book.reviews", 'prefetch_related("reviews")'),
+    "m2m": (m2m, "shop.Book.labels", 'prefetch_related("labels")'),
+    "reverse_one_to_one": (reverse_one_to_one, "shop.Author.profile", 'select_related("profile")'),
+    "deferred_field": (deferred_field, "shop.Book.isbn", 'remove only()/defer() so "isbn" is loaded with the rows'),
+    "generic_fk": (generic_fk, "shop.Tag.content_object", 'prefetch_related("content_object")'),
+    "count_per_row": (count_per_row, "shop.Book.reviews", 'annotate(Count("reviews"))'),
+    "nested_loop": (nested_loop, "shop.Author.books", 'prefetch_related("books__labels")'),
+    "template_loop": (template_loop, "shop.Book.author", 'select_related("author")'),
+}

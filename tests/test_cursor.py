@@ -1,0 +1,350 @@
+"""The cursor (driver contract §4): fetching, description, rowcount, executemany,
+server-side (named) cursors."""
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from django_rustpg import dbapi
+
+
+@pytest.fixture
+def table(conn):
+    name = f"t_cur_{uuid.uuid4().hex[:10]}"
+    cur = conn.cursor()
+    cur.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, name text)")
+    cur.close()
+    yield name
+    conn.rollback()
+    conn.autocommit = True
+    conn.cursor().execute(f"DROP TABLE IF EXISTS {name}")
+
+
+# ---------------------------------------------------------------- fetching
+
+
+def test_fetchone_fetchmany_fetchall(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT generate_series(1, 7)")
+    assert cur.rownumber == 0
+    assert cur.fetchone() == (1,)
+    assert cur.arraysize == 1
+    assert cur.fetchmany() == [(2,)]
+    assert cur.fetchmany(3) == [(3,), (4,), (5,)]
+    assert cur.rownumber == 5
+    assert cur.fetchall() == [(6,), (7,)]
+    assert cur.fetchone() is None
+    assert cur.fetchall() == []
+    done = cur.fetchmany(5)
+    assert done == [] and type(done) is list  # iter(cursor.fetchmany, []) must stop
+    cur.arraysize = 4
+    cur.execute("SELECT generate_series(1, 6)")
+    assert cur.fetchmany() == [(1,), (2,), (3,), (4,)]
+    # Django's compiler: iter(lambda: cursor.fetchmany(n), []) terminates.
+    cur.execute("SELECT generate_series(1, 10)")
+    chunks = list(iter(lambda: cur.fetchmany(3), []))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+
+
+def test_rows_are_tuples(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT 1, 'a', NULL")
+    row = cur.fetchone()
+    assert type(row) is tuple and row == (1, "a", None)
+    cur.execute("SELECT 1 WHERE false")
+    assert cur.fetchall() == []
+
+
+def test_iteration(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT generate_series(1, 5)")
+    assert cur.fetchone() == (1,)
+    assert [r for r in cur] == [(2,), (3,), (4,), (5,)]
+    assert list(cur) == []
+    cur.execute("SELECT 'x'")
+    assert next(iter(cur)) == ("x",)
+    with pytest.raises(StopIteration):
+        next(cur)
+
+
+def test_fetchall_dicts(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT 1 AS a, 'x' AS b, NULL::int AS c UNION ALL SELECT 2, 'y', 3")
+    assert cur.fetchone() == (1, "x", None)
+    assert cur.fetchall_dicts() == [{"a": 2, "b": "y", "c": 3}]
+    cur.execute("SELECT 1 AS a WHERE false")
+    assert cur.fetchall_dicts() == []
+
+
+def test_no_result_to_fetch(conn):
+    cur = conn.cursor()
+    cur.execute("SET application_name = 'x'")
+    with pytest.raises(dbapi.ProgrammingError):
+        cur.fetchone()
+
+
+# ---------------------------------------------------------------- description
+
+
+def test_description_fields_match_psycopg(conn, pg):
+    name = f"t_desc_{uuid.uuid4().hex[:10]}"
+    columns = {
+        "vc": "varchar(30)",
+        "ch": "char(7)",
+        "num": "numeric(5,2)",
+        "numneg": "numeric(12,0)",
+        "numfree": "numeric",
+        "i2": "smallint",
+        "i4": "integer",
+        "i8": "bigint",
+        "f4": "real",
+        "f8": "double precision",
+        "t": "text",
+        "b": "boolean",
+        "d": "date",
+        "ts": "timestamp(3)",
+        "tz": "timestamptz",
+        "tm": "time(2)",
+        "iv": "interval",
+        "u": "uuid",
+        "j": "jsonb",
+        "ba": "bytea",
+        "bits": "bit(5)",
+        "ai": "integer[]",
+        "av": "varchar(10)[]",
+    }
+    pg.execute(f"CREATE TABLE {name} ({', '.join(f'{k} {v}' for k, v in columns.items())})")
+    try:
+        query = f"SELECT * FROM {name}"  # empty: the description still comes (via Describe)
+        cur = conn.cursor()
+        cur.execute(query)
+        ours = cur.description
+        theirs = pg.execute(query).description
+        assert [c.name for c in ours] == list(columns)
+        for o, t in zip(ours, theirs):
+            assert o.name == t.name
+            assert o.type_code == t.type_code, o.name
+            assert o.internal_size == t.internal_size, o.name
+            assert (o.precision, o.scale) == (t.precision, t.scale), o.name
+            if o.name in ("vc", "ch", "bits"):
+                assert o.display_size == t.display_size, o.name
+            assert o[0] == o.name and o[1] == o.type_code  # indexable, like a sequence
+        by_name = {c.name: c for c in ours}
+        assert by_name["vc"].display_size == 30
+        assert (by_name["num"].precision, by_name["num"].scale) == (5, 2)
+        assert by_name["i4"].type_code == 23 and by_name["i4"].internal_size == 4
+        assert cur.fetchall() == []
+    finally:
+        pg.execute(f"DROP TABLE {name}")
+
+
+def test_description_none_without_rows(conn, table):
+    cur = conn.cursor()
+    cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", [1, "a"])
+    assert cur.description is None
+    cur.execute("SET application_name = 'x'")
+    assert cur.description is None
+    cur.execute(f"INSERT INTO {table} VALUES (%s, %s) RETURNING id, name", [2, "b"])
+    assert [d.name for d in cur.description] == ["id", "name"]
+    assert cur.fetchall() == [(2, "b")]
+
+
+def test_description_for_empty_select(conn, table):
+    cur = conn.cursor()
+    cur.execute(f"SELECT id, name AS label FROM {table} WHERE id = %s", [42])
+    assert [(d.name, d.type_code) for d in cur.description] == [("id", 23), ("label", 25)]
+    assert cur.fetchone() is None
+    cur.execute("SELECT %s::numeric(7,3) AS n WHERE false", [Decimal("1")])
+    (col,) = cur.description
+    assert (col.name, col.type_code, col.precision, col.scale) == ("n", 1700, 7, 3)
+    # Updating RETURNING nothing still describes the columns.
+    cur.execute(f"UPDATE {table} SET name = 'z' WHERE id = -1 RETURNING id")
+    assert [d.name for d in cur.description] == ["id"]
+
+
+# ---------------------------------------------------------------- rowcount
+
+
+def test_rowcount(conn, table):
+    cur = conn.cursor()
+    assert cur.rowcount == -1
+    cur.execute(f"INSERT INTO {table} SELECT g, 'n' || g FROM generate_series(1, 5) g")
+    assert cur.rowcount == 5
+    cur.execute(f"UPDATE {table} SET name = 'x' WHERE id <= %s", [3])
+    assert cur.rowcount == 3
+    cur.execute(f"UPDATE {table} SET name = 'x' WHERE id > 100")
+    assert cur.rowcount == 0
+    cur.execute(f"DELETE FROM {table} WHERE id IN (%s, %s)", [4, 5])
+    assert cur.rowcount == 2
+    cur.execute(f"SELECT * FROM {table}")
+    assert cur.rowcount == 3
+    cur.execute(f"DELETE FROM {table} RETURNING id")
+    assert cur.rowcount == 3
+    assert sorted(cur.fetchall()) == [(1,), (2,), (3,)]
+
+
+# ---------------------------------------------------------------- executemany
+
+
+def test_executemany_lists_generators_dicts(conn, table, pg):
+    cur = conn.cursor()
+    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", [[1, "a"], (2, "b")])
+    assert cur.rowcount == 2
+    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", ((i, f"g{i}") for i in range(3, 6)))
+    assert cur.rowcount == 3
+    cur.executemany(f"INSERT INTO {table} VALUES (%(id)s, %(name)s)", [{"id": 6, "name": "d"}, {"name": "e", "id": 7}])
+    assert cur.rowcount == 2
+    cur.executemany(f"UPDATE {table} SET name = %s WHERE id = %s", [["u", 1], ["u", 2], ["u", 99]])
+    assert cur.rowcount == 2
+    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", [])
+    assert cur.rowcount == 0
+    assert pg.execute(f"SELECT count(*), count(*) FILTER (WHERE name = 'u') FROM {table}").fetchone() == (7, 2)
+
+
+def test_executemany_returning(conn, table):
+    cur = conn.cursor()
+    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s) RETURNING id * 10", [[1, "a"], [2, "b"]], returning=True)
+    assert cur.fetchall() == [(10,), (20,)]
+
+
+def test_executemany_stops_at_the_first_error(conn, table, pg):
+    cur = conn.cursor()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", [[1, "a"], [1, "b"], [2, "c"]])
+    assert pg.execute(f"SELECT id FROM {table}").fetchall() == [(1,)]
+
+
+# ---------------------------------------------------------------- server-side cursors
+
+
+def cursors_of(conn):
+    """pg_cursors lists the cursors of the current session only: ask through a plain cursor.
+    (The unnamed portal of this very query is listed too, with name ''.)"""
+    cur = conn.cursor()
+    cur.execute("SELECT name, statement, is_holdable, is_scrollable FROM pg_cursors WHERE name <> '' ORDER BY name")
+    rows = cur.fetchall()
+    cur.close()
+    return rows
+
+
+def test_named_cursor_in_a_transaction(dsn_params, pg):
+    c = dbapi.connect(**dsn_params)  # autocommit off, as Django inside atomic()
+    try:
+        backend = c.info.backend_pid  # (asked first: the first ask runs a query)
+        name = "_django_curs_1_sync_1"
+        cur = c.cursor(name, scrollable=False)
+        assert cur.name == name and cur.withhold is False
+        cur.itersize = 4
+        cur.execute("SELECT g, %s FROM generate_series(1, 10) g", ["x"])
+        # From another connection: the server session last ran the DECLARE.
+        activity = pg.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend]).fetchone()[0]
+        assert activity.startswith(f'DECLARE "{name}" NO SCROLL CURSOR FOR SELECT'), activity
+        ((cname, statement, holdable, scrollable),) = cursors_of(c)
+        assert cname == name
+        assert statement.startswith(f'DECLARE "{name}" NO SCROLL CURSOR FOR SELECT')
+        assert (holdable, scrollable) == (False, False)
+        assert [d.name for d in cur.description] == ["g", "?column?"]
+        assert cur.fetchone() == (1, "x")
+        assert cur.fetchmany(2) == [(2, "x"), (3, "x")]
+        assert [r[0] for r in cur] == [4, 5, 6, 7, 8, 9, 10]
+        assert cur.fetchmany(3) == []
+        cur.close()
+        assert cursors_of(c) == []
+        c.commit()
+    finally:
+        c.close()
+
+
+def test_named_cursor_with_hold_in_autocommit(conn):
+    cur = conn.cursor("held_cursor", withhold=True)
+    cur.execute("SELECT generate_series(1, 250)")
+    ((name, statement, holdable, _),) = cursors_of(conn)
+    assert name == "held_cursor" and holdable is True
+    assert "WITH HOLD" in statement
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    rows = cur.fetchall()
+    assert rows == [(i,) for i in range(1, 251)]
+    cur.close()
+    assert cursors_of(conn) == []
+
+
+def test_named_cursor_without_hold_needs_a_transaction(conn):
+    cur = conn.cursor("no_hold")
+    with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+        cur.execute("SELECT 1")
+
+
+def test_named_cursor_fetches_in_batches(dsn_params):
+    c = dbapi.connect(**dsn_params)
+    try:
+        cur = c.cursor("batches")
+        cur.itersize = 3
+        cur.execute("SELECT generate_series(1, 8)")
+        assert cur.fetchone() == (1,)
+        probe = c.cursor()
+        probe.execute("SELECT 1")  # the named cursor's position lives on the server
+        assert cur.fetchmany(4) == [(2,), (3,), (4,), (5,)]
+        assert cur.fetchall() == [(6,), (7,), (8,)]
+        assert cur.fetchall() == []
+        cur.close()
+        c.rollback()
+    finally:
+        c.close()
+
+
+def test_named_cursor_empty_result_and_description(dsn_params):
+    c = dbapi.connect(**dsn_params)
+    try:
+        cur = c.cursor("empty_named")
+        cur.execute("SELECT 1 AS one, 'a'::text AS two WHERE false")
+        assert [d.name for d in cur.description] == ["one", "two"]
+        assert cur.fetchall() == []
+        cur.close()
+        c.rollback()
+    finally:
+        c.close()
+
+
+def test_named_cursor_closed_after_transaction_end(dsn_params):
+    c = dbapi.connect(**dsn_params)
+    try:
+        cur = c.cursor("ends_with_tx")
+        cur.execute("SELECT 1")
+        c.commit()
+        assert cursors_of(c) == []
+        c.rollback()
+        cur.close()  # the server already dropped it: closing is still fine
+    finally:
+        c.close()
+
+
+def test_two_named_cursors_interleaved(dsn_params):
+    c = dbapi.connect(**dsn_params)
+    try:
+        a, b = c.cursor("cur_a"), c.cursor("cur_b")
+        a.itersize = b.itersize = 2
+        a.execute("SELECT generate_series(1, 4)")
+        b.execute("SELECT generate_series(10, 13)")
+        assert [a.fetchone(), b.fetchone(), a.fetchone(), b.fetchone()] == [(1,), (10,), (2,), (11,)]
+        assert a.fetchall() + b.fetchall() == [(3,), (4,), (12,), (13,)]
+        assert [r[0] for r in cursors_of(c)] == ["cur_a", "cur_b"]
+        a.close()
+        b.close()
+        c.rollback()
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- misc PEP 249
+
+
+def test_pep249_extras(conn):
+    cur = conn.cursor()
+    assert cur.connection is conn
+    assert cur.nextset() is None
+    cur.setinputsizes([1])
+    cur.setoutputsize(10)
+    cur.execute("SELECT %s", [1])
+    assert cur.query == "SELECT $1"
+    assert cur.closed is False
