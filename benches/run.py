@@ -443,7 +443,10 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         f"psycopg2 {v.get('psycopg2', '–')}, asyncpg {v.get('asyncpg', '?')}. "
         f"**Run:** `{' '.join(['benches/run.py', *argv])}` ({profile}: {PROFILES[profile]['rounds']} round(s), "
         f"≥{PROFILES[profile]['reps']} timed repetition(s) per worker), wall time {wall / 60:.1f} min.")
-    lines += ["", "Times: median (min) in ms over all timed repetitions. `×` = stock median / django_rustpg median, "
+    ns = [d["n"] for r in summary.values() for d in r["engines"].values() if "n" in d]
+    samples = f"{min(ns)}–{max(ns)}" if ns and min(ns) != max(ns) else str(ns[0]) if ns else "0"
+    lines += ["", f"Times: median (min) in ms over all timed repetitions ({samples} per engine and scenario, "
+              "from fresh worker processes, engines alternating). `×` = stock median / django_rustpg median, "
               "so above 1 means django_rustpg is faster. http_list_100 shows requests/s and p99 latency instead. "
               "**loses** = slower than the best stock configuration.", ""]
     head = (["scenario"] + [LABELS[e] for e in engines]
@@ -500,19 +503,21 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         lines += ["", "## Raw drivers outside Django (same data)", "",
                   f"`{ANCHOR_FETCH_DESC}`; and 2,000 single-row fetches by primary key. Autocommit, each driver's "
                   "defaults otherwise (psycopg 3 prepares after 5 executions, asyncpg always, django_rustpg never).", "",
-                  "| driver | 100k fetch ms | µs/row | 2,000 pk fetches ms | µs/query | peak RSS MB |", "|---|---|---|---|---|---|"]
+                  "| driver | version | 100k fetch ms | µs/row | 2,000 pk fetches ms | µs/query | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|"]
         for name, a in anchors.items():
             if "error" in a:
-                lines.append(f"| {ANCHOR_LABELS[name]} | **FAILED** | | | | |")
+                lines.append(f"| {ANCHOR_LABELS[name]} | | **FAILED** | | | | |")
                 continue
             f, p = statistics.median(a["fetch_times"]), statistics.median(a["pk_times"])
-            lines.append(f"| {ANCHOR_LABELS[name]} ({a['driver']}) | {fmt_ms(f)} | {f / 100_000 * 1e6:.2f} | "
+            lines.append(f"| {ANCHOR_LABELS[name]} | {a['driver'].split()[-1]} | {fmt_ms(f)} | {f / 100_000 * 1e6:.2f} | "
                          f"{fmt_ms(p)} | {p / 2_000 * 1e6:.0f} | {a['rss_peak_kb'] / 1024:.0f} |")
         floor = (rust or {}).get("medians_ns", {})
         for key in ("pool_fetch_100k/raw", "pool_fetch_100k/decoded"):
             if key in floor:
                 ns = floor[key]
-                lines.append(f"| Rust only, no Python (`cargo bench`, {key}) | {ns / 1e6:.0f} | {ns / 1e3 / 100_000:.2f} | | | |")
+                lines.append(f"| Rust only, no Python objects (`{key}`) | criterion | {ns / 1e6:.0f} | "
+                             f"{ns / 1e3 / 100_000:.2f} | | | |")
     checks = target_checks(summary, anchors)
     if checks:
         lines += ["", "## Other design targets", ""] + [f"- {c}" for c in checks]
@@ -526,6 +531,8 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
 
     problems = [(name, p) for name in order if name in summary
                 for p in summary[name]["problems"] + summary[name]["mismatches"]]
+    problems += [(f"anchor {name}", f"{ANCHOR_LABELS[name]} failed:\n{a['error']}") for name, a in anchors.items()
+                 if "error" in a]
     if any("load_generator" in d and d["load_generator"] != "wrk" for r in summary.values() for d in r["engines"].values()):
         lines += ["", "**Note:** wrk was not found; http_list_100 used the Python fallback load generator, "
                   "which competes with gunicorn for the CPUs (install wrk: `apt-get install -y wrk`)."]
@@ -569,7 +576,7 @@ def target_checks(summary, anchors):
     return out
 
 
-def render_chart(summary, order, path):
+def render_chart(summary, order, path, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -592,7 +599,11 @@ def render_chart(summary, order, path):
     ax.set_yticks([k + h * (len(stock) - 1) / 2 for k in range(len(names))], names)
     ax.invert_yaxis()
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("speed-up of django_rustpg (stock median / django_rustpg median; black tick = design target)")
+    ticks = [t for t in (0.25, 0.5, 1, 1.5, 2, 3, 4, 8) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1] * 1.05]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("speed-up of django_rustpg = stock median / django_rustpg median (black tick: design target)")
+    ax.set_title(title, fontsize="medium")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -614,7 +625,12 @@ def main(argv=None):
     ap.add_argument("--no-anchors", action="store_true", help="skip the raw-driver anchors")
     ap.add_argument("--rust", action="store_true", help="also run `cargo bench --bench micro` (criterion) first")
     ap.add_argument("--rust-only", action="store_true", help="only the criterion micro-benchmarks")
+    ap.add_argument("--from-json", metavar="PATH", help="re-render the report from a saved latest.json; run nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        return write_report(saved["info"], saved["profile_name"], saved["argv"], saved["wall_seconds"],
+                            saved["engines"], saved["order"], saved["anchors"], saved["rust"], saved["runs"])
     profile = "quick" if args.quick else "full"
     prof = dict(PROFILES[profile])
     if args.rounds:
@@ -678,24 +694,30 @@ def main(argv=None):
                 f"fetch {statistics.median(a['fetch_times']) * 1e3:.0f} ms, pk {statistics.median(a['pk_times']) * 1e3:.0f} ms"))
 
     wall = time.time() - t_start
+    return write_report(machine_info(load_start), profile, argv, wall, engines, order, anchors, rust, runs)
+
+
+def write_report(info, profile, argv, wall, engines, order, anchors, rust, runs):
+    """Summarizes the runs and writes latest.{md,json,png}; returns the exit status."""
     summary = summarize(runs, engines)
-    info = machine_info(load_start)
     md = render_markdown(info, summary, anchors, rust, order, engines, wall, profile, argv)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    payload = {"info": info, "profile": prof, "argv": argv, "wall_seconds": wall, "engines": engines,
-               "summary": summary, "anchors": anchors, "rust": rust, "runs": runs}
+    payload = {"info": info, "profile_name": profile, "profile": PROFILES[profile], "argv": argv,
+               "wall_seconds": wall, "engines": engines, "order": order, "summary": summary,
+               "anchors": anchors, "rust": rust, "runs": runs}
     (RESULTS / "latest.md").write_text(md)
     (RESULTS / "latest.json").write_text(json.dumps(payload, indent=1, default=str))
     (RESULTS / "raw").mkdir(exist_ok=True)
     (RESULTS / "raw" / f"{stamp}.json").write_text(json.dumps(payload, default=str))
-    chart = render_chart(summary, order, RESULTS / "latest.png") if "rustpg" in engines else False
+    title = (f"django_rustpg vs stock Django backends — {info['date']}, {info['nproc']} CPUs, "
+             f"PostgreSQL {str(info.get('pg', '?')).split()[0]}, {profile} run")
+    chart = render_chart(summary, order, RESULTS / "latest.png", title) if "rustpg" in engines else False
     print(md)
     log(f"wrote {RESULTS.relative_to(ROOT)}/latest.md, latest.json" + (", latest.png" if chart else "")
-        + f" in {wall / 60:.1f} min")
+        + f" ({wall / 60:.1f} min)")
     failed = (any(s["problems"] or s["mismatches"] for s in summary.values())
               or any("error" in a for a in anchors.values()))
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

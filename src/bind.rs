@@ -87,13 +87,14 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let encoder = Encoder::new(py, hstore_oid)?;
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
     let mut numbers = Vec::with_capacity(values.len());
-    // Identical values share one `$n`, so the server sees repeated expressions (in SELECT
-    // and GROUP BY, DISTINCT and ORDER BY) as equal, as it does with inlined literals.
-    // NULLs never share: the same NULL often fills columns of different types.
+    // Identical typed values share one `$n`, so the server sees repeated expressions (in
+    // SELECT and GROUP BY) as equal, as it does with inlined literals. Untyped values
+    // (str, str lists, NULL) never share: PostgreSQL infers each one's type from where it
+    // stands, and one shared parameter cannot be both text and varchar, inet[] and uuid[].
     let mut seen: HashMap<Param, usize> = HashMap::new();
     for (i, value) in values.iter().enumerate() {
         let p = encoder.encode(value, i + 1)?;
-        if p.value.is_some() {
+        if p.oid != 0 && p.value.is_some() {
             if let Some(&n) = seen.get(&p) {
                 numbers.push(n);
                 continue;

@@ -52,11 +52,12 @@ const MAX_DUPS: usize = 100_000;
 /// Result-set value hashes remembered per scope, for the confirmed check.
 const MAX_VALUES: usize = 200_000;
 /// Rows of one result set whose values are remembered.
-const MAX_ROWS_PER_RESULT: usize = 20_000;
+const MAX_ROWS_PER_RESULT: usize = 5_000;
+/// Result columns considered (the value map stores the column in 8 bits).
+const MAX_VALUE_COLUMNS: usize = 255;
 /// Parameters of one statement looked up in the value map.
 const MAX_PARAMS_CHECKED: usize = 8;
-/// Sources remembered per value and per group.
-const SOURCES_PER_VALUE: usize = 3;
+/// Sources remembered per group (per value: two, packed in a u64; see `Slot`).
 const SOURCES_PER_GROUP: usize = 8;
 /// Code objects classified per thread before the cache is emptied.
 const MAX_CODES: usize = 100_000;
@@ -165,11 +166,17 @@ struct Site {
 }
 
 impl Site {
+    /// Keeps the innermost frame of each function: outer frames of a function already on
+    /// the list are recursion (direct or mutual), and collapsing them makes every depth
+    /// of a recursive walk one call site.
     fn push(&mut self, code: Py<PyAny>, line: i32) {
-        let ptr = code.as_ptr();
-        if self.frames.len() < MAX_APP_FRAMES && !self.frames.iter().any(|(c, l)| c.as_ptr() == ptr && *l == line) {
+        if self.frames.len() < MAX_APP_FRAMES && !self.has(code.as_ptr()) {
             self.frames.push((code, line));
         }
+    }
+
+    fn has(&self, code: *mut ffi::PyObject) -> bool {
+        self.frames.iter().any(|(c, _)| c.as_ptr() == code)
     }
 
     fn hash(&self) -> u64 {
@@ -226,8 +233,15 @@ fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool) -> Site {
                     break;
                 }
                 if flags & FLAG_APP != 0 {
-                    let line = ffi::PyFrame_GetLineNumber(frame);
-                    site.push(Py::from_borrowed_ptr(py, code), line);
+                    // Line numbers cost a line-table scan: only for frames that are kept.
+                    if !site.has(code) {
+                        let line = ffi::PyFrame_GetLineNumber(frame);
+                        site.push(Py::from_borrowed_ptr(py, code), line);
+                        if site.frames.len() >= MAX_APP_FRAMES {
+                            ffi::Py_DECREF(code);
+                            break;
+                        }
+                    }
                 } else if site.frames.is_empty() {
                     site.markers |= flags & !FLAG_BOUNDARY;
                 }
@@ -397,7 +411,7 @@ fn key_like(name: &str) -> bool {
 fn value_columns(cols: &[ColInfo]) -> Vec<(usize, ColKind)> {
     cols.iter()
         .enumerate()
-        .take(u16::MAX as usize)
+        .take(MAX_VALUE_COLUMNS)
         .filter_map(|(i, c)| {
             let kind = match c.type_.oid() {
                 oid::INT2 | oid::INT4 | oid::INT8 => ColKind::Int,
@@ -446,7 +460,8 @@ struct Group {
 struct Dup {
     count: u32,
     total_ns: u64,
-    groups: Vec<u32>,
+    groups: [u32; 4],
+    n_groups: u8,
 }
 
 #[derive(Default)]
@@ -457,13 +472,42 @@ struct State {
     groups: Vec<Group>,
     index: FxMap<(u64, u64), u32>,
     dups: FxMap<(u64, u64), Dup>,
-    values: FxMap<u64, [(u32, u16); SOURCES_PER_VALUE]>,
+    /// value hash → up to two (group, column) sources, packed (see `Slot`).
+    values: FxMap<u64, u64>,
     ungrouped: u64,
     values_full: bool,
     dups_full: bool,
 }
 
-const NO_SOURCE: (u32, u16) = (u32::MAX, 0);
+/// A value's sources: two 32-bit slots, each `(group + 1) << 8 | column` (0: empty).
+struct Slot;
+
+impl Slot {
+    #[inline]
+    fn pack(group: u32, column: usize) -> u64 {
+        ((group as u64 + 1) << 8) | column as u64
+    }
+
+    #[inline]
+    fn get(slots: u64, i: u32) -> Option<(u32, u16)> {
+        let s = (slots >> (32 * i)) & 0xFFFF_FFFF;
+        (s != 0).then(|| (((s >> 8) - 1) as u32, (s & 0xFF) as u16))
+    }
+
+    /// Adds `(group, column)` unless the group is there already (then keeps the first
+    /// column) or both slots are taken.
+    #[inline]
+    fn add(slots: u64, group: u32, column: usize) -> u64 {
+        for i in 0..2 {
+            match Slot::get(slots, i) {
+                None => return slots | (Slot::pack(group, column) << (32 * i)),
+                Some((g, _)) if g == group => return slots,
+                _ => {}
+            }
+        }
+        slots
+    }
+}
 
 /// One N+1 scope's recorded statements (see the module docs).
 #[pyclass(module = "django_rustpg._native", name = "NPlusOneScope", frozen)]
@@ -486,7 +530,12 @@ impl Scope {
     ) -> Option<u32> {
         let callsite = site.hash();
         let phash = params_hash(&q.params);
-        let checked: Vec<u64> = q.params.iter().take(MAX_PARAMS_CHECKED).filter_map(param_value_hash).collect();
+        let mut checked = [0u64; MAX_PARAMS_CHECKED];
+        let mut n_checked = 0;
+        for h in q.params.iter().take(MAX_PARAMS_CHECKED).filter_map(param_value_hash) {
+            checked[n_checked] = h;
+            n_checked += 1;
+        }
         let mut guard = self.state.lock();
         let st = &mut *guard;
         st.statements += 1;
@@ -522,14 +571,16 @@ impl Scope {
             }
         };
         // Which earlier result sets held this statement's parameter values.
-        let mut seen_sources: [(u32, u16); MAX_PARAMS_CHECKED * SOURCES_PER_VALUE] = [NO_SOURCE; MAX_PARAMS_CHECKED * SOURCES_PER_VALUE];
+        let mut seen_sources = [(0u32, 0u16); MAX_PARAMS_CHECKED * 2];
         let mut n_seen = 0;
-        for h in &checked {
-            if let Some(srcs) = st.values.get(h) {
-                for s in srcs.iter().filter(|s| s.0 != u32::MAX && s.0 != gi) {
-                    if !seen_sources[..n_seen].iter().any(|x| x.0 == s.0) {
-                        seen_sources[n_seen] = *s;
-                        n_seen += 1;
+        for h in &checked[..n_checked] {
+            if let Some(&slots) = st.values.get(h) {
+                for i in 0..2 {
+                    if let Some(s) = Slot::get(slots, i) {
+                        if s.0 != gi && !seen_sources[..n_seen].iter().any(|x| x.0 == s.0) {
+                            seen_sources[n_seen] = s;
+                            n_seen += 1;
+                        }
                     }
                 }
             }
@@ -538,11 +589,13 @@ impl Scope {
         if let Some(d) = st.dups.get_mut(&dup_key) {
             d.count += 1;
             d.total_ns += elapsed;
-            if !d.groups.contains(&gi) && d.groups.len() < 8 {
-                d.groups.push(gi);
+            let n = d.n_groups as usize;
+            if n < d.groups.len() && !d.groups[..n].contains(&gi) {
+                d.groups[n] = gi;
+                d.n_groups += 1;
             }
         } else if st.dups.len() < MAX_DUPS {
-            st.dups.insert(dup_key, Dup { count: 1, total_ns: elapsed, groups: vec![gi] });
+            st.dups.insert(dup_key, Dup { count: 1, total_ns: elapsed, groups: [gi, 0, 0, 0], n_groups: 1 });
         } else {
             st.dups_full = true;
         }
@@ -577,11 +630,9 @@ impl Scope {
                             st.values_full = true;
                             break 'rows;
                         }
-                        let slot = st.values.entry(h).or_insert([NO_SOURCE; SOURCES_PER_VALUE]);
-                        if let Some(free) = slot.iter().position(|s| s.0 == u32::MAX || s.0 == gi) {
-                            slot[free] = (gi, i as u16);
-                            registered = true;
-                        }
+                        let slots = st.values.entry(h).or_insert(0);
+                        *slots = Slot::add(*slots, gi, i);
+                        registered = true;
                     }
                 }
                 let group = &mut st.groups[gi as usize];
@@ -647,7 +698,7 @@ impl Scope {
         }
         let dup_list: Vec<(&(u64, u64), &Dup)> = st.dups.iter().filter(|(_, d)| d.count >= threshold).collect();
         for (_, d) in &dup_list {
-            for &g in &d.groups {
+            for &g in &d.groups[..d.n_groups as usize] {
                 if !wanted[g as usize] {
                     wanted[g as usize] = true;
                     stack.push(g);
@@ -701,7 +752,7 @@ impl Scope {
             item.set_item("fingerprint", format!("{fp:016x}"))?;
             item.set_item("count", d.count)?;
             item.set_item("total_ms", d.total_ns as f64 / 1e6)?;
-            item.set_item("groups", d.groups.clone())?;
+            item.set_item("groups", d.groups[..d.n_groups as usize].to_vec())?;
             dups.append(item)?;
         }
         let out = PyDict::new(py);
@@ -787,6 +838,19 @@ mod tests {
         assert_ne!(cell_hash(ColKind::Text, b"07"), a);
         let u = [3u8; 16];
         assert_eq!(param_value_hash(&p(oid::UUID, u.to_vec())), cell_hash(ColKind::Bytes, &u));
+    }
+
+    #[test]
+    fn value_slots() {
+        let mut s = 0u64;
+        assert_eq!(Slot::get(s, 0), None);
+        s = Slot::add(s, 0, 3);
+        s = Slot::add(s, 0, 4); // same group: the first column stays
+        s = Slot::add(s, 7, 200);
+        s = Slot::add(s, 9, 1); // full
+        assert_eq!(Slot::get(s, 0), Some((0, 3)));
+        assert_eq!(Slot::get(s, 1), Some((7, 200)));
+        assert_eq!(Slot::add(0, 16_000_000, 255), Slot::pack(16_000_000, 255));
     }
 
     #[test]

@@ -351,25 +351,18 @@ def test_identical_typed_values_may_share_a_placeholder(conn):
     assert cur.query == "SELECT $1::int, $1::bigint, $1 + 1"
 
 
-SHARED_UNTYPED = pytest.mark.xfail(
-    strict=True,
-    reason="bind.rs (uncommitted change for Django #34255): identical untyped str values now "
-    "share one $n, so the type the server deduces at the first use is forced on every "
-    "other use; psycopg (and inlined literals) type each occurrence on its own",
-)
-
-
-@SHARED_UNTYPED
 @pytest.mark.parametrize(
     "query,params",
     [
         ("SELECT 1 WHERE %s = 'x' AND %s = 1", ["1", "1"]),  # text here, integer there
         ("SELECT %s::date, %s", ["2020-01-01", "2020-01-01"]),  # date, then a plain str
-        ("SELECT %s::jsonb, %s::text", ['{"a":1}', '{"a":1}']),  # the text keeps its spelling
+        ("SELECT %s::jsonb::text, %s::text", ['{"a":1}', '{"a":1}']),  # the text keeps its spelling
     ],
     ids=["text-and-int", "date-and-unknown", "jsonb-and-text"],
 )
 def test_untyped_values_each_infer_their_own_type(conn, pg, query, params):
+    # Identical str values must not share one $n: the server would force the type it
+    # deduced at the first use on every other use. psycopg types each occurrence alone.
     cur = conn.cursor()
     cur.execute(query, params)
     assert cur.fetchall() == pg.execute(query, params).fetchall()

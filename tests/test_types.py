@@ -670,6 +670,35 @@ def test_timestamptz_follows_session_time_zone(dsn_params, pg_conninfo):
         c.close()
 
 
+@pytest.mark.parametrize(
+    "zone,literal",
+    [
+        ("America/New_York", "9999-12-31 20:00:00-05"),  # the UTC instant is in year 10000
+        ("America/New_York", "9999-12-31 23:59:59.999999-05"),
+        ("Asia/Tokyo", "0001-01-01 05:00:00+09"),  # the UTC instant is in year 0
+    ],
+)
+def test_timestamptz_at_the_edges_of_pythons_range(dsn_params, pg_conninfo, zone, literal):
+    # The local time is representable although the UTC instant is not. Compared with
+    # psycopg's binary loader, which answers in ZoneInfo(zone) like the driver (its text
+    # loader answers the same instant with a fixed-offset tzinfo).
+    c = dbapi.connect(**dsn_params)
+    c.autocommit = True
+    plain = psycopg.connect(pg_conninfo, autocommit=True)
+    try:
+        q_ours(c, "SELECT 1")
+        c.cursor().execute(f"SET TIME ZONE '{zone}'")
+        plain.execute(f"SET TIME ZONE '{zone}'")
+        sql = f"SELECT '{literal}'::timestamptz"
+        got = q_ours(c, sql)
+        want = plain.execute(sql, binary=True).fetchall()
+        assert_same(got, want, sql)
+        assert got[0][0].tzinfo == want[0][0].tzinfo
+    finally:
+        plain.close()
+        c.close()
+
+
 def test_set_timestamptz_tzinfo_hooks(dsn_params):
     # What the backend uses for Django's USE_TZ / TIME_ZONE settings.
     c = dbapi.connect(**dsn_params)

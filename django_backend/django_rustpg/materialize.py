@@ -128,6 +128,12 @@ def _converters(compiler, connection):
     ]
 
 
+def _column_width(compiler):
+    """Database columns in the select list (a composite primary key spans several)."""
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    return sum(len(f) if type(f).__name__ == "ColPairs" else 1 for f in fields)
+
+
 def _execute(compiler, iterable):
     """Runs the query through Django's cursor wrapper; None when the result is empty."""
     return compiler.execute_sql(
@@ -164,11 +170,10 @@ def _rows(cursor_wrapper, plan, iterable):
         yield from chunk
 
 
-def _model_rows(iterable, connection):
+def _model_rows(iterable, connection, db):
     queryset = iterable.queryset
     if not _model_is_plain(queryset.model, ()):
         return None  # decided before executing: Django's own path runs the query
-    db = queryset.db
     compiler = queryset.query.get_compiler(using=db)
     cursor = _execute(compiler, iterable)
     if cursor is None:
@@ -217,7 +222,7 @@ def _django_models(iterable, compiler, cursor, connection):
         (column, list(convs), expression)
         for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
     ]
-    rows = _rows(cursor, _native.Plan("tuples", compiler.col_count, converters, connection), iterable)
+    rows = _rows(cursor, _native.Plan("tuples", _column_width(compiler), converters, connection), iterable)
     if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
         rows = compiler.composite_fields_to_tuples(rows, fields)
     klass_info = compiler.klass_info
@@ -264,7 +269,7 @@ def _with_known_related(rows, queryset, known):
         yield obj
 
 
-def _value_rows(iterable, connection, kind):
+def _value_rows(iterable, connection, db, kind):
     queryset = iterable.queryset
     query = queryset.query
     names = None
@@ -273,7 +278,7 @@ def _value_rows(iterable, connection, kind):
             names = list(query.selected)
         else:
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
-    compiler = query.get_compiler(queryset.db)
+    compiler = query.get_compiler(db)
     cursor = _execute(compiler, iterable)
     if cursor is None:
         return iter(())
@@ -285,7 +290,7 @@ def _value_rows(iterable, connection, kind):
             (column, list(convs), expression)
             for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
         ]
-        plan = _native.Plan("tuples", compiler.col_count, all_converters, connection)
+        plan = _native.Plan("tuples", _column_width(compiler), all_converters, connection)
         rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable), fields)
         if kind == "dicts":
             return ({n: row[i] for i, n in enumerate(names)} for row in rows)
@@ -298,9 +303,9 @@ def _value_rows(iterable, connection, kind):
 
 _NATIVE = {
     query_module.ModelIterable: _model_rows,
-    query_module.ValuesIterable: lambda it, c: _value_rows(it, c, "dicts"),
-    query_module.ValuesListIterable: lambda it, c: _value_rows(it, c, "tuples"),
-    query_module.FlatValuesListIterable: lambda it, c: _value_rows(it, c, "flat"),
+    query_module.ValuesIterable: lambda it, c, db: _value_rows(it, c, db, "dicts"),
+    query_module.ValuesListIterable: lambda it, c, db: _value_rows(it, c, db, "tuples"),
+    query_module.FlatValuesListIterable: lambda it, c, db: _value_rows(it, c, db, "flat"),
 }
 
 
@@ -308,13 +313,21 @@ def _make_iter(iterable_cls, original):
     native = _NATIVE[iterable_cls]
 
     def __iter__(self):
-        if type(self) is iterable_cls:
-            connection = connections[self.queryset.db]
-            if _is_native_connection(connection):
-                rows = native(self, connection)
-                if rows is not None:
-                    yield from rows
-                    return
+        if type(self) is not iterable_cls:
+            yield from original(self)
+            return
+        # The router is asked once per query, as Django's own iterables do.
+        queryset = self.queryset
+        db = queryset.db
+        connection = connections[db]
+        if _is_native_connection(connection):
+            rows = native(self, connection, db)
+            if rows is not None:
+                yield from rows
+                return
+        if queryset._db is None:
+            # Pin the routed alias so Django's path does not route a second time.
+            self = type(self)(queryset.using(db), chunked_fetch=self.chunked_fetch, chunk_size=self.chunk_size)
         yield from original(self)
 
     __iter__.__wrapped__ = original

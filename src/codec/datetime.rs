@@ -167,8 +167,9 @@ mod tests {
 
     #[test]
     fn intervals() {
+        // 14 months = 1 year and 2 months.
         let i = Interval { micros: 0, days: 1, months: 14 };
-        assert_eq!(i.total_days(), 1 + 30 + 365);
+        assert_eq!(i.total_days(), 1 + 2 * 30 + 365);
         let neg = Interval { micros: 0, days: 0, months: -13 };
         assert_eq!(neg.total_days(), -365 - 30);
     }

@@ -96,7 +96,9 @@ mod tests {
         assert_eq!(to_text(&enc(2, 0, 0, 2, &[12, 3400])).unwrap(), "12.34");
         assert_eq!(to_text(&enc(2, 1, NUMERIC_NEG, 0, &[1, 0])).unwrap(), "-10000");
         assert_eq!(to_text(&enc(1, -1, 0, 5, &[1200])).unwrap(), "0.12000");
-        assert_eq!(to_text(&enc(1, -2, 0, 6, &[5])).unwrap(), "0.000005");
+        // 0.000005 = 500 × 10000^-2; a lone group 5 there would be 0.00000005.
+        assert_eq!(to_text(&enc(1, -2, 0, 6, &[500])).unwrap(), "0.000005");
+        assert_eq!(to_text(&enc(1, -2, 0, 8, &[5])).unwrap(), "0.00000005");
         assert_eq!(to_text(&enc(1, 2, 0, 0, &[7])).unwrap(), "700000000");
         assert_eq!(to_text(&enc(0, 0, NUMERIC_NAN, 0, &[])).unwrap(), "NaN");
         assert_eq!(to_text(&enc(0, 0, NUMERIC_PINF, 0, &[])).unwrap(), "Infinity");

@@ -271,12 +271,23 @@ impl<'py> DecodeCtx<'py> {
                 .into_any()
                 .unbind());
         }
-        let (d, t) = dt::decode_timestamp_micros(us).map_err(|e| self.err(e))?;
+        // The UTC instant may lie outside Python's range while the local time does not
+        // (9999-12-31 in a zone west of UTC): convert a shifted instant, then shift back.
+        const SHIFT_US: i64 = 2 * dt::USECS_PER_DAY;
+        let shift = if us > 0 { -SHIFT_US } else { SHIFT_US };
+        let shifted = if dt::decode_timestamp_micros(us).is_ok() { 0 } else { shift };
+        let (d, t) = dt::decode_timestamp_micros(us + shifted).map_err(|e| self.err(e))?;
         let utc = self.refs.utc.bind(py).downcast::<PyTzInfo>()?.clone();
         let value = PyDateTime::new(py, d.year, d.month, d.day, t.hour, t.minute, t.second, t.micro, Some(&utc))?;
-        let local = value
+        let mut local = value
             .call_method1(pyo3::intern!(py, "astimezone"), (&self.session_zone,))
             .map_err(|e| errors::data(py, format!("timestamp out of Python's range in time zone: {e}")))?;
+        if shifted != 0 {
+            let back = PyDelta::new(py, (-shifted / dt::USECS_PER_DAY) as i32, 0, 0, true)?;
+            local = local
+                .call_method1(pyo3::intern!(py, "__add__"), (back,))
+                .map_err(|_| errors::data(py, "timestamp too large (after year 10K)"))?;
+        }
         let kwargs = PyDict::new(py);
         match self.replace {
             TzReplace::Keep => return Ok(local.unbind()),

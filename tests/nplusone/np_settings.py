@@ -19,7 +19,7 @@ def _database():
             HOST=q.get("host") or (unquote(u.hostname) if u.hostname else "127.0.0.1"),
             PORT=str(q.get("port") or u.port or 5432),
         )
-    db["TEST"] = {"NAME": "django_rustpg_nplusone"}
+    db["TEST"] = {"NAME": os.environ.get("NPLUSONE_TEST_DB", "django_rustpg_nplusone")}
     return db
 
 

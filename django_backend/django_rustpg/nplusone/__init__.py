@@ -104,6 +104,7 @@ class scope:
         self.threshold = threshold
         self.duplicates = duplicates
         self._stack = []
+        self._report = None  # a Report to fill instead of a new one (pytest fixture)
 
     # -- decorator
     def __call__(self, func):
@@ -126,7 +127,7 @@ class scope:
     def __enter__(self) -> Report:
         _runtime.install()
         native = _native.NPlusOneScope()
-        report = Report(self.name)
+        report, self._report = (self._report or Report(self.name)), None
         parent = _runtime.pyscope_var.get()
         tokens = (_runtime.scope_var.set(native), _runtime.pyscope_var.set(report), _runtime.origin_var.set(None))
         self._stack.append((native, report, parent, tokens, time.perf_counter()))

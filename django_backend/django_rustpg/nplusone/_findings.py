@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from . import _runtime as rt
 
 IGNORE_COMMENT = "nplusone: ignore"
+# Executions sharing one source that confirm a group whatever their share (the driver
+# remembers the first 5,000 rows of each result set).
+CONFIRM_HITS = 1000
 
 
 @dataclass
@@ -264,7 +267,7 @@ def _best_source(g, groups):
         src = groups.get(sid)
         if src is None:
             continue
-        if hits >= 2 and hits * 2 >= g["count"]:
+        if hits >= 2 and (hits * 2 >= g["count"] or hits >= CONFIRM_HITS):
             return src, column
         break
     return None, None

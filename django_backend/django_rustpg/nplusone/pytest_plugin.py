@@ -98,8 +98,9 @@ class _State:
         """None: not scoped; "collect": recorded only; "fail": recorded and enforced."""
         if item.get_closest_marker("no_nplusone"):
             return None
+        updating = self.config.getoption("--nplusone-update-baseline")
         if item.get_closest_marker("nplusone") or self.global_switch:
-            return "fail"
+            return "collect" if updating else "fail"
         if self.report_path or self.config.getoption("--nplusone-update-baseline"):
             return "collect"
         return None
@@ -142,8 +143,8 @@ def pytest_runtest_call(item):
     kwargs = dict(marker.kwargs) if marker else {}
     threshold = kwargs.get("threshold") or item.config.getoption("--nplusone-threshold")
     cm = scope(item.nodeid, mode="collect", threshold=threshold, duplicates=kwargs.get("duplicates"))
+    cm._report = getattr(item, "_rustpg_nplusone_report", None)  # made by the fixture, if used
     report = cm.__enter__()
-    item._rustpg_nplusone_report = report
     try:
         result = yield
     except BaseException:
@@ -162,8 +163,16 @@ def pytest_runtest_call(item):
 
 @pytest.fixture
 def nplusone_report(request):
-    """The ``Report`` of the running test's scope (findings are filled after the test)."""
-    return getattr(request.node, "_rustpg_nplusone_report", None)
+    """The ``Report`` of the running test's scope: filled when the test body ends (use
+    it in teardown, or ``nplusone.scope()`` for a block). None if the test is not checked."""
+    state = _state(request.config)
+    if state.mode_for(request.node) is None:
+        return None
+    from . import Report
+
+    report = Report(request.node.nodeid)
+    request.node._rustpg_nplusone_report = report
+    return report
 
 
 def _stale(state) -> list:

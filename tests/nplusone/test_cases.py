@@ -1,0 +1,158 @@
+"""One case per N+1 kind: exactly one finding with the right relation, and the reported
+fix, applied to the loop's queryset, leaves no finding and at most 2 queries (3 for the
+two-level nested loop: one query per level is the minimum there)."""
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_rustpg import nplusone
+from shop import scenarios
+
+
+def run(fn, *args, **kwargs):
+    with nplusone.scope(mode="collect") as report, CaptureQueriesContext(connection) as queries:
+        fn(*args, **kwargs)
+    return report, len(queries)
+
+
+@pytest.mark.parametrize("name", list(scenarios.CASES))
+def test_case_yields_one_finding_and_its_fix_works(data, name):
+    fn, relation, fix = scenarios.CASES[name]
+    report, n_before = run(fn)
+    assert len(report.findings) == 1, [f.describe() for f in report.findings]
+    f = report.findings[0]
+    assert f.kind == "n_plus_one"
+    assert f.relation == relation
+    assert f.fix == fix
+    assert f.confirmed is True
+    assert f.source_callsite and f.source_callsite.startswith("shop/scenarios.py:")
+    assert f.callsite.startswith("shop/scenarios.py:")
+    assert f.count >= 5 and f.total_ms > 0
+    assert f.fingerprint == nplusone.fingerprint(f.sql)
+
+    fixed, n_after = run(fn, fix=f.fix)
+    assert fixed.findings == []
+    assert n_after <= (3 if name == "nested_loop" else 2), n_after
+    assert n_after < n_before
+    same = lambda r: sorted(r) if isinstance(r, list) else r  # noqa: E731
+    assert same(fn(fix=f.fix)) == same(fn())  # same result
+
+
+def test_template_loop_names_the_template(data):
+    report, _ = run(scenarios.template_loop)
+    (f,) = report.findings
+    assert f.template == "shop/books.html:3"
+
+
+def test_nested_loop_lists_both_levels(data):
+    report, _ = run(scenarios.nested_loop)
+    (f,) = report.findings
+    assert f.count == 5 + 10  # books per author, labels per book
+    assert [n["path"] for n in f.nested] == ["books__labels"]
+    assert f.nested[0]["relation"] == "shop.Book.labels"
+
+
+def test_get_in_a_loop_over_user_ids_is_probable(data):
+    ids = [b.pk for b in data["books"]]  # a Python list the user built
+    report, _ = run(scenarios.get_in_loop, ids)
+    (f,) = report.findings
+    assert (f.kind, f.relation, f.fix, f.confirmed, f.source_callsite) == ("n_plus_one", None, "in_bulk()", False, None)
+    fixed, n_after = run(scenarios.get_in_loop, ids, fix=f.fix)
+    assert fixed.findings == [] and n_after == 1
+
+
+def test_get_in_a_loop_over_ids_from_a_query_is_confirmed(data):
+    def loop():
+        from shop.models import Book
+
+        ids = list(Book.objects.values_list("pk", flat=True))
+        return [Book.objects.get(pk=pk).title for pk in ids]
+
+    report, _ = run(loop)
+    (f,) = report.findings
+    assert f.confirmed and f.fix == "in_bulk()"
+    assert f.source_callsite.startswith("test_cases.py:")
+
+
+def test_async_view_loop(data):
+    report, n_before = run(async_to_sync(scenarios.async_reviews))
+    assert len(report.findings) == 1, [f.describe() for f in report.findings]
+    (f,) = report.findings
+    assert (f.relation, f.fix, f.confirmed) == ("shop.Book.reviews", 'prefetch_related("reviews")', True)
+    assert f.callsite.startswith("shop/scenarios.py:")
+    fixed, n_after = run(async_to_sync(scenarios.async_reviews), fix=f.fix)
+    assert fixed.findings == [] and n_after <= 2
+
+
+# ---------------------------------------------------------------------------- no findings
+
+def test_select_related_is_clean(data):
+    from shop.models import Book
+
+    def loop():
+        return [(b.author.name, b.editor.name) for b in Book.objects.select_related("author", "editor")]
+
+    report, n = run(loop)
+    assert report.findings == [] and n == 1
+
+
+def test_prefetch_related_prefetch_objects_and_nested_are_clean(data):
+    from django.db.models import Prefetch
+    from shop.models import Author, Book
+
+    def loop():
+        out = []
+        qs = Author.objects.prefetch_related(
+            Prefetch("books", queryset=Book.objects.select_related("editor").order_by("pk")),
+            "books__labels",
+            "books__reviews",
+        )
+        for a in qs:
+            for b in a.books.all():
+                out.append((b.editor.name, [lab.name for lab in b.labels.all()], [r.rating for r in b.reviews.all()]))
+        return out
+
+    report, n = run(loop)
+    assert report.findings == [] and n == 4
+
+
+def test_single_iteration_is_clean(data):
+    from shop.models import Book
+
+    report, _ = run(lambda: [b.author.name for b in Book.objects.order_by("pk")[:1]])
+    assert report.findings == []
+
+
+def test_bulk_create_and_bulk_update_are_clean(data):
+    from shop.models import Book, Label
+
+    def work():
+        Label.objects.bulk_create([Label(name=f"n{i}") for i in range(20)])
+        books = list(Book.objects.all())
+        for b in books:
+            b.price = 9
+        Book.objects.bulk_update(books, ["price"])
+
+    report, _ = run(work)
+    assert report.findings == []
+
+
+def test_cascade_delete_is_clean(data):
+    from shop.models import Author
+
+    report, n = run(lambda: Author.objects.filter(pk__in=[a.pk for a in data["authors"]]).delete())
+    assert report.findings == [] and n > 3
+
+
+def test_prefetch_related_objects_is_clean(data):
+    from django.db.models import prefetch_related_objects
+    from shop.models import Book
+
+    def loop():
+        books = list(Book.objects.all())
+        prefetch_related_objects(books, "reviews", "labels", "author__profile")
+        return [(len(b.reviews.all()), len(b.labels.all()), b.author.profile.bio) for b in books]
+
+    report, _ = run(loop)
+    assert report.findings == []
