@@ -269,7 +269,8 @@ class Digest:
                 out.append(f"<{t.__name__}#{v.pk}>")
                 return
             path += (id(v),)
-            out.append(t.__name__ + "(")
+            # Loaded instances must look loaded (db set, not adding), however they were built.
+            out.append(f"{t.__name__}@{v._state.db},adding={v._state.adding}(")
             for f in v._meta.concrete_fields:
                 out.append(f.attname + "=")
                 self._canon(getattr(v, f.attname), out, path)

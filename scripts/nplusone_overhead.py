@@ -5,10 +5,10 @@ driver's hook is one atomic load) and inside an open ``nplusone.scope()``.
     .venv/bin/python scripts/nplusone_overhead.py [--n 4000] [--depth 40]
 
 Statements run through Django's cursor (and the ORM) at a realistic Python stack depth
-(``--depth`` extra frames, like a view under middleware). Disabled and enabled batches
-alternate so drift cancels; the reported overhead is the difference of medians, of
-wall time and of this thread's CPU time (the hook is CPU work in the calling thread, so
-CPU time isolates it from server round-trip noise on a loaded machine).
+(``--depth`` extra frames, like a view under middleware). Disabled and enabled runs
+alternate statement by statement (same load for both); the reported overhead is the
+difference of medians, of wall time and of this thread's CPU time (the hook is CPU work
+in the calling thread: CPU time isolates it from round-trip noise on a busy machine).
 Uses the tests' settings (tests/nplusone/np_settings.py) and creates, then drops, its
 own database (``django_rustpg_nplusone_bench``).
 """
@@ -32,36 +32,37 @@ def at_depth(depth, fn):
     return at_depth(depth - 1, fn)
 
 
-def measure(label, run_one, n, depth, batch=200):
+def measure(label, run_one, n, depth):
+    """Alternates disabled/enabled statement by statement inside one open scope: the
+    scope's counter is switched off (the driver's hook sees no open scope: one atomic
+    load) and on around single statements, so both halves share the machine's load."""
     from django_rustpg import nplusone
+    from django_rustpg.nplusone import _runtime
 
-    off, on = [], []
-    coff, con = [], []
-    rounds = max(1, n // batch)
-    for r in range(rounds):
-        for enabled in ((False, True) if r % 2 == 0 else (True, False)):
-            samples, cpu = (on, con) if enabled else (off, coff)
-            if enabled:
-                with nplusone.scope(mode="collect", duplicates=False) as _:
-                    at_depth(depth, lambda: _batch(run_one, batch, samples, cpu))
-            else:
-                at_depth(depth, lambda: _batch(run_one, batch, samples, cpu))
-    m_off, m_on = statistics.median(off), statistics.median(on)
-    c_off, c_on = statistics.median(coff), statistics.median(con)
-    print(f"{label:<34} wall: off {m_off / 1000:7.1f} on {m_on / 1000:7.1f} (+{(m_on - m_off) / 1000:5.2f}) µs   "
+    walls = ([], [])
+    cpus = ([], [])
+
+    def body():
+        native = _runtime.scope_var.get()
+        perf, cput = time.perf_counter_ns, time.thread_time_ns
+        for i in range(2 * n):
+            enabled = i % 2 == 1
+            (native.activate if enabled else native.deactivate)()
+            c0 = cput()
+            t0 = perf()
+            run_one(i // 2)
+            t1 = perf()
+            cpus[enabled].append(cput() - c0)
+            walls[enabled].append(t1 - t0)
+        native.activate()
+
+    with nplusone.scope(mode="collect", duplicates=False):
+        at_depth(depth, body)
+    w_off, w_on = statistics.median(walls[0]), statistics.median(walls[1])
+    c_off, c_on = statistics.median(cpus[0]), statistics.median(cpus[1])
+    print(f"{label:<34} wall: off {w_off / 1000:7.1f} on {w_on / 1000:7.1f} (+{(w_on - w_off) / 1000:5.2f}) µs   "
           f"cpu: off {c_off / 1000:7.1f} on {c_on / 1000:7.1f} (+{(c_on - c_off) / 1000:5.2f}) µs")
-    return m_on - m_off, c_on - c_off
-
-
-def _batch(run_one, batch, samples, cpu):
-    perf, cput = time.perf_counter_ns, time.thread_time_ns
-    for i in range(batch):
-        c0 = cput()
-        t0 = perf()
-        run_one(i)
-        t1 = perf()
-        cpu.append(cput() - c0)
-        samples.append(t1 - t0)
+    return w_on - w_off, c_on - c_off
 
 
 def main():

@@ -33,6 +33,8 @@ pub struct TxState {
     pub deferrable: Option<bool>,
     /// A statement may have changed session state: reset before reuse.
     pub dirty: bool,
+    /// Touched prepared statements: close the session instead of pooling it.
+    pub unpoolable: bool,
     pub closed: bool,
 }
 
@@ -98,10 +100,14 @@ impl ConnCore {
         if effects.dirties_session {
             st.dirty = true;
         }
+        if effects.unpoolable {
+            st.unpoolable = true;
+        }
         if ok {
             match effects.tx {
                 TxEffect::Begin => st.status = TxStatus::InTrans,
                 TxEffect::End => st.status = TxStatus::Idle,
+                TxEffect::RollbackToSavepoint => st.status = TxStatus::InTrans,
                 TxEffect::None => {}
             }
         } else if st.status == TxStatus::InTrans && effects.tx != TxEffect::End {
@@ -161,7 +167,7 @@ impl ConnCore {
         sql: &str,
     ) -> PyResult<T> {
         let session = self.session(py)?;
-        let effects = Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false };
+        let effects = Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false };
         if let Some(begin) = self.begin_for(effects) {
             if let Err(e) = runtime::block_on(py, async { session.client.batch_execute(&begin).await }) {
                 self.after(effects, false);
@@ -209,9 +215,9 @@ impl ConnCore {
             std::mem::forget(session);
             return;
         }
-        let (status, dirty) = {
+        let (status, dirty, unpoolable) = {
             let st = self.state.lock();
-            (st.status, st.dirty || self.reset_always)
+            (st.status, st.dirty || self.reset_always, st.unpoolable)
         };
         let mut cleanup = String::new();
         if status != TxStatus::Idle {
@@ -221,12 +227,19 @@ impl ConnCore {
             cleanup.push_str(RESET_SESSION);
             cleanup.push_str(&pool::session_setup_sql(&self.spec));
         }
-        let clean = session.client.is_closed() == false
+        let reusable = self.reuse && !unpoolable && !session.client.is_closed();
+        let clean = reusable
             && (cleanup.is_empty()
                 || runtime::block_on(py, async { session.client.batch_execute(&cleanup).await }).is_ok());
         if let Ok(obj) = Arc::try_unwrap(session) {
-            if !clean || !self.reuse || obj.client.is_closed() {
+            if !clean || obj.client.is_closed() {
+                // Dropping the client queues a Terminate; drive the runtime until the
+                // server session is really gone rather than leaving it to a later call.
+                let shared = obj.shared.clone();
                 drop(Object::take(obj));
+                runtime::block_on(py, async {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
+                });
             }
         }
     }
@@ -715,7 +728,14 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
             )
         }
         PoolError::Timeout(_) => errors::operational(py, "connection timeout expired"),
-        PoolError::Backend(e) => errors::from_pg(py, &e, None),
+        // Failing to connect is an OperationalError whatever the server said (as libpq).
+        PoolError::Backend(e) => errors::operational(
+            py,
+            match e.as_db_error() {
+                Some(db) => format!("connection failed: {}", db.message()),
+                None => format!("connection failed: {e}{}", std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default()),
+            },
+        ),
         other => errors::operational(py, other.to_string()),
     })?;
     let core = ConnCore {
@@ -728,6 +748,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
             read_only: None,
             deferrable: None,
             dirty: false,
+            unpoolable: false,
             closed: false,
         }),
         cursor_factory: Mutex::new(cursor_factory),

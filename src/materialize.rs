@@ -6,6 +6,7 @@
 //! converters in Django's order, and fills the target objects directly.
 
 use crate::cursor::raw_value;
+use crate::types::decode::generic_setattr;
 use crate::types::decode::{DecodeCtx, Decoder};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -23,8 +24,8 @@ struct ModelPlan {
     new: PyObject,
     state_cls: PyObject,
     db: PyObject,
-    /// (attname, column) for every loaded field; deferred fields are absent.
-    fields: Vec<(Py<PyString>, usize)>,
+    /// (attname, column, via_dict) for every loaded field; deferred fields are absent.
+    fields: Vec<(Py<PyString>, usize, bool)>,
     /// A related row whose primary key is NULL is no object (nullable join).
     pk_column: Option<usize>,
     annotations: Vec<(Py<PyString>, usize)>,
@@ -88,7 +89,11 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyDict>) -> PyResult<ModelPlan> 
         cls: cls.unbind(),
         state_cls: get("state_cls")?.unbind(),
         db: get("db")?.unbind(),
-        fields: interned(py, get("fields")?.extract()?),
+        fields: get("fields")?
+            .extract::<Vec<(String, usize, bool)>>()?
+            .into_iter()
+            .map(|(n, c, d)| (PyString::intern(py, &n).unbind(), c, d))
+            .collect(),
         pk_column: get("pk_column")?.extract()?,
         annotations: interned(py, get("annotations")?.extract()?),
         related,
@@ -179,17 +184,25 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
     }
     let cls = plan.cls.bind(py);
     let obj = plan.new.bind(py).call1((cls,))?;
-    let dict = obj.getattr(pyo3::intern!(py, "__dict__"))?;
-    let dict = dict.downcast::<PyDict>()?;
     let state = plan.state_cls.bind(py).call0()?;
-    let state_dict = state.getattr(pyo3::intern!(py, "__dict__"))?;
-    let state_dict = state_dict.downcast::<PyDict>()?;
-    dict.set_item(pyo3::intern!(py, "_state"), &state)?;
-    for (attname, col) in &plan.fields {
-        dict.set_item(attname.bind(py), values[*col].bind(py))?;
+    // Plain stores keep CPython's inline attribute values (no per-instance dict object,
+    // like Model.__init__'s setattr); data-descriptor attnames go to __dict__ as their
+    // __set__ would on a fresh instance.
+    generic_setattr(&state, pyo3::intern!(py, "adding"), &pyo3::types::PyBool::new(py, false))?;
+    generic_setattr(&state, pyo3::intern!(py, "db"), plan.db.bind(py))?;
+    generic_setattr(&obj, pyo3::intern!(py, "_state"), &state)?;
+    let mut dict: Option<Bound<'_, PyDict>> = None;
+    for (attname, col, via_dict) in &plan.fields {
+        let value = values[*col].bind(py);
+        if *via_dict {
+            if dict.is_none() {
+                dict = Some(obj.getattr(pyo3::intern!(py, "__dict__"))?.downcast_into::<PyDict>()?);
+            }
+            dict.as_ref().unwrap().set_item(attname.bind(py), value)?;
+        } else {
+            generic_setattr(&obj, attname.bind(py), value)?;
+        }
     }
-    state_dict.set_item(pyo3::intern!(py, "adding"), false)?;
-    state_dict.set_item(pyo3::intern!(py, "db"), plan.db.bind(py))?;
     for rel in &plan.related {
         let child = build_model(py, &rel.model, values)?;
         match child {

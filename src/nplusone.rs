@@ -153,9 +153,32 @@ fn analysis_dict<'py>(py: Python<'py>, fp: &Fingerprint) -> PyResult<Bound<'py, 
 
 // ---------------------------------------------------------------------------- call sites
 
+/// Per-thread caches of the stack walk; the strong references to code objects keep
+/// their addresses unique while they are keys.
+struct WalkCache {
+    /// code object address → classification flags (the owner of the references).
+    codes: FxMap<usize, (u32, Py<PyAny>)>,
+    /// A direct-mapped front for `codes` (address, flags): most frames hit here.
+    fast: Box<[(usize, u32); FAST_SLOTS]>,
+    /// (code object address, f_lasti) → line number: a line-table scan saved.
+    lines: FxMap<(usize, i64), i32>,
+}
+
+const FAST_SLOTS: usize = 2048;
+
+impl Default for WalkCache {
+    fn default() -> Self {
+        WalkCache { codes: FxMap::default(), fast: Box::new([(0, 0); FAST_SLOTS]), lines: FxMap::default() }
+    }
+}
+
+#[inline]
+fn fast_slot(key: usize) -> usize {
+    (key >> 4) & (FAST_SLOTS - 1)
+}
+
 thread_local! {
-    /// code object address → flags; the strong reference keeps the address unique.
-    static CODES: RefCell<FxMap<usize, (u32, Py<PyAny>)>> = RefCell::new(FxMap::default());
+    static CACHE: RefCell<WalkCache> = RefCell::new(WalkCache::default());
 }
 
 /// Application frames, innermost first, recursion collapsed.
@@ -190,30 +213,75 @@ impl Site {
     }
 }
 
-fn classify(py: Python<'_>, rt: &Runtime, code: *mut ffi::PyObject) -> u32 {
+fn classify(py: Python<'_>, rt: &Runtime, cache: &RefCell<WalkCache>, code: *mut ffi::PyObject) -> u32 {
     let key = code as usize;
-    if let Some(flags) = CODES.with(|c| c.borrow().get(&key).map(|e| e.0)) {
-        return flags;
+    {
+        let mut c = cache.borrow_mut();
+        let slot = c.fast[fast_slot(key)];
+        if slot.0 == key {
+            return slot.1;
+        }
+        if let Some(&(flags, _)) = c.codes.get(&key) {
+            c.fast[fast_slot(key)] = (key, flags);
+            return flags;
+        }
     }
     // SAFETY: `code` is a live code object (we hold a reference for the call).
     let obj: Py<PyAny> = unsafe { Py::from_borrowed_ptr(py, code) };
+    // No borrow is held while Python runs.
     let flags = match rt.classify.call1(py, (obj.clone_ref(py),)).and_then(|v| v.extract::<u32>(py)) {
         Ok(f) => f,
         Err(_) => 0,
     };
-    CODES.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= MAX_CODES {
-            c.clear();
-        }
-        c.insert(key, (flags, obj));
-    });
+    let mut c = cache.borrow_mut();
+    if c.codes.len() >= MAX_CODES {
+        c.codes.clear();
+        c.lines.clear();
+        c.fast.fill((0, 0));
+    }
+    c.codes.insert(key, (flags, obj));
+    c.fast[fast_slot(key)] = (key, flags);
     flags
 }
 
-/// Walks the current thread's Python stack (up to a `sync_to_async` boundary when
-/// `stop_at_boundary`).
-fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool) -> Site {
+/// The line a frame is at, cached by (code, f_lasti).
+///
+/// SAFETY: GIL held; `frame` and `code` are live (the caller holds references), and
+/// `code` is a key of `cache.codes` (so its address stays unique while cached).
+unsafe fn line_of(py: Python<'_>, cache: &RefCell<WalkCache>, frame: *mut ffi::PyFrameObject, code: *mut ffi::PyObject) -> i32 {
+    let lasti_obj = ffi::PyObject_GetAttr(frame.cast(), pyo3::intern!(py, "f_lasti").as_ptr());
+    if lasti_obj.is_null() {
+        let _ = PyErr::take(py);
+        return ffi::PyFrame_GetLineNumber(frame);
+    }
+    let lasti = ffi::PyLong_AsLongLong(lasti_obj);
+    ffi::Py_DECREF(lasti_obj);
+    if lasti == -1 && !ffi::PyErr_Occurred().is_null() {
+        let _ = PyErr::take(py);
+        return ffi::PyFrame_GetLineNumber(frame);
+    }
+    let key = (code as usize, lasti);
+    if let Some(&line) = cache.borrow().lines.get(&key) {
+        return line;
+    }
+    let line = ffi::PyFrame_GetLineNumber(frame);
+    let mut c = cache.borrow_mut();
+    if c.lines.len() >= MAX_CODES {
+        c.lines.clear();
+    }
+    c.lines.insert(key, line);
+    line
+}
+
+/// Walks the current thread's Python stack, from the innermost frame out to `anchor`
+/// (the frame that opened the scope: frames beyond it are the same for every statement
+/// of the scope, so they cannot tell call sites apart), or to a `sync_to_async`
+/// boundary when `stop_at_boundary`, or to the bottom.
+fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool, anchor: *mut ffi::PyObject) -> Site {
+    CACHE.with(|cache| walk_with(py, rt, cache, stop_at_boundary, anchor))
+}
+
+fn walk_with(py: Python<'_>, rt: &Runtime, cache: &RefCell<WalkCache>, stop_at_boundary: bool, anchor: *mut ffi::PyObject) -> Site {
     let mut site = Site { frames: Vec::new(), markers: 0 };
     // SAFETY: GIL held. PyEval_GetFrame returns a borrowed frame (or NULL); we take our
     // own reference; PyFrame_GetBack/GetCode return new references, each released once.
@@ -227,15 +295,15 @@ fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool) -> Site {
         while !frame.is_null() && depth < MAX_DEPTH {
             let code = ffi::PyFrame_GetCode(frame) as *mut ffi::PyObject;
             if !code.is_null() {
-                let flags = classify(py, rt, code);
+                let flags = classify(py, rt, cache, code);
                 if stop_at_boundary && flags & FLAG_BOUNDARY != 0 {
                     ffi::Py_DECREF(code);
                     break;
                 }
                 if flags & FLAG_APP != 0 {
-                    // Line numbers cost a line-table scan: only for frames that are kept.
+                    // Only frames that are kept get a line number.
                     if !site.has(code) {
-                        let line = ffi::PyFrame_GetLineNumber(frame);
+                        let line = line_of(py, cache, frame, code);
                         site.push(Py::from_borrowed_ptr(py, code), line);
                         if site.frames.len() >= MAX_APP_FRAMES {
                             ffi::Py_DECREF(code);
@@ -246,6 +314,9 @@ fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool) -> Site {
                     site.markers |= flags & !FLAG_BOUNDARY;
                 }
                 ffi::Py_DECREF(code);
+            }
+            if frame.cast() == anchor {
+                break;
             }
             let back = ffi::PyFrame_GetBack(frame);
             ffi::Py_DECREF(frame.cast());
@@ -283,7 +354,11 @@ pub fn capture_origin(py: Python<'_>) -> PyResult<CallOrigin> {
     let Some(rt) = RUNTIME.get(py) else {
         return Ok(CallOrigin { frames: Vec::new() });
     };
-    let mut site = walk(py, rt, true);
+    let anchor = context_get(py, &rt.scope_var)
+        .and_then(|s| s.downcast_into::<Scope>().ok())
+        .map(|s| s.get().anchor_ptr())
+        .unwrap_or(std::ptr::null_mut());
+    let mut site = walk(py, rt, true, anchor);
     // An origin captured inside another sync_to_async call keeps the outer origin too.
     if let Some(outer) = context_get(py, &rt.origin_var) {
         if let Ok(outer) = outer.downcast::<CallOrigin>() {
@@ -514,6 +589,9 @@ impl Slot {
 pub struct Scope {
     state: Mutex<State>,
     active: AtomicBool,
+    /// The frame that opened the scope (held, so its address stays unique): the stack
+    /// walk stops there.
+    anchor: Mutex<Option<PyObject>>,
 }
 
 impl Scope {
@@ -644,6 +722,10 @@ impl Scope {
         capture.then_some(gi)
     }
 
+    fn anchor_ptr(&self) -> *mut ffi::PyObject {
+        self.anchor.lock().as_ref().map(|a| a.as_ptr()).unwrap_or(std::ptr::null_mut())
+    }
+
     fn record_other(&self, elapsed: u64) {
         let mut st = self.state.lock();
         st.statements += 1;
@@ -655,7 +737,12 @@ impl Scope {
 impl Scope {
     #[new]
     fn new() -> Self {
-        Scope { state: Mutex::new(State::default()), active: AtomicBool::new(false) }
+        Scope { state: Mutex::new(State::default()), active: AtomicBool::new(false), anchor: Mutex::new(None) }
+    }
+
+    /// The frame that opened the scope (`sys._getframe(1)` in `scope.__enter__`), or None.
+    fn set_anchor(&self, frame: Option<PyObject>) {
+        *self.anchor.lock() = frame;
     }
 
     /// Counts this scope as open (the driver starts observing). Idempotent.
@@ -804,7 +891,7 @@ fn observe_inner<'a>(py: Python<'_>, q: &BoundQuery, elapsed: u64, rows: impl In
         return Ok(());
     }
     let origin = context_get(py, &rt.origin_var);
-    let mut site = walk(py, rt, origin.is_some());
+    let mut site = walk(py, rt, origin.is_some(), scope.anchor_ptr());
     if let Some(origin) = origin {
         if let Ok(origin) = origin.downcast::<CallOrigin>() {
             for (c, l) in &origin.get().frames {

@@ -6,6 +6,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+# tests/nplusone/test_pytest_plugin.py runs pytest in-process (pytest only honours
+# `pytest_plugins` in the top-level conftest).
+pytest_plugins = ["pytester"]
+
 
 def _params_from_env():
     url = os.environ.get("DATABASE_URL")

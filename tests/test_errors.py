@@ -346,12 +346,6 @@ def test_connect_errors(dsn_params):
         dbapi.connect(**{**dsn_params, "user": "nope_role"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.rs connect(): a server error during connection startup (FATAL 3D000) is "
-    "raised as InvalidCatalogName, a ProgrammingError; psycopg and PEP 249 make every "
-    "connection failure (database name not found) an OperationalError",
-)
 def test_connect_to_missing_database_is_an_operational_error(dsn_params):
     with pytest.raises(dbapi.OperationalError, match="does not exist"):
         dbapi.connect(**{**dsn_params, "dbname": "no_such_database_xyz"})
@@ -412,6 +406,17 @@ def test_cancel_from_another_thread(dsn_params):
         c.close()
 
 
-def test_cancel_when_idle_is_harmless(conn):
+def test_cancel_when_idle_leaves_the_session_usable(conn):
+    pid = conn.info.backend_pid
     conn.cancel()
-    assert run(conn, "SELECT 1") == [(1,)]
+    # A cancel request travels on its own connection and lands as a signal: the statement
+    # sent right after it may still be the one canceled (libpq has the same race). What
+    # must hold is that the same session carries on.
+    for _ in range(100):
+        try:
+            assert run(conn, "SELECT pg_backend_pid()") == [(pid,)]
+            break
+        except pe.QueryCanceled:
+            time.sleep(0.01)
+    else:
+        pytest.fail("the session stayed unusable after cancel()")

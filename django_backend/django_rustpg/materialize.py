@@ -61,7 +61,17 @@ def _model_is_plain(cls, attnames):
 
 
 def _model_is_plain_uncached(cls, attnames):
+    """Would Django build this class's instances with nothing but attribute stores?"""
     if cls.from_db.__func__ is not _MODEL_FROM_DB or cls.__init__ is not _MODEL_INIT:
+        return False
+    if cls.__new__ is not object.__new__ or cls.__setattr__ is not object.__setattr__:
+        return False
+    if type(cls).__call__ is not type.__call__:
+        return False
+    # Model.__init__ ends with super().__init__(): a mixin after Model would run there.
+    mro = cls.__mro__
+    after_model = mro[mro.index(Model) + 1 :]
+    if any("__init__" in vars(base) for base in after_model if base is not object):
         return False
     if cls._meta.abstract:
         return False
@@ -69,12 +79,21 @@ def _model_is_plain_uncached(cls, attnames):
 
 
 def _field_columns(cls, init_list, columns):
-    """(attname, column) pairs as ``Model.from_db`` assigns them."""
+    """(attname, column, via_dict) as ``Model.from_db`` assigns them. ``via_dict`` marks
+    attnames behind a data descriptor (FK ids, files), whose __set__ stores into
+    ``__dict__``; the rest are plain attribute stores."""
     concrete = cls._meta.concrete_fields
     if len(init_list) == len(concrete):
         # from_db then passes the values positionally in concrete_fields order.
-        return [(f.attname, columns[i]) for i, f in enumerate(concrete)]
-    return list(zip(init_list, columns))
+        pairs = [(f.attname, columns[i]) for i, f in enumerate(concrete)]
+    else:
+        pairs = list(zip(init_list, columns))
+    return [(a, c, _has_data_descriptor(cls, a)) for a, c in pairs]
+
+
+def _has_data_descriptor(cls, attname):
+    attr = inspect.getattr_static(cls, attname, None)
+    return attr is not None and hasattr(type(attr), "__set__")
 
 
 def _related_plans(klass_info, select, db):
@@ -150,7 +169,10 @@ class _PlanCursor:
         self._plan = plan
 
     def fetchmany(self, size):
-        return self._fetch(self._plan, size)
+        # Decoding and converters can fail: raise Django's exception classes, as
+        # CursorWrapper.fetchmany would.
+        with self._wrapper.db.wrap_database_errors:
+            return self._fetch(self._plan, size)
 
     def close(self):
         self._wrapper.close()
@@ -186,7 +208,7 @@ def _model_rows(iterable, connection, db):
     converters = _converters(compiler, connection)
     related = _related_plans(klass_info, select, db)
     if converters is None or related is None or not _model_is_plain(cls, init_list):
-        rows = _django_models(iterable, compiler, cursor, connection)
+        rows = _django_models(iterable, compiler, cursor, connection, db)
     else:
         plan = _native.Plan(
             "models",
@@ -210,13 +232,11 @@ def _model_rows(iterable, connection, db):
     return _with_known_related(rows, queryset, known)
 
 
-def _django_models(iterable, compiler, cursor, connection):
+def _django_models(iterable, compiler, cursor, connection, db):
     """Rows decoded natively, instances built by Django (from_db, related populators):
     for models with their own from_db/__init__, init signals, or composite keys."""
     from django.db.models.query import get_related_populators
 
-    queryset = iterable.queryset
-    db = queryset.db
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     converters = [
         (column, list(convs), expression)

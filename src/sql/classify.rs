@@ -12,6 +12,8 @@ pub enum TxEffect {
     Begin,
     /// COMMIT / END / ROLLBACK / ABORT / PREPARE TRANSACTION (not ROLLBACK TO SAVEPOINT).
     End,
+    /// ROLLBACK TO SAVEPOINT: an aborted transaction is usable again.
+    RollbackToSavepoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub struct Effects {
     /// CREATE/ALTER/DROP DATABASE: the server refuses while other sessions use the database
     /// involved, so the driver first closes its own idle pooled sessions.
     pub database_ddl: bool,
+    /// PREPARE / DEALLOCATE / DISCARD touch prepared statements, which tokio-postgres's
+    /// own type lookups rely on: such a session is closed instead of being reused.
+    pub unpoolable: bool,
 }
 
 pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
@@ -30,7 +35,8 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
     let tx = match kw(0) {
         "BEGIN" | "START" => TxEffect::Begin,
         "COMMIT" | "END" | "ABORT" => TxEffect::End,
-        "ROLLBACK" if kw(1) != "TO" => TxEffect::End,
+        "ROLLBACK" if kw(1) == "TO" => TxEffect::RollbackToSavepoint,
+        "ROLLBACK" => TxEffect::End,
         "PREPARE" if kw(1) == "TRANSACTION" => TxEffect::End,
         _ => TxEffect::None,
     };
@@ -52,7 +58,10 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
             _ => false,
         };
     let database_ddl = matches!(kw(0), "CREATE" | "ALTER" | "DROP") && kw(1) == "DATABASE";
-    Effects { tx, dirties_session, database_ddl }
+    let unpoolable = shape.multi_statement
+        || matches!(kw(0), "DEALLOCATE" | "DISCARD")
+        || (kw(0) == "PREPARE" && kw(1) != "TRANSACTION");
+    Effects { tx, dirties_session, database_ddl, unpoolable }
 }
 
 /// Session-changing functions callable from a SELECT. User-defined functions can do

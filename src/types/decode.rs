@@ -392,7 +392,8 @@ fn fixed<const N: usize>(raw: &[u8], what: &str) -> PyResult<[u8; N]> {
     codec::read::exact::<N>(raw, what).map_err(|e| Python::with_gil(|py| errors::data(py, e.0)))
 }
 
-fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+/// `object.__setattr__(obj, name, value)`: skips any `__setattr__` override.
+pub fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: all three are valid owned references for the duration of the call.
     let rc = unsafe { ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
     if rc == 0 {

@@ -1,5 +1,11 @@
 """Django setup for the native-materialization equivalence tests (issue #5).
 
+This suite configures Django with its own settings, which cannot share a process with
+another suite that does the same (tests/nplusone). So it runs in-process only when every
+path pytest was given lies inside tests/materialize (or MATERIALIZE_IN_PROCESS is set);
+otherwise (e.g. ``pytest tests``) only test_isolated_run.py is collected here, and it runs
+this directory in a pytest subprocess.
+
 Settings ``mat_settings`` (aliases ``default`` = native path, ``plain`` = Django's path on the
 same driver, ``stock`` = Django's psycopg backend), fixture app ``mat_app``, database
 ``django_rustpg_materialize`` (re-created once per session, with hstore, dropped after
@@ -12,12 +18,17 @@ import decimal
 import os
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+
+
+ISOLATED_RUNNER = "test_isolated_run.py"
+MODE = {"alone": False, "django_ok": False}
 
 
 def _setup_django():
@@ -31,7 +42,33 @@ def _setup_django():
     return True
 
 
-DJANGO_OK = _setup_django()
+def _runs_alone(config):
+    if os.environ.get("MATERIALIZE_IN_PROCESS"):
+        return True
+    here = Path(HERE).resolve()
+    args = [a.split("::")[0] for a in config.args]
+    if not args:
+        return False
+    for a in args:
+        p = (Path(config.invocation_params.dir) / a).resolve()
+        if p != here and here not in p.parents:
+            return False
+    return True
+
+
+def pytest_configure(config):
+    MODE["alone"] = _runs_alone(config)
+    if MODE["alone"]:
+        MODE["django_ok"] = _setup_django()
+
+
+def pytest_ignore_collect(collection_path, config):
+    path = Path(collection_path)
+    if path.parent.resolve() != Path(HERE).resolve() or path.suffix != ".py":
+        return None
+    if MODE["alone"]:
+        return True if path.name == ISOLATED_RUNNER else None
+    return None if path.name == ISOLATED_RUNNER else True
 
 ALIASES = ("default", "plain", "stock")
 
@@ -62,7 +99,10 @@ def _close_all():
 
 @pytest.fixture(scope="session", autouse=True)
 def materialize_db():
-    if not DJANGO_OK:
+    if not MODE["alone"]:  # only test_isolated_run.py is collected: it needs nothing here
+        yield
+        return
+    if not MODE["django_ok"]:
         pytest.skip("Django is configured with other settings in this process (run tests/materialize on its own)")
     import mat_settings
     from psycopg import sql
@@ -90,8 +130,9 @@ def materialize_db():
     call_command("migrate", "contenttypes", database="default", verbosity=0)
     call_command("migrate", run_syncdb=True, database="default", verbosity=0)
     _close_all()  # reconnect: every alias now sees hstore and the tables
-    # Written through the stock backend: identical parameter values sharing one placeholder
-    # make the driver fail some INSERTs (see test_findings.py::test_driver_shared_placeholder_*).
+    # Written through the stock backend, so the data does not depend on the driver's
+    # parameter binding (identical values sharing one placeholder once broke some INSERTs:
+    # see test_findings.py::test_driver_shared_placeholder_*).
     mat_settings.WriteRouter.WRITE_ALIAS = "stock"
     try:
         _create_data()
@@ -250,6 +291,14 @@ def _create_data():
     m.SetattrModel.objects.update(name="  padded  ")
     snaps, shouts = list(m.Snapshot.objects.using("stock")), list(m.Shouty.objects.using("stock"))
     ann = m.ProxyAuthor.objects.using("stock").get(name="Ann")
+    blank = m.Country.objects.create(code="", name="Blank-code land")  # a falsy, non-NULL primary key
+    all_types = list(m.AllTypes.objects.using("stock").order_by("id"))
+    reviews = list(m.Review.objects.using("stock").order_by("id"))
+    for i in range(4):
+        m.Holder.objects.create(
+            name=f"typed{i}", all_types=all_types[i], review=reviews[i] if i % 2 else None,
+            country=blank if i == 0 else None,
+        )
     for i in range(4):
         m.Holder.objects.create(
             name=f"holder{i}", snap=snaps[i] if i < 3 else None, shouty=shouts[i] if i < 2 else None,
@@ -289,6 +338,9 @@ class PlanSpy:
 
 @pytest.fixture(autouse=True)
 def plan_spy(monkeypatch):
+    if not MODE["alone"]:
+        yield None
+        return
     from django_rustpg import _native, materialize
 
     spy = PlanSpy(_native.Plan)

@@ -16,6 +16,10 @@ timestamptz, uuid, text with some NULLs). For each mode it prints the median and
 * stock           the same two on alias "stock" (Django's psycopg 3 backend), for reference;
 * values()/values_list() on each alias, for reference.
 
+The modes run round-robin, ``--repeat`` rounds after a warm-up; wall time (median, best)
+and this process's CPU time (median; includes the driver's threads, excludes the server)
+are printed. On a loaded machine trust "best" and "cpu" more than the wall median.
+
 Not a test: nothing here is collected by pytest.
 """
 import argparse
@@ -82,23 +86,58 @@ def drop_database():
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(mat_settings.DB_NAME)))
 
 
-def timed(fn, repeat):
-    fn()  # warm-up (connection, type caches, plans)
-    times = []
+def measure(modes, repeat):
+    """Round-robin over the modes (so load changes hit them alike); per mode the median and
+    best wall time and the median CPU time of this process (all its threads)."""
+    for _, fn in modes:
+        fn()  # warm-up (connection, type caches)
+    wall = {label: [] for label, _ in modes}
+    cpu = {label: [] for label, _ in modes}
     for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
+        for label, fn in modes:
+            gc.collect()  # (explicit collections run even with --no-gc)
+            c0, t0 = time.process_time(), time.perf_counter()
+            result = fn()
+            t1, c1 = time.perf_counter(), time.process_time()
+            del result
+            wall[label].append(t1 - t0)
+            cpu[label].append(c1 - c0)
+    return {label: (statistics.median(wall[label]), min(wall[label]), statistics.median(cpu[label])) for label, _ in modes}
+
+
+def gc_during(fn):
+    """Collections per generation (count, ms) while fn() runs, and the tracked objects it adds
+    (natively built instances with a materialized ``__dict__`` carry one more each)."""
+    stats, start = {}, [0.0]
+
+    def cb(phase, info):
+        if phase == "start":
+            start[0] = time.perf_counter()
+        else:
+            st = stats.setdefault(info["generation"], [0, 0.0])
+            st[0] += 1
+            st[1] += time.perf_counter() - start[0]
+
+    gc.enable()
+    gc.collect()
+    before = len(gc.get_objects())
+    gc.callbacks.append(cb)
+    try:
         result = fn()
-        times.append(time.perf_counter() - t0)
-        del result
-    return statistics.median(times), min(times)
+    finally:
+        gc.callbacks.remove(cb)
+    added = len(gc.get_objects()) - before
+    del result
+    per_gen = ", ".join(f"gen{g}: {n} ({t * 1e3:.1f} ms)" for g, (n, t) in sorted(stats.items()))
+    return f"{per_gen or 'none'};  +{added} tracked objects"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing")
     args = parser.parse_args()
 
     import django
@@ -155,21 +194,27 @@ def main():
             ("stock psycopg3 values_list()", values_list("stock")),
         ]
         n = args.rows
-        print(f"{n} rows of ProfileRow (10 fields + id), median / best of {args.repeat} runs, µs per row")
-        results = {}
-        for label, fn in modes:
-            med, best = timed(fn, args.repeat)
-            results[label] = med
-            print(f"  {label:45s} {med / n * 1e6:7.2f}   (best {best / n * 1e6:6.2f})   {med * 1e3:8.1f} ms")
-        dec = results["decode only (raw cursor fetchall)"]
-        nat = results["native build   list(qs)  materialize on"]
-        dj = results["Django path    list(qs)  materialize off"]
-        stock = results["stock psycopg3 list(qs)"]
+        print(f"{n} rows of ProfileRow (10 fields + id); {args.repeat} rounds; µs per row: "
+              f"wall median (best) and CPU median of this process{'; GC disabled' if args.no_gc else ''}")
+        if args.no_gc:
+            gc.disable()
+        results = measure(modes, args.repeat)
+        gc.enable()
+        for label, _ in modes:
+            med, best, cpu = results[label]
+            print(f"  {label:45s} wall {med / n * 1e6:6.2f} ({best / n * 1e6:6.2f})   cpu {cpu / n * 1e6:6.2f}")
+        key = {"dec": "decode only (raw cursor fetchall)", "nat": "native build   list(qs)  materialize on",
+               "dj": "Django path    list(qs)  materialize off", "stock": "stock psycopg3 list(qs)"}
         print()
-        print(f"  building instances on top of decoding: native {(nat - dec) / n * 1e6:.2f} µs/row, "
-              f"Django {(dj - dec) / n * 1e6:.2f} µs/row")
-        print(f"  list(qs): native is {dj / nat:.2f}x faster than Django's path on the same driver, "
-              f"{stock / nat:.2f}x faster than the stock psycopg 3 backend")
+        for i, what in ((0, "wall median"), (1, "wall best"), (2, "cpu median")):
+            dec, nat, dj, stock = (results[key[k]][i] for k in ("dec", "nat", "dj", "stock"))
+            print(f"  [{what}] building on top of decoding: native {(nat - dec) / n * 1e6:.2f} µs/row, "
+                  f"Django {(dj - dec) / n * 1e6:.2f} µs/row; list(qs) native vs Django path {dj / nat:.2f}x, "
+                  f"vs stock psycopg 3 {stock / nat:.2f}x")
+        print()
+        print("  cyclic GC during one list(qs) (collections per generation, time), and tracked objects left:")
+        for label, alias in (("native", "default"), ("Django path", "plain"), ("stock", "stock")):
+            print(f"    {label:12s} {gc_during(models(alias))}")
     finally:
         if args.keep:
             print(f"(kept database {os.environ['MATERIALIZE_TEST_DB']})")

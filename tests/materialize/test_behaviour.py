@@ -612,12 +612,6 @@ ROUTED_SHAPES = {
 
 
 def _routed_param(name):
-    if name == "fallback_tuples":
-        return pytest.param(name, marks=pytest.mark.xfail(
-            strict=True,
-            reason="materialize._django_models reads queryset.db again: a second router call, "
-            "and _state.db can name another alias than the one queried",
-        ))
     return name
 
 

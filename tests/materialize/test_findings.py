@@ -1,4 +1,4 @@
-"""Discrepancies found between the native path and Django's path (and two driver bugs the
+"""Discrepancies found between the native path and Django's path (and a driver bug the
 fixture data ran into). Each test states the expected (Django) behaviour; the ones that
 fail today are marked ``xfail(strict=True)`` with the reason, so fixing the bug turns them
 into XPASS failures: then delete the marker."""
@@ -9,16 +9,12 @@ from django.db.models import F, Value
 from mat_app import models as m
 from mat_helpers import compare
 
-PLAIN_CHECK = pytest.mark.xfail(
-    strict=True,
-    reason="materialize._model_is_plain_uncached checks from_db/__init__ only: __new__, __setattr__, "
-    "a metaclass __call__ and an __init__ after Model in the MRO are bypassed by object.__new__ + __dict__ stores",
-)
-NOT_WRAPPED = pytest.mark.xfail(
-    strict=True,
-    reason="materialize._PlanCursor.fetchmany calls cursor.fetch_plan outside connection.wrap_database_errors: "
-    "errors while fetching are psycopg's, not django.db.utils'",
-)
+def _regression(test):
+    return test
+
+
+# Fixed; kept as regression tests.
+PLAIN_CHECK = NOT_WRAPPED = _regression
 
 
 # ---- models whose construction Django routes through code the plain-model check misses
@@ -108,11 +104,8 @@ def test_decode_error_is_wrapped():
     assert got["default"] is DataError, got
 
 
-# ---- driver: identical parameter values share one placeholder (src/bind.rs)
-@pytest.mark.xfail(
-    strict=False,  # a fix is in flight in src/bind.rs (untyped values no longer share); rebuild to check
-    reason="identical str/list parameters share one $n: 'inconsistent types deduced for parameter'",
-)
+# ---- driver: identical parameter values shared one placeholder (src/bind.rs); fixed in
+# b737563 ("Typed-only placeholder sharing"): kept as regression tests.
 @pytest.mark.parametrize(
     "columns,values",
     [("a text, b varchar(10)", ["", ""]), ("a text, b varchar(10)", ["same", "same"]), ("a integer[], b text[]", [[], []])],
@@ -126,9 +119,9 @@ def test_driver_shared_placeholder_insert(columns, values):
         transaction.set_rollback(True, using="default")
 
 
-@pytest.mark.xfail(strict=False, reason="same as test_driver_shared_placeholder_insert, through the ORM")
 def test_driver_shared_placeholder_orm_create():
     with transaction.atomic(using="default"):
         a = m.Author.objects.using("default").create(name="tmp")
         m.AuthorProfile.objects.using("default").create(author=a, bio="", homepage="")  # TextField + URLField
+        m.AllTypes.objects.using("default").create(label="x", text="", email="", slug="", ints=[], texts=[], decs=[])
         transaction.set_rollback(True, using="default")

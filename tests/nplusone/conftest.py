@@ -9,7 +9,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-pytest_plugins = ["pytester", "django_rustpg.nplusone.pytest_plugin"]
+# `pytester` (for test_pytest_plugin.py) is enabled in tests/conftest.py: pytest only
+# accepts `pytest_plugins` in the top-level conftest. The plugin under test is loaded by
+# the inner pytest runs (`-p django_rustpg.nplusone.pytest_plugin`).
 
 
 def _setup_django():

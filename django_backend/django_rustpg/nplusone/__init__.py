@@ -35,6 +35,7 @@ import functools
 import inspect
 import json
 import logging
+import sys
 import time
 
 from .. import _native
@@ -131,12 +132,16 @@ class scope:
         parent = _runtime.pyscope_var.get()
         tokens = (_runtime.scope_var.set(native), _runtime.pyscope_var.set(report), _runtime.origin_var.set(None))
         self._stack.append((native, report, parent, tokens, time.perf_counter()))
+        # The stack walk stops at the frame that opened the scope: the frames beyond it
+        # are the same for every statement of the scope.
+        native.set_anchor(sys._getframe(1))
         native.activate()
         return report
 
     def __exit__(self, exc_type, exc, tb):
         native, report, parent, tokens, t0 = self._stack.pop()
         native.deactivate()
+        native.set_anchor(None)
         for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
             try:
                 var.reset(token)

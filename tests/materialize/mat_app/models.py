@@ -396,6 +396,8 @@ class Holder(models.Model):
     proxy_author = models.ForeignKey(ProxyAuthor, models.SET_NULL, null=True)
     country = models.ForeignKey(Country, models.SET_NULL, null=True, to_field="code")
     tag = models.ForeignKey(Tag, models.SET_NULL, null=True, to_field="name")
+    all_types = models.ForeignKey("AllTypes", models.SET_NULL, null=True)
+    review = models.ForeignKey("Review", models.SET_NULL, null=True)
 
     class Meta:
         ordering = ["id"]
