@@ -330,7 +330,9 @@ def load_django():
 
 def driver_version(driver):
     mod = sys.modules[driver]
-    return f"{driver.split('.')[0]} {getattr(mod, '__version__', '?').split(' (')[0]}"
+    # django_rustpg's dbapi reports the psycopg API level it implements; show its own version.
+    version = mod._native.__version__ if driver == "django_rustpg.dbapi" else mod.__version__.split()[0]
+    return f"{driver.split('.')[0]} {version}"
 
 
 def maxrss_kb():

@@ -77,6 +77,8 @@ pub struct Cursor {
     #[pyo3(get)]
     rownumber: Option<usize>,
     last_sql: Option<String>,
+    /// The query and parameters as last given to execute(), for last_executed_query().
+    last_given: Option<(PyObject, Option<PyObject>)>,
     tz_name: Option<String>,
     named: Option<Named>,
     reg_names: std::collections::HashMap<(u32, u32), String>,
@@ -98,6 +100,7 @@ impl Cursor {
             itersize: 100,
             rownumber: None,
             last_sql: None,
+            last_given: None,
             tz_name: None,
             named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false }),
             reg_names: std::collections::HashMap::new(),
@@ -412,6 +415,7 @@ impl Cursor {
         slf.check_open(py)?;
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
+        slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
         slf.run_bound(py, q)?;
         Ok(slf)
     }
@@ -556,6 +560,17 @@ impl Cursor {
     #[getter]
     fn scrollable(&self) -> Option<bool> {
         self.named.as_ref().and_then(|n| n.scrollable)
+    }
+
+    /// The last statement given to execute(), with client-side literals (display only).
+    fn last_executed_query(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        match &self.last_given {
+            None => Ok(None),
+            Some((query, params)) => {
+                let text = bind::query_text(py, query.bind(py))?;
+                bind::mogrify(py, &text, params.as_ref().map(|p| p.bind(py)), self.core.hstore_oid()).map(Some)
+            }
+        }
     }
 
     /// The SQL text last sent to the server, with `$n` placeholders.

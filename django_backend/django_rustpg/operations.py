@@ -11,6 +11,13 @@ class DatabaseOperations(PGDatabaseOperations):
         return _native.mogrify(sql, params, self._hstore_oid())
 
     def last_executed_query(self, cursor, sql, params):
+        # What the cursor was really given (after execute wrappers), with literals.
+        try:
+            text = cursor.last_executed_query()
+        except Exception:
+            text = None
+        if text is not None:
+            return text
         try:
             return self.compose_sql(sql, params)
         except Exception:
