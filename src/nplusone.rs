@@ -569,18 +569,19 @@ impl Slot {
         (s != 0).then(|| (((s >> 8) - 1) as u32, (s & 0xFF) as u16))
     }
 
-    /// Adds `(group, column)` unless the group is there already (then keeps the first
-    /// column) or both slots are taken.
+    /// Adds `(group, column)` as the most recent source (slot 0; the previous one moves
+    /// to slot 1, the oldest is forgotten) unless the group is there already. Recent
+    /// sources matter most: they are the loops the statement runs in.
     #[inline]
     fn add(slots: u64, group: u32, column: usize) -> u64 {
         for i in 0..2 {
-            match Slot::get(slots, i) {
-                None => return slots | (Slot::pack(group, column) << (32 * i)),
-                Some((g, _)) if g == group => return slots,
-                _ => {}
+            if let Some((g, _)) = Slot::get(slots, i) {
+                if g == group {
+                    return slots;
+                }
             }
         }
-        slots
+        ((slots & 0xFFFF_FFFF) << 32) | Slot::pack(group, column)
     }
 }
 
@@ -933,10 +934,12 @@ mod tests {
         assert_eq!(Slot::get(s, 0), None);
         s = Slot::add(s, 0, 3);
         s = Slot::add(s, 0, 4); // same group: the first column stays
+        assert_eq!((Slot::get(s, 0), Slot::get(s, 1)), (Some((0, 3)), None));
         s = Slot::add(s, 7, 200);
-        s = Slot::add(s, 9, 1); // full
-        assert_eq!(Slot::get(s, 0), Some((0, 3)));
-        assert_eq!(Slot::get(s, 1), Some((7, 200)));
+        assert_eq!((Slot::get(s, 0), Slot::get(s, 1)), (Some((7, 200)), Some((0, 3))));
+        s = Slot::add(s, 9, 1); // the oldest (group 0) is forgotten
+        assert_eq!((Slot::get(s, 0), Slot::get(s, 1)), (Some((9, 1)), Some((7, 200))));
+        assert_eq!(Slot::add(s, 7, 5), s);
         assert_eq!(Slot::add(0, 16_000_000, 255), Slot::pack(16_000_000, 255));
     }
 

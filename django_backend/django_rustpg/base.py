@@ -51,6 +51,9 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
             pool.close()
 
     def init_connection_state(self):
+        if not hasattr(pg_base.DatabaseWrapper, "_configure_connection"):
+            # Django < 5.1 has no pool option and configures every connection itself.
+            return super().init_connection_state()
         # Django skips time zone and role setup when self.pool is set (psycopg_pool's
         # configure callback does it there); the driver's pool needs it done here.
         super(pg_base.DatabaseWrapper, self).init_connection_state()

@@ -67,13 +67,14 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
 /// Session-changing functions callable from a SELECT. User-defined functions can do
 /// anything; `OPTIONS["reset_on_return"] = "always"` covers those.
 fn mentions_session_function(sql: &str) -> bool {
-    const NEEDLES: [&str; 3] = ["set_config", "pg_advisory_lock", "pg_try_advisory_lock"];
-    // Every needle contains '_': most statements are rejected without lower-casing.
-    if !sql.contains('_') {
-        return false;
-    }
-    let lower = sql.to_ascii_lowercase();
-    NEEDLES.iter().any(|n| lower.contains(n))
+    const NEEDLES: [&[u8]; 3] = [b"set_config", b"pg_advisory_lock", b"pg_try_advisory_lock"];
+    // Runs on every SELECT: a case-insensitive scan without allocating.
+    let hay = sql.as_bytes();
+    NEEDLES.iter().any(|n| contains_ignore_case(hay, n))
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// `TEMP`, `TEMPORARY`, or a `pg_temp` / `pg_temp_N` schema name.

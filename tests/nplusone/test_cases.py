@@ -156,3 +156,39 @@ def test_prefetch_related_objects_is_clean(data):
 
     report, _ = run(loop)
     assert report.findings == []
+
+
+def test_loop_over_prefetched_rows_extends_the_prefetch_path(data):
+    from shop.models import Author
+
+    def loop():
+        names = []
+        for author in Author.objects.prefetch_related("books"):
+            for book in author.books.all():  # prefetched: no query
+                names.extend(label.name for label in book.labels.all())  # one query per book
+        return names
+
+    (f,) = run(loop)[0].findings
+    assert (f.relation, f.fix, f.confirmed) == ("shop.Book.labels", 'prefetch_related("books__labels")', True)
+
+    def fixed():
+        return [label.name for a in Author.objects.prefetch_related("books__labels")
+                for b in a.books.all() for label in b.labels.all()]
+
+    report, n = run(fixed)
+    assert report.findings == [] and n == 3
+
+
+def test_chained_forward_keys_are_one_select_related(data):
+    from shop.models import Book
+
+    def loop():
+        return [book.author.publisher.name for book in Book.objects.order_by("pk")]
+
+    report, _ = run(loop)
+    (f,) = report.findings
+    assert (f.relation, f.fix) == ("shop.Book.author", 'select_related("author__publisher")')
+    assert [n["path"] for n in f.nested] == ["author__publisher"]
+
+    fixed, n = run(lambda: [b.author.publisher.name for b in scenarios.apply(Book.objects.order_by("pk"), f.fix)])
+    assert fixed.findings == [] and n == 1

@@ -129,3 +129,13 @@ def test_report(nplusone_report):
     assert nplusone_report is not None and nplusone_report.findings == []
 ''')
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_bad_settings_stop_the_run(pytester, data):
+    from django.test import override_settings
+
+    pytester.makepyfile(test_inner="def test_x():\n    pass\n")
+    with override_settings(DJANGO_RUSTPG_NPLUSONE={"IGNORE": ["shop.NoSuchModel"]}):
+        result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown model 'shop.NoSuchModel'*"])

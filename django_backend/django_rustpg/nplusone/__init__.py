@@ -126,6 +126,7 @@ class scope:
 
     # -- context manager
     def __enter__(self) -> Report:
+        _settings.load()  # a bad DJANGO_RUSTPG_NPLUSONE raises ImproperlyConfigured here
         _runtime.install()
         native = _native.NPlusOneScope()
         report, self._report = (self._report or Report(self.name)), None

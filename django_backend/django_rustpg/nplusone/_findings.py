@@ -238,7 +238,7 @@ def _step(g, reg, groups) -> Step:
         return Step("gfk", f"{model}.{name}", name, True, f'prefetch_related("{name}")')
     if how == "deferred" and model and name:
         return Step("deferred", f"{model}.{name}", None, False, f'remove only()/defer() so "{name}" is loaded with the rows')
-    source, column = _best_source(g, groups)
+    source, column = _best_source(g, groups, reg)
     sql_step = _sql_relation(g, reg, source, column)
     if how in ("count", "exists"):
         if sql_step and sql_step.name:
@@ -261,26 +261,70 @@ def _step(g, reg, groups) -> Step:
 
 # ---------------------------------------------------------------------------- sources
 
-def _best_source(g, groups):
-    """(source group, column) when the confirmed check holds, else (None, None)."""
+def _best_source(g, groups, reg=None):
+    """(source group, column) when the confirmed check holds, else (None, None).
+
+    Small integer keys of different tables often coincide, so a value can have several
+    sources; with the app registry, sources whose column cannot hold this statement's
+    key (not a foreign key to the filtered model, not its primary key...) are dropped
+    first. Ties go to the most recent source (the nearest enclosing loop)."""
+    count = g["count"]
+    cands = []
     for sid, column, hits in g.get("sources") or []:
         src = groups.get(sid)
-        if src is None:
-            continue
-        if hits >= 2 and (hits * 2 >= g["count"] or hits >= CONFIRM_HITS):
-            return src, column
-        break
-    return None, None
+        if src is not None and hits >= 2 and (hits * 2 >= count or hits >= CONFIRM_HITS):
+            cands.append((hits, src["first_seq"], src, column))
+    if not cands:
+        return None, None
+    if reg is not None:
+        plausible = [c for c in cands if _plausible(g, c[2], c[3], reg)]
+        cands = plausible or cands
+    hits, _seq, src, column = max(cands, key=lambda c: (c[0], c[1]))
+    return src, column
+
+
+def _plausible(g, src, column, reg) -> bool:
+    """Could rows of ``src`` hold the key ``g`` filters on? (Unknown: True.)
+
+    Judged by models, not by the recorded column: a value seen in two columns of one
+    row is remembered with the first, and small keys of different tables coincide."""
+    try:
+        tables = g.get("tables") or []
+        filters = g.get("filters") or []
+        if not filters:
+            return True
+        table, fcol, _many = filters[0]
+        model = reg.model(table or (tables[0] if tables else None))
+        smodel = reg.model((src.get("tables") or [None])[0])
+        if model is None or smodel is None:
+            return True
+        fld = reg.field_by_column(model, fcol)
+        if fld is None:
+            return True
+        if fld.primary_key or getattr(fld, "unique", False):
+            target = model  # rows of `model` by key: forward FK, GFK, .get(), reload
+        elif fld.is_relation:
+            target = fld.related_model  # rows pointing at `target`: reverse FK, M2M
+        else:
+            return True
+        if smodel is target or issubclass(smodel, target) or issubclass(target, smodel):
+            return True
+        for f in smodel._meta.get_fields():
+            if getattr(f, "concrete", False) and f.is_relation and f.related_model is target:
+                return True
+        return any(hasattr(f, "fk_field") for f in smodel._meta.private_fields)
+    except Exception:
+        return True
 
 
 def _prefetch_prefix(g, groups, reg, depth=0) -> list:
     """When a group's rows came from a prefetch query, the path that prefetch followed."""
     if depth > 8:
         return []
-    src, _col = _best_source(g, groups)
+    src, _col = _best_source(g, groups, reg)
     if src is None or not (src.get("markers", 0) & rt.M_PREFETCH):
         return []
-    step = _sql_relation(src, reg, *_best_source(src, groups))
+    step = _sql_relation(src, reg, *_best_source(src, groups, reg))
     if step is None or not step.name:
         return []
     return _prefetch_prefix(src, groups, reg, depth + 1) + [step.name]
@@ -309,7 +353,7 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
     path_kinds = {"forward", "reverse_one", "reverse_fk", "m2m", "gfk"}
     parent = {}
     for gid, g in candidates.items():
-        src, _ = _best_source(g, groups)
+        src, _ = _best_source(g, groups, reg)
         if src is not None and src["id"] in candidates and src["id"] != gid:
             if steps[gid].how in path_kinds and steps[src["id"]].how in path_kinds and steps[gid].name:
                 parent[gid] = src["id"]
@@ -351,7 +395,7 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
             many = step.many or bool(prefix) or any(steps[c].many for c, _ in tree)
             call = "prefetch_related" if many else "select_related"
             fix = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
-        src, _col = _best_source(g, groups)
+        src, _col = _best_source(g, groups, reg)
         callsite, function, stack = _callsite(g)
         nested = []
         count, total = g["count"], g["total_ms"]

@@ -55,14 +55,9 @@ class _State:
 
     def settings(self):
         if self._settings is None:
-            try:
-                from . import settings as np_settings
+            from . import settings as np_settings
 
-                self._settings = np_settings.load()
-            except Exception:
-                from .settings import Config
-
-                self._settings = Config()
+            self._settings = np_settings.load()  # defaults when Django is not configured
         return self._settings
 
     @property
@@ -131,6 +126,21 @@ def pytest_configure(config):
     from .testing import install_test_hooks
 
     install_test_hooks()
+
+
+def pytest_collection_finish(session):
+    """Settings are validated once collected tests could use them (conftest files have
+    configured Django by then): a bad IGNORE entry stops the run."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    state = _state(session.config)
+    try:
+        state.settings()
+    except ImproperlyConfigured as e:
+        from .settings import Config
+
+        state._settings = Config()  # the session still ends (reports) cleanly
+        raise pytest.UsageError(str(e)) from e
 
 
 @pytest.hookimpl(wrapper=True)
