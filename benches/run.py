@@ -484,9 +484,9 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         cells += [fmt_x(res["x"].get(e)) for e in engines if e != "rustpg"]
         if "rustpg" in engines:
             best = res["x"].get("best")
-            cells.append("–" if best is None else f"**loses {best:.2f}×**" if best < 1 else f"{best:.2f}×")
+            cells.append("–" if best is None else f"**loses {best:.2f}×**" if best < 0.995 else f"{best:.2f}×")
             by_min = res["x"].get("best_by_min")
-            cells.append("–" if by_min is None else f"loses {by_min:.2f}×" if by_min < 1 else f"{by_min:.2f}×")
+            cells.append("–" if by_min is None else f"loses {by_min:.2f}×" if by_min < 0.995 else f"{by_min:.2f}×")
             cells.append(target_text(res["target"]))
             met = res.get("target_met")
             cells.append("" if met is None else "met" if met else "below target")

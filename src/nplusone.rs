@@ -615,7 +615,9 @@ impl Scope {
             checked[n_checked] = h;
             n_checked += 1;
         }
-        let mut guard = self.state.lock();
+        // Never wait: the only other holder is this scope's export (or a statement run
+        // by a finalizer during it); skipping one statement beats a deadlock.
+        let Some(mut guard) = self.state.try_lock() else { return None };
         let st = &mut *guard;
         st.statements += 1;
         st.total_ns += elapsed;
@@ -728,9 +730,10 @@ impl Scope {
     }
 
     fn record_other(&self, elapsed: u64) {
-        let mut st = self.state.lock();
-        st.statements += 1;
-        st.total_ns += elapsed;
+        if let Some(mut st) = self.state.try_lock() {
+            st.statements += 1;
+            st.total_ns += elapsed;
+        }
     }
 }
 
@@ -902,8 +905,10 @@ fn observe_inner<'a>(py: Python<'_>, q: &BoundQuery, elapsed: u64, rows: impl In
     }
     if let Some(gi) = scope.record_read(fp, q, elapsed, site, rows, cols) {
         let ctx = rt.capture.call0(py)?;
-        if let Some(g) = scope.state.lock().groups.get_mut(gi as usize) {
-            g.ctx = Some(ctx);
+        if let Some(mut st) = scope.state.try_lock() {
+            if let Some(g) = st.groups.get_mut(gi as usize) {
+                g.ctx = Some(ctx);
+            }
         }
     }
     Ok(())

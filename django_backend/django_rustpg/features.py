@@ -1,3 +1,4 @@
+import django
 from django.db.backends.postgresql.features import DatabaseFeatures as PGDatabaseFeatures
 from django.utils.functional import cached_property
 
@@ -43,16 +44,20 @@ class DatabaseFeatures(PGDatabaseFeatures):
                 _SSC + "test_server_side_cursor_many_cursors",
                 _SSC + "test_server_side_cursors_setting",
                 _SSC + "test_closed_server_side_cursor",
-                # Asserts that psycopg's server-side binding makes this DISTINCT/ORDER BY
-                # query fail; the driver's placeholder sharing makes it succeed.
-                _SSC + "test_server_side_binding",
                 # Assert psycopg cursor classes: Django's ServerBindingCursor, and a
                 # subclass of Django's psycopg Cursor as OPTIONS["cursor_factory"] (which
                 # this backend rejects with ImproperlyConfigured: it needs its own cursor).
                 "backends.postgresql.tests.Tests.test_connect_server_side_binding",
                 "backends.postgresql.tests.Tests.test_connect_custom_cursor_factory",
-                # Reads psycopg_pool's private ConnectionPool._check.
-                "backends.postgresql.tests.Tests.test_pooling_health_checks",
             }
         )
+        if django.VERSION >= (5, 0):
+            # Asserts that psycopg's server-side binding makes a DISTINCT/ORDER BY query
+            # with a string parameter fail. Here it fails too: untyped strings are not
+            # shared between placeholders (see bind.rs), so ORDER BY COALESCE(f, $2)
+            # differs from the select list's COALESCE(f, $1).
+            expected.add(_SSC + "test_server_side_binding")
+        if django.VERSION >= (5, 1):
+            # Reads psycopg_pool's private ConnectionPool._check.
+            expected.add("backends.postgresql.tests.Tests.test_pooling_health_checks")
         return expected
