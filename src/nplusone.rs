@@ -15,9 +15,9 @@
 //! Per scope, reads are grouped by (fingerprint, application call stack). A group keeps
 //! counts, total time, a bounded set of parameter hashes (distinct values), and hit counts
 //! of the earlier groups whose result sets held this group's parameter values: the
-//! evidence for a *confirmed* N+1. Result sets contribute hashes of key-like columns
-//! (integers by value whatever their width, uuids and key-named text columns by bytes),
-//! never values, in a bounded map.
+//! evidence for a *confirmed* N+1. Result sets contribute hashes of key columns
+//! (key-named integer columns by value whatever their width, uuid columns and key-named
+//! text columns by bytes), never values, in a bounded map.
 
 use crate::bind::BoundQuery;
 use crate::cursor::{raw_value, ColInfo};
@@ -477,20 +477,35 @@ enum ColKind {
     Text,
 }
 
+/// Column names that hold keys: `id`, `pk`, `*_id` (foreign keys, GenericForeignKey
+/// object ids), `*_pk`, `*uuid`, slugs, codes, keys, and Django's
+/// `_prefetch_related_val_*` aliases. Other columns (ratings, counts, prices) would only
+/// add coincidental matches.
 fn key_like(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "id" || n == "pk" || n.ends_with("_id") || n.ends_with("_pk") || n.ends_with("uuid") || n == "slug" || n.ends_with("_slug") || n == "code" || n == "key"
+    let n = name.as_bytes();
+    let ends = |suffix: &[u8]| n.len() >= suffix.len() && n[n.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+    name.eq_ignore_ascii_case("id")
+        || name.eq_ignore_ascii_case("pk")
+        || name.eq_ignore_ascii_case("slug")
+        || name.eq_ignore_ascii_case("code")
+        || name.eq_ignore_ascii_case("key")
+        || ends(b"_id")
+        || ends(b"_pk")
+        || ends(b"uuid")
+        || ends(b"_slug")
+        || name.starts_with("_prefetch_related_val_")
 }
 
-/// Which result columns feed the confirmed check.
+/// Which result columns feed the confirmed check: key-like integer and text columns
+/// (see `key_like`) and every uuid column.
 fn value_columns(cols: &[ColInfo]) -> Vec<(usize, ColKind)> {
     cols.iter()
         .enumerate()
         .take(MAX_VALUE_COLUMNS)
         .filter_map(|(i, c)| {
             let kind = match c.type_.oid() {
-                oid::INT2 | oid::INT4 | oid::INT8 => ColKind::Int,
                 oid::UUID => ColKind::Bytes,
+                oid::INT2 | oid::INT4 | oid::INT8 if key_like(&c.name) => ColKind::Int,
                 oid::TEXT | oid::VARCHAR | oid::BPCHAR if key_like(&c.name) => ColKind::Text,
                 _ => return None,
             };
@@ -959,7 +974,8 @@ mod tests {
 
     #[test]
     fn key_like_names() {
-        assert!(key_like("id") && key_like("author_id") && key_like("object_id") && key_like("slug"));
-        assert!(!key_like("title") && !key_like("name"));
+        assert!(key_like("id") && key_like("ID") && key_like("author_id") && key_like("object_id") && key_like("slug"));
+        assert!(key_like("_prefetch_related_val_book_id") && key_like("Book_UUID"));
+        assert!(!key_like("title") && !key_like("name") && !key_like("rating") && !key_like("paid"));
     }
 }

@@ -317,8 +317,23 @@ def _value_rows(iterable, connection, db, kind):
         if kind == "flat":
             return (row[0] for row in rows)
         return map(tuple, rows)
-    plan = _native.Plan(kind, compiler.col_count, converters, connection, names=names)
+    order = _values_list_order(queryset) if kind == "tuples" else None
+    plan = _native.Plan(kind, compiler.col_count, converters, connection, order=order, names=names)
     return _rows(cursor, plan, iterable)
+
+
+def _values_list_order(queryset):
+    """Column order for values_list() before Django 5.2, which reorders rows in Python
+    when fields and annotations are listed in another order than they are selected."""
+    query = queryset.query
+    if hasattr(query, "selected") or not queryset._fields:
+        return None  # Django 5.2+ selects the columns in the requested order.
+    names = [*query.extra_select, *query.values_select, *query.annotation_select]
+    fields = [*queryset._fields, *(f for f in query.annotation_select if f not in queryset._fields)]
+    if fields == names:
+        return None
+    index = {name: i for i, name in enumerate(names)}
+    return [index[f] for f in fields]
 
 
 _NATIVE = {
