@@ -12,6 +12,7 @@ The statement still goes through Django's ``CursorWrapper`` (``execute_sql(CURSO
 ``connection.queries``, ``assertNumQueries`` and execute wrappers see it as usual.
 """
 
+import functools
 import inspect
 
 from django.db import connections
@@ -79,6 +80,11 @@ def _model_is_plain_uncached(cls, attnames):
 
 
 def _field_columns(cls, init_list, columns):
+    return _field_columns_cached(cls, tuple(init_list), tuple(columns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_columns_cached(cls, init_list, columns):
     """(attname, column, via_dict) as ``Model.from_db`` assigns them. ``via_dict`` marks
     attnames behind a data descriptor (FK ids, files), whose __set__ stores into
     ``__dict__``; the rest are plain attribute stores."""
@@ -91,6 +97,7 @@ def _field_columns(cls, init_list, columns):
     return [(a, c, _has_data_descriptor(cls, a)) for a, c in pairs]
 
 
+@functools.lru_cache(maxsize=4096)
 def _has_data_descriptor(cls, attname):
     attr = inspect.getattr_static(cls, attname, None)
     return attr is not None and hasattr(type(attr), "__set__")
