@@ -57,8 +57,10 @@ test-rust: $(DEPS_STAMP)
 	PYTHONPATH=$(PY_SITE):$(CURDIR)/django_backend \
 	$(WITH_PG) cargo test --release --lib
 
+# tests/backend configures Django its own way: it runs in a process of its own.
 test-py: build
-	$(WITH_PG) $(PY) -m pytest tests
+	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend
+	$(WITH_PG) $(PY) -m pytest tests/backend
 
 test-embedded: build
 	@if $(PY) -c 'import pgserver' 2>/dev/null; then \

@@ -1,0 +1,103 @@
+"""OPTIONS validation, DATABASE_URL helpers, and the ENGINE used end to end without libpq."""
+
+import copy
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, connections, transaction
+from django.db.utils import ConnectionHandler
+from django.test.utils import CaptureQueriesContext
+
+from django_rustpg.base import DatabaseWrapper
+
+
+def wrapper(**options):
+    settings = copy.deepcopy(connection.settings_dict)
+    settings["OPTIONS"] = options
+    return DatabaseWrapper(settings, alias="probe")
+
+
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        ({"poool": True}, "'poool'"),
+        ({"materialize": "yes"}, "OPTIONS['materialize'] must be bool"),
+        ({"pool": {"max_size": "10"}}, "OPTIONS['pool']['max_size']"),
+        ({"pool": {"maxsize": 10}}, "'maxsize'"),
+        ({"sslmode": "sometimes"}, "OPTIONS['sslmode']"),
+        ({"isolation_level": True}, "OPTIONS['isolation_level']"),
+        ({"reset_on_return": "never"}, "reset_on_return"),
+        ({"cursor_factory": dict}, "cursor_factory"),
+    ],
+)
+def test_bad_options_name_the_key(options, needle):
+    with pytest.raises(ImproperlyConfigured) as exc:
+        wrapper(**options).get_connection_params()
+    assert needle in str(exc.value)
+
+
+def test_pool_with_persistent_connections_is_refused():
+    w = wrapper(pool=True)
+    w.settings_dict["CONN_MAX_AGE"] = 60
+    with pytest.raises(ImproperlyConfigured, match="persistent"):
+        w.get_connection_params()
+
+
+def test_good_options_reach_the_driver():
+    params = wrapper(pool={"max_size": 3, "timeout": 2}, application_name="probe").get_connection_params()
+    assert params["pool"] == {"max_size": 3, "timeout": 2}
+    assert params["application_name"] == "probe"
+    assert "context" not in params and "cursor_factory" not in params
+
+
+def test_dj_database_url_with_the_engine_mapping():
+    dj_database_url = pytest.importorskip("dj_database_url")
+    s = connection.settings_dict
+    host = s["HOST"] or "127.0.0.1"
+    url = f"postgres://{s['USER']}@{host if not host.startswith('/') else ''}:{s['PORT'] or 5432}/{s['NAME']}"
+    config = dj_database_url.parse(url, engine="django_rustpg")
+    if host.startswith("/"):
+        config["HOST"] = host
+    assert config["ENGINE"] == "django_rustpg"
+    handler = ConnectionHandler({"default": config})
+    conn = handler["default"]
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            assert cursor.fetchone()[0] == s["NAME"]
+    finally:
+        conn.close()
+
+
+def test_engine_end_to_end_without_libpq():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE probe (id serial PRIMARY KEY, name text)")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO probe (name) VALUES (%s), (%s)", ["a", "b"])
+    with CaptureQueriesContext(connection) as ctx:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM probe WHERE name = %s", ["b"])
+            assert cursor.fetchall() == [("b",)]
+    assert ctx.captured_queries[-1]["sql"] == "SELECT name FROM probe WHERE name = 'b'"
+    assert connection.vendor == "postgresql"
+
+
+def test_hstore_and_citext_registration_via_contrib_postgres():
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS citext")
+        except Exception as exc:  # pgserver builds ship no contrib
+            pytest.skip(f"hstore/citext extension unavailable: {exc}")
+    connections.close_all()
+    from django.contrib.postgres.signals import get_citext_oids, get_hstore_oids
+
+    get_hstore_oids.cache_clear()
+    get_citext_oids.cache_clear()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::hstore, ARRAY['A','b']::citext[]", [{"a": "1", "b": None}])
+        assert cursor.fetchone() == ({"a": "1", "b": None}, ["A", "b"])
+        # contrib.postgres told the driver the hstore OID: dicts go out as hstore.
+        cursor.execute("SELECT pg_typeof(%s)::text", [{"k": "v"}])
+        assert cursor.fetchone()[0] == "hstore"
