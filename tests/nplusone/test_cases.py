@@ -192,3 +192,13 @@ def test_chained_forward_keys_are_one_select_related(data):
 
     fixed, n = run(lambda: [b.author.publisher.name for b in scenarios.apply(Book.objects.order_by("pk"), f.fix)])
     assert fixed.findings == [] and n == 1
+
+
+def test_reverse_many_to_many(data):
+    from shop.models import Label
+
+    report, _ = run(lambda: [b.title for label in Label.objects.order_by("pk") for b in label.books.all()])
+    (f,) = report.findings
+    assert (f.relation, f.fix, f.confirmed) == ("shop.Label.books", 'prefetch_related("books")', True)
+    fixed, n = run(lambda: [b.title for label in Label.objects.prefetch_related("books") for b in label.books.all()])
+    assert fixed.findings == [] and n == 2

@@ -199,12 +199,13 @@ def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
         if fld.primary_key or getattr(fld, "unique", False):
             # A row by its key: a forward foreign key, if we know where the value came from.
             fk = None
-            if source_group is not None and source_column:
+            if source_group is not None:
                 smodel = reg.model((source_group.get("tables") or [None])[0])
                 if smodel is not None:
-                    sf = reg.field_by_column(smodel, source_column)
-                    if sf is not None and sf.is_relation and sf.related_model is model:
-                        fk = sf
+                    fks = [f for f in smodel._meta.concrete_fields
+                           if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model]
+                    by_column = [f for f in fks if f.column == source_column]
+                    fk = by_column[0] if by_column else (fks[0] if len(fks) == 1 else None)
             if fk is None:
                 candidates = [
                     f
@@ -218,6 +219,14 @@ def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
             if fk is not None:
                 return Step("forward", f"{fk.model._meta.label}.{fk.name}", fk.name, False)
     return None
+
+
+def _loaded_model(g, reg) -> str | None:
+    """The label of the model whose rows a statement loads (its first table)."""
+    if reg is None:
+        return None
+    model = reg.model((g.get("tables") or [None])[0])
+    return model._meta.label if model is not None else None
 
 
 def _step(g, reg, groups) -> Step:
@@ -355,7 +364,10 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
     for gid, g in candidates.items():
         src, _ = _best_source(g, groups, reg)
         if src is not None and src["id"] in candidates and src["id"] != gid:
-            if steps[gid].how in path_kinds and steps[src["id"]].how in path_kinds and steps[gid].name:
+            child, par = steps[gid], steps[src["id"]]
+            # Nested only if the inner relation starts from the rows the outer one loaded.
+            if (child.how in path_kinds and par.how in path_kinds and child.name and child.relation
+                    and child.relation.rsplit(".", 1)[0] == _loaded_model(src, reg)):
                 parent[gid] = src["id"]
     # Break cycles defensively.
     for gid in list(parent):
