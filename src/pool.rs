@@ -23,7 +23,7 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, Client, Config};
-use tokio_postgres_rustls::MakeRustlsConnect;
+use crate::tls::Connector;
 
 /// Everything that identifies a server session's starting point.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -117,7 +117,7 @@ pub struct Session {
 pub struct PgManager {
     setup_sql: String,
     config: Config,
-    tls: MakeRustlsConnect,
+    tls: Connector,
     spec: PoolSpec,
 }
 
@@ -216,7 +216,7 @@ type PoolKey = (ConnectSpec, PoolSpec);
 static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PgPool>)>> = Mutex::new(None);
 
 /// Builds the tokio-postgres configuration for a spec. `Err` is a user-facing message.
-pub fn build_config(spec: &ConnectSpec) -> Result<(Config, MakeRustlsConnect), String> {
+pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     let mut config = Config::new();
     match spec.host.as_deref() {
         Some(h) if !h.is_empty() => {
@@ -253,7 +253,13 @@ pub fn build_config(spec: &ConnectSpec) -> Result<(Config, MakeRustlsConnect), S
         config.connect_timeout(Duration::from_secs(t.max(2)));
     }
     let (mode, verify) = crate::tls::parse_sslmode(&spec.sslmode, spec.sslrootcert.is_some())?;
-    config.ssl_mode(mode);
+    // As libpq: no TLS over Unix-domain sockets (there is no host name to verify either).
+    let unix_only = config.get_hosts().iter().all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+    config.ssl_mode(if unix_only && mode == tokio_postgres::config::SslMode::Prefer {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        mode
+    });
     let tls = crate::tls::connector(verify, spec.sslrootcert.as_deref())?;
     Ok((config, tls))
 }

@@ -8,6 +8,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Socket;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,23 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<MakeRustlsConnect, String> {
+/// tokio-postgres asks for a TLS connector for every host before it knows whether TLS
+/// will be used; a Unix-socket path is no DNS name, and TLS never runs over sockets.
+#[derive(Clone)]
+pub struct Connector(MakeRustlsConnect);
+
+impl MakeTlsConnect<Socket> for Connector {
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let domain = if domain.is_empty() || domain.starts_with('/') { "localhost" } else { domain };
+        <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(&mut self.0, domain)
+    }
+}
+
+pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<Connector, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -57,7 +75,7 @@ pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<MakeRustlsCo
                 .with_no_client_auth()
         }
     };
-    Ok(MakeRustlsConnect::new(config))
+    Ok(Connector(MakeRustlsConnect::new(config)))
 }
 
 fn load_roots(path: Option<&str>) -> Result<RootCertStore, String> {
