@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(fx("start transaction isolation level serializable").tx, TxEffect::Begin);
         assert_eq!(fx("COMMIT").tx, TxEffect::End);
         assert_eq!(fx("ROLLBACK").tx, TxEffect::End);
-        assert_eq!(fx("ROLLBACK TO SAVEPOINT s1").tx, TxEffect::None);
+        assert_eq!(fx("ROLLBACK TO SAVEPOINT s1").tx, TxEffect::RollbackToSavepoint);
         assert_eq!(fx("SAVEPOINT s1").tx, TxEffect::None);
         assert_eq!(fx("SELECT 1").tx, TxEffect::None);
     }
