@@ -14,7 +14,7 @@ use _native::pool::{pool_for, ConnectSpec, PoolSpec};
 use _native::runtime;
 use _native::sql::placeholders::scan;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use postgres_types::{FromSql, ToSql, Type};
+use postgres_types::{ToSql, Type};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -173,20 +173,7 @@ fn fingerprints(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- fetch through the pool
 
-/// A column's raw bytes, whatever its type (as the driver's cursor reads them).
-struct Raw<'a>(Option<&'a [u8]>);
-
-impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(Some(raw)))
-    }
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(None))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
+use _native::cursor::Raw;
 
 const BENCH_SQL: &str = "SELECT id, book_id, rating, created_at, body FROM shop_review ORDER BY id";
 const GENERATED_SQL: &str = "SELECT g::int8, (g % 20000)::int8, (g % 5)::int2, \

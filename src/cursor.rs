@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio_postgres::{Column, Row};
 
 /// A column's raw bytes, whatever its type (NULL is `None`).
-struct Raw<'a>(Option<&'a [u8]>);
+pub struct Raw<'a>(pub Option<&'a [u8]>);
 
 impl<'a> FromSql<'a> for Raw<'a> {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {

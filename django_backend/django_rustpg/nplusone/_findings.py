@@ -147,9 +147,20 @@ class _Registry:
         return None
 
 
+_registry_cache = {}
+
+
 def _registry():
+    """The table → model maps, rebuilt when the set of models changes."""
     try:
-        return _Registry()
+        from django.apps import apps
+
+        key = tuple(apps.get_models(include_auto_created=True))
+        reg = _registry_cache.get(key)
+        if reg is None:
+            _registry_cache.clear()
+            reg = _registry_cache[key] = _Registry()
+        return reg
     except Exception:
         return None
 
