@@ -41,38 +41,37 @@ class NPlusOneMiddleware:
         page = self._page(request)
         if page is not None:
             return page
-        cm = scope(f"{request.method} {request.path}")
-        report = cm.__enter__()
+        cm, report = self._open(request)
         try:
             response = self.get_response(request)
         except BaseException:
-            try:
-                cm.__exit__(*sys.exc_info())
-            finally:
-                history.record(request, 500, report)
+            self._close(cm, request, report, 500, sys.exc_info())
             raise
-        try:
-            cm.__exit__(None, None, None)
-        finally:
-            history.record(request, response.status_code, report)
+        self._close(cm, request, report, response.status_code, (None, None, None))
         return response
+
+    @staticmethod
+    def _open(request):
+        cm = scope(f"{request.method} {request.path}")
+        return cm, cm.__enter__()
+
+    @staticmethod
+    def _close(cm, request, report, status, exc_info):
+        # The request is recorded even when ending the scope raises (MODE "raise").
+        try:
+            cm.__exit__(*exc_info)
+        finally:
+            history.record(request, status, report)
 
     async def __acall__(self, request):
         page = self._page(request)
         if page is not None:
             return page
-        cm = scope(f"{request.method} {request.path}")
-        report = cm.__enter__()
+        cm, report = self._open(request)
         try:
             response = await self.get_response(request)
         except BaseException:
-            try:
-                cm.__exit__(*sys.exc_info())
-            finally:
-                history.record(request, 500, report)
+            self._close(cm, request, report, 500, sys.exc_info())
             raise
-        try:
-            cm.__exit__(None, None, None)
-        finally:
-            history.record(request, response.status_code, report)
+        self._close(cm, request, report, response.status_code, (None, None, None))
         return response
