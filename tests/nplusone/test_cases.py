@@ -1,6 +1,8 @@
 """One case per N+1 kind: exactly one finding with the right relation, and the reported
 fix, applied to the loop's queryset, leaves no finding and at most 2 queries (3 for the
-two-level nested loop: one query per level is the minimum there)."""
+two-level nested loop over two many-valued relations, books then labels: Django needs one
+query per many-valued level there; with a foreign key as the inner level the fix joins it
+into the prefetch query and 2 queries remain)."""
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
@@ -51,6 +53,30 @@ def test_nested_loop_lists_both_levels(data):
     assert f.count == 5 + 10  # books per author, labels per book
     assert [n["path"] for n in f.nested] == ["books__labels"]
     assert f.nested[0]["relation"] == "shop.Book.labels"
+
+
+def test_nested_loop_with_a_foreign_key_inside_joins_it_into_the_prefetch(data):
+    report, n_before = run(scenarios.nested_loop_fk)
+    (f,) = report.findings
+    assert f.count == 5 + 10  # books per author, editor per book
+    assert [(n["path"], n["relation"]) for n in f.nested] == [("books__editor", "shop.Book.editor")]
+    fixed, n_after = run(scenarios.nested_loop_fk, fix=f.fix)
+    assert (fixed.findings, n_before, n_after) == ([], 1 + 5 + 10, 2)
+
+
+def test_foreign_key_then_reverse_relation_selects_then_prefetches(data):
+    from shop.models import Book
+
+    def loop(fix=None):
+        qs = scenarios.apply(Book.objects.order_by("pk"), fix)
+        return [(b.title, other.title) for b in qs for other in b.author.books.all()]
+
+    report, n_before = run(loop)
+    (f,) = report.findings
+    assert (f.relation, f.fix) == ("shop.Book.author", 'select_related("author").prefetch_related("author__books")')
+    fixed, n_after = run(loop, fix=f.fix)
+    assert (fixed.findings, n_after) == ([], 2)
+    assert sorted(loop(fix=f.fix)) == sorted(loop())
 
 
 def test_get_in_a_loop_over_user_ids_is_probable(data):

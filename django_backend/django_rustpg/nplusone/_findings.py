@@ -413,11 +413,15 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
         fix, relation = step.fix, step.relation
         if step.how in path_kinds and step.name:
             paths = [base] + [p for _, p in tree]
-            leaves = ["__".join(p) for p in paths if not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
-            # A path through a prefetch (or any many-valued step) needs prefetch_related.
-            many = step.many or bool(prefix) or any(steps[c].many for c, _ in tree)
-            call = "prefetch_related" if many else "select_related"
-            fix = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
+            leaf_paths = [p for p in paths if not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
+            by_path = {tuple(base): step, **{tuple(p): steps[c] for c, p in tree}}
+            fix = _path_fix(leaf_paths, by_path, len(prefix))
+            if fix is None:
+                leaves = ["__".join(p) for p in leaf_paths]
+                # A path through a prefetch (or any many-valued step) needs prefetch_related.
+                many = step.many or bool(prefix) or any(steps[c].many for c, _ in tree)
+                call = "prefetch_related" if many else "select_related"
+                fix = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
         src, _col = _best_source(g, groups, reg)
         callsite, function, stack = _callsite(g)
         nested = []
@@ -492,6 +496,50 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
     )
     f._frames = g.get("frames") or []
     return f
+
+
+def _path_fix(leaf_paths, by_path, n_prefix) -> str | None:
+    """The fix for one relation path with the fewest queries, or None (the caller then
+    names the plain path). Single-valued steps before the first many-valued one join the
+    root query (``select_related``); single-valued steps after the last many-valued one
+    join that prefetch's own query (``Prefetch(..., queryset=...select_related(...))``):
+    ``books`` then ``editor`` is 2 queries this way, 3 as ``prefetch_related("books__editor")``.
+    Steps of a prefetch the code already has (``n_prefix``) are never rewritten: a second
+    lookup with a queryset for a path Django already prefetched is an error."""
+    if len(leaf_paths) != 1:
+        return None
+    path = leaf_paths[0]
+    steps = [None if i < n_prefix else by_path.get(tuple(path[: i + 1])) for i in range(len(path))]
+    if any(i >= n_prefix and s is None for i, s in enumerate(steps)):
+        return None
+    single = [s is not None and not s.many and s.how in ("forward", "reverse_one") for s in steps]
+    if all(single):
+        return f"select_related({json.dumps('__'.join(path))})"
+    first_many = single.index(False)
+    last_many = max(i for i, one in enumerate(single) if not one)
+    parts = []
+    if first_many:
+        parts.append(f"select_related({json.dumps('__'.join(path[:first_many]))})")
+    trailing = path[last_many + 1:]
+    arg = json.dumps("__".join(path))
+    if trailing and last_many >= n_prefix:
+        manager = _manager_expr(steps[last_many + 1].relation)
+        if manager is not None:
+            arg = (f"Prefetch({json.dumps('__'.join(path[: last_many + 1]))}, "
+                   f"queryset={manager}.select_related({json.dumps('__'.join(trailing))}))")
+    parts.append(f"prefetch_related({arg})")
+    return ".".join(parts)
+
+
+def _manager_expr(relation) -> str | None:
+    """``Book.objects`` for the model owning ``"shop.Book.editor"``."""
+    try:
+        from django.apps import apps
+
+        model = apps.get_model(relation.rsplit(".", 1)[0])
+        return f"{model.__name__}.{model._default_manager.name}"
+    except Exception:
+        return None
 
 
 def _ignored(f: Finding, rules) -> bool:

@@ -12,7 +12,8 @@ def apply(qs, fix):
         return qs
     if fix.startswith("remove only()/defer()"):
         return qs.model.objects.all()
-    return eval(f"qs.{fix}", {"qs": qs, "Count": Count, "Exists": Exists, "OuterRef": OuterRef, "Prefetch": Prefetch})
+    names = {"qs": qs, "Count": Count, "Exists": Exists, "OuterRef": OuterRef, "Prefetch": Prefetch}
+    return eval(f"qs.{fix}", {**names, "Author": Author, "Book": Book, "Tag": Tag})
 
 
 def forward_fk(fix=None):
@@ -69,6 +70,12 @@ def nested_loop(fix=None):
     return names
 
 
+def nested_loop_fk(fix=None):
+    """Two levels, the inner one a foreign key: its rows join the prefetch query."""
+    qs = apply(Author.objects.order_by("pk"), fix)
+    return [book.editor.name for author in qs for book in author.books.all()]
+
+
 def template_loop(fix=None):
     qs = apply(Book.objects.order_by("pk"), fix)
     return render_to_string("shop/books.html", {"books": qs})
@@ -93,5 +100,10 @@ CASES = {
     "generic_fk": (generic_fk, "shop.Tag.content_object", 'prefetch_related("content_object")'),
     "count_per_row": (count_per_row, "shop.Book.reviews", 'annotate(Count("reviews"))'),
     "nested_loop": (nested_loop, "shop.Author.books", 'prefetch_related("books__labels")'),
+    "nested_loop_fk": (
+        nested_loop_fk,
+        "shop.Author.books",
+        'prefetch_related(Prefetch("books", queryset=Book.objects.select_related("editor")))',
+    ),
     "template_loop": (template_loop, "shop.Book.author", 'select_related("author")'),
 }
