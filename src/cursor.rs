@@ -54,6 +54,8 @@ struct Named {
     withhold: bool,
     declared: bool,
     exhausted: bool,
+    /// N+1 detection: the scope that recorded the DECLARE sees the fetched rows too.
+    nplusone: Option<crate::nplusone::FetchWatch>,
 }
 
 #[pyclass(module = "django_rustpg._native", subclass)]
@@ -102,7 +104,7 @@ impl Cursor {
             last_sql: None,
             last_given: None,
             tz_name: None,
-            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false }),
+            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None }),
             reg_names: std::collections::HashMap::new(),
         }
     }
@@ -210,9 +212,7 @@ impl Cursor {
             self.rowcount = 0;
             self.rownumber = Some(0);
             self.tz_name = self.core.timezone();
-            if let Some(t0) = watch {
-                crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
-            }
+            named.nplusone = watch.and_then(|t0| crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref()));
             return Ok(());
         }
         let outcome = self.core.run(py, &q)?;
@@ -231,7 +231,7 @@ impl Cursor {
         self.rownumber = if self.columns.is_some() || self.describe.is_some() { Some(0) } else { None };
         self.tz_name = self.core.timezone();
         if let Some(t0) = watch {
-            crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
+            let _ = crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
         }
         self.last_sql = Some(q.sql);
         Ok(())
@@ -255,6 +255,10 @@ impl Cursor {
         }
         self.rowcount = self.rowcount.max(0) + got as i64;
         self.absorb_rows(py, outcome.rows)?;
+        if let Some(watch) = self.named.as_mut().and_then(|n| n.nplusone.as_mut()) {
+            let fresh = self.rows.len().saturating_sub(got);
+            watch.fetched(self.rows.range(fresh..), self.columns.as_deref());
+        }
         Ok(())
     }
 

@@ -569,6 +569,35 @@ struct State {
     dups_full: bool,
 }
 
+impl State {
+    /// Adds hashes of the key-like columns of `rows` to the value map, as values group
+    /// `gi` loaded.
+    fn remember_values<'a>(&mut self, gi: u32, rows: impl IntoIterator<Item = &'a Row>, cols: &[ColInfo]) {
+        let vcols = value_columns(cols);
+        if vcols.is_empty() || self.values_full {
+            return;
+        }
+        let mut registered = false;
+        'rows: for row in rows {
+            for &(i, kind) in &vcols {
+                let Some(raw) = raw_value(row, i) else { continue };
+                let Some(h) = cell_hash(kind, raw) else { continue };
+                if self.values.len() >= MAX_VALUES && !self.values.contains_key(&h) {
+                    self.values_full = true;
+                    break 'rows;
+                }
+                let slots = self.values.entry(h).or_insert(0);
+                *slots = Slot::add(*slots, gi, i);
+                registered = true;
+            }
+        }
+        let group = &mut self.groups[gi as usize];
+        if registered && group.columns.is_none() {
+            group.columns = Some(cols.iter().map(|c| c.name.clone()).collect());
+        }
+    }
+}
+
 /// A value's sources: two 32-bit slots, each `(group + 1) << 8 | column` (0: empty).
 struct Slot;
 
@@ -611,7 +640,8 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Records one read; returns the group index when Django's frames should be captured.
+    /// Records one read; returns its group and whether Django's frames should be captured
+    /// (None: not grouped).
     #[allow(clippy::too_many_arguments)]
     fn record_read<'a>(
         &self,
@@ -621,7 +651,7 @@ impl Scope {
         site: Site,
         rows: impl IntoIterator<Item = &'a Row>,
         cols: Option<&[ColInfo]>,
-    ) -> Option<u32> {
+    ) -> Option<(u32, bool)> {
         let callsite = site.hash();
         let phash = params_hash(&q.params);
         let mut checked = [0u64; MAX_PARAMS_CHECKED];
@@ -715,29 +745,18 @@ impl Scope {
         let capture = group.count == 2 && group.ctx.is_none();
         // This statement's result set: hashes of key-like columns, for later statements.
         if let Some(cols) = cols {
-            let vcols = value_columns(cols);
-            if !vcols.is_empty() && !st.values_full {
-                let mut registered = false;
-                'rows: for row in rows.into_iter().take(MAX_ROWS_PER_RESULT) {
-                    for &(i, kind) in &vcols {
-                        let Some(raw) = raw_value(row, i) else { continue };
-                        let Some(h) = cell_hash(kind, raw) else { continue };
-                        if st.values.len() >= MAX_VALUES && !st.values.contains_key(&h) {
-                            st.values_full = true;
-                            break 'rows;
-                        }
-                        let slots = st.values.entry(h).or_insert(0);
-                        *slots = Slot::add(*slots, gi, i);
-                        registered = true;
-                    }
-                }
-                let group = &mut st.groups[gi as usize];
-                if registered && group.columns.is_none() {
-                    group.columns = Some(cols.iter().map(|c| c.name.clone()).collect());
-                }
+            st.remember_values(gi, rows.into_iter().take(MAX_ROWS_PER_RESULT), cols);
+        }
+        Some((gi, capture))
+    }
+
+    /// Rows a server-side cursor fetched for the statement recorded as group `gi`.
+    fn record_fetched<'a>(&self, gi: u32, rows: impl IntoIterator<Item = &'a Row>, cols: &[ColInfo]) {
+        if let Some(mut st) = self.state.try_lock() {
+            if (gi as usize) < st.groups.len() {
+                st.remember_values(gi, rows, cols);
             }
         }
-        capture.then_some(gi)
     }
 
     fn anchor_ptr(&self) -> *mut ffi::PyObject {
@@ -889,25 +908,55 @@ impl Drop for Scope {
 
 // ---------------------------------------------------------------------------- the hook
 
-/// Records one statement that just ran (see `Cursor::run_bound`). Never fails: any
-/// error or panic is swallowed so the user's query is never affected.
-pub fn observe<'a>(py: Python<'_>, q: &BoundQuery, t0: Instant, rows: impl IntoIterator<Item = &'a Row>, cols: Option<&[ColInfo]>) {
-    let elapsed = t0.elapsed().as_nanos() as u64;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observe_inner(py, q, elapsed, rows, cols)));
-    if let Ok(Err(e)) = result {
-        drop(e);
+/// A read recorded in a scope whose rows a server-side cursor fetches later: those rows
+/// feed the confirmed check too (`iterator()` loops), up to `MAX_ROWS_PER_RESULT`.
+pub struct FetchWatch {
+    scope: Py<Scope>,
+    group: u32,
+    rows_seen: usize,
+}
+
+impl FetchWatch {
+    /// Records rows a FETCH returned. Never fails (see [`observe`]).
+    pub fn fetched<'a>(&mut self, rows: impl ExactSizeIterator<Item = &'a Row>, cols: Option<&[ColInfo]>) {
+        let Some(cols) = cols else { return };
+        let room = MAX_ROWS_PER_RESULT.saturating_sub(self.rows_seen);
+        let scope = self.scope.get();
+        if room == 0 || !scope.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let n = rows.len().min(room);
+        self.rows_seen += n;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scope.record_fetched(self.group, rows.take(n), cols)));
     }
 }
 
-fn observe_inner<'a>(py: Python<'_>, q: &BoundQuery, elapsed: u64, rows: impl IntoIterator<Item = &'a Row>, cols: Option<&[ColInfo]>) -> PyResult<()> {
-    let Some(rt) = RUNTIME.get(py) else { return Ok(()) };
-    let Some(scope_obj) = context_get(py, &rt.scope_var) else { return Ok(()) };
-    let Ok(scope) = scope_obj.downcast::<Scope>() else { return Ok(()) };
-    let scope = scope.get();
+/// Records one statement that just ran (see `Cursor::run_bound`). Never fails: any
+/// error or panic is swallowed so the user's query is never affected.
+pub fn observe<'a>(py: Python<'_>, q: &BoundQuery, t0: Instant, rows: impl IntoIterator<Item = &'a Row>, cols: Option<&[ColInfo]>) -> Option<FetchWatch> {
+    let elapsed = t0.elapsed().as_nanos() as u64;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observe_inner(py, q, elapsed, rows, cols)));
+    match result {
+        Ok(Ok(watch)) => watch,
+        _ => None,
+    }
+}
+
+fn observe_inner<'a>(
+    py: Python<'_>,
+    q: &BoundQuery,
+    elapsed: u64,
+    rows: impl IntoIterator<Item = &'a Row>,
+    cols: Option<&[ColInfo]>,
+) -> PyResult<Option<FetchWatch>> {
+    let Some(rt) = RUNTIME.get(py) else { return Ok(None) };
+    let Some(scope_obj) = context_get(py, &rt.scope_var) else { return Ok(None) };
+    let Ok(scope_obj) = scope_obj.downcast_into::<Scope>() else { return Ok(None) };
+    let scope = scope_obj.get();
     let fp = fingerprint::cached(&q.sql);
     if !fp.is_read() {
         scope.record_other(elapsed);
-        return Ok(());
+        return Ok(None);
     }
     let origin = context_get(py, &rt.origin_var);
     let mut site = walk(py, rt, origin.is_some(), scope.anchor_ptr());
@@ -918,15 +967,19 @@ fn observe_inner<'a>(py: Python<'_>, q: &BoundQuery, elapsed: u64, rows: impl In
             }
         }
     }
-    if let Some(gi) = scope.record_read(fp, q, elapsed, site, rows, cols) {
+    let (group, capture) = match scope.record_read(fp, q, elapsed, site, rows, cols) {
+        Some(recorded) => recorded,
+        None => return Ok(None),
+    };
+    if capture {
         let ctx = rt.capture.call0(py)?;
         if let Some(mut st) = scope.state.try_lock() {
-            if let Some(g) = st.groups.get_mut(gi as usize) {
+            if let Some(g) = st.groups.get_mut(group as usize) {
                 g.ctx = Some(ctx);
             }
         }
     }
-    Ok(())
+    Ok(Some(FetchWatch { scope: scope_obj.unbind(), group, rows_seen: 0 }))
 }
 
 #[cfg(test)]

@@ -320,3 +320,19 @@ def test_fingerprint_api():
     # Never raises, whatever the text.
     for junk in ("", "\x00", "SELECT '", "%s %(x)s %", "))))((((", "SELECT " + "(" * 500 + "1" + ")" * 500):
         assert len(nplusone.fingerprint(junk)) == 16
+
+
+def test_rows_of_a_server_side_cursor_confirm_the_loop_over_them(data):
+    from django.db import connection, transaction
+
+    def loop():
+        with transaction.atomic():  # iterator() declares a server-side cursor, fetched 3 rows at a time
+            return [b.author.name for b in Book.objects.order_by("pk").iterator(chunk_size=3)]
+
+    with nplusone.scope(mode="collect") as report:
+        names = loop()
+    assert len(names) == 10
+    (f,) = report.findings
+    assert (f.relation, f.fix, f.confirmed) == ("shop.Book.author", 'select_related("author")', True)
+    assert f.source_callsite == f.callsite  # the rows came from the iterator() on the same line
+    assert "ORDER BY" in f.source_sql and '"shop_book"' in f.source_sql
