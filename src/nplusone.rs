@@ -67,6 +67,10 @@ const FLAG_APP: u32 = 1;
 /// asgiref's `SyncToAsync.thread_handler`: frames beyond it belong to the executor, not
 /// to the call; with a captured async origin, the walk stops there.
 const FLAG_BOUNDARY: u32 = 1 << 30;
+/// A Django operation that may run several statements per call (`save()`, `delete()`
+/// with its cascade, `bulk_create()` in batches, `QuerySet.update()`...): statements
+/// under one call of it count as one repetition of the group.
+const FLAG_OPERATION: u32 = 1 << 29;
 
 // ---------------------------------------------------------------------------- activation
 
@@ -186,6 +190,9 @@ struct Site {
     frames: Vec<(Py<PyAny>, i32)>,
     /// Marker bits of the Django frames below the innermost application frame.
     markers: u32,
+    /// The outermost Django operation frame below the innermost application frame (see
+    /// `FLAG_OPERATION`).
+    operation: Option<Py<PyAny>>,
 }
 
 impl Site {
@@ -282,7 +289,7 @@ fn walk(py: Python<'_>, rt: &Runtime, stop_at_boundary: bool, anchor: *mut ffi::
 }
 
 fn walk_with(py: Python<'_>, rt: &Runtime, cache: &RefCell<WalkCache>, stop_at_boundary: bool, anchor: *mut ffi::PyObject) -> Site {
-    let mut site = Site { frames: Vec::new(), markers: 0 };
+    let mut site = Site { frames: Vec::new(), markers: 0, operation: None };
     // SAFETY: GIL held. PyEval_GetFrame returns a borrowed frame (or NULL); we take our
     // own reference; PyFrame_GetBack/GetCode return new references, each released once.
     unsafe {
@@ -312,6 +319,9 @@ fn walk_with(py: Python<'_>, rt: &Runtime, cache: &RefCell<WalkCache>, stop_at_b
                     }
                 } else if site.frames.is_empty() {
                     site.markers |= flags & !FLAG_BOUNDARY;
+                    if flags & FLAG_OPERATION != 0 {
+                        site.operation = Some(Py::from_borrowed_ptr(py, frame.cast()));
+                    }
                 }
                 ffi::Py_DECREF(code);
             }
@@ -539,6 +549,12 @@ struct Group {
     count: u32,
     total_ns: u64,
     first_seq: u64,
+    /// Repetitions: statements, except that those under one call of a Django operation
+    /// count once (a batched `bulk_create()` is one call).
+    calls: u32,
+    /// The operation frame of the latest statement (held, so its address is not reused
+    /// while compared).
+    operation: Option<Py<PyAny>>,
     distinct: HashSet<u64, FxBuild>,
     saturated: bool,
     sources: Vec<Hit>,
@@ -653,6 +669,7 @@ impl Scope {
         cols: Option<&[ColInfo]>,
     ) -> Option<(u32, bool)> {
         let callsite = site.hash();
+        let operation = site.operation;
         let phash = params_hash(&q.params);
         let mut checked = [0u64; MAX_PARAMS_CHECKED];
         let mut n_checked = 0;
@@ -686,6 +703,8 @@ impl Scope {
                     count: 0,
                     total_ns: 0,
                     first_seq: seq,
+                    calls: 0,
+                    operation: None,
                     distinct: HashSet::default(),
                     saturated: false,
                     sources: Vec::new(),
@@ -728,6 +747,18 @@ impl Scope {
         let group = &mut st.groups[gi as usize];
         group.count += 1;
         group.total_ns += elapsed;
+        match operation {
+            Some(op) => {
+                if group.operation.as_ref().is_none_or(|prev| prev.as_ptr() != op.as_ptr()) {
+                    group.calls += 1;
+                }
+                group.operation = Some(op);
+            }
+            None => {
+                group.calls += 1;
+                group.operation = None;
+            }
+        }
         if !group.saturated {
             if group.distinct.len() >= MAX_DISTINCT {
                 group.saturated = true;
@@ -790,10 +821,16 @@ impl Scope {
         }
     }
 
-    /// Counts this scope as closed. Idempotent.
+    /// Counts this scope as closed (and lets go of the operation frames it held, with
+    /// their locals). Idempotent.
     fn deactivate(&self) {
         if self.active.swap(false, Ordering::SeqCst) {
             ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Some(mut st) = self.state.try_lock() {
+            for g in &mut st.groups {
+                g.operation = None;
+            }
         }
     }
 
@@ -849,6 +886,7 @@ impl Scope {
             d.set_item("normalized", &g.fp.normalized)?;
             d.set_item("sql", &g.sql)?;
             d.set_item("count", g.count)?;
+            d.set_item("calls", g.calls)?;
             d.set_item("total_ms", g.total_ns as f64 / 1e6)?;
             d.set_item("distinct", g.distinct.len())?;
             d.set_item("distinct_saturated", g.saturated)?;
@@ -954,7 +992,7 @@ fn observe_inner<'a>(
     let Ok(scope_obj) = scope_obj.downcast_into::<Scope>() else { return Ok(None) };
     let scope = scope_obj.get();
     let fp = fingerprint::cached(&q.sql);
-    if !fp.is_read() {
+    if !fp.is_read() && !fp.is_write() {
         scope.record_other(elapsed);
         return Ok(None);
     }

@@ -117,6 +117,12 @@ impl Fingerprint {
     pub fn is_read(&self) -> bool {
         self.kind == StatementKind::Select
     }
+
+    /// INSERT / UPDATE / DELETE: grouped like reads (a `save()` or `delete()` per row is
+    /// a loop too).
+    pub fn is_write(&self) -> bool {
+        matches!(self.kind, StatementKind::Insert | StatementKind::Update | StatementKind::Delete)
+    }
 }
 
 // ---------------------------------------------------------------------------- hashing

@@ -154,14 +154,130 @@ def test_bulk_create_and_bulk_update_are_clean(data):
     from shop.models import Book, Label
 
     def work():
-        Label.objects.bulk_create([Label(name=f"n{i}") for i in range(20)])
+        # batch_size=2: 10 INSERTs and 5 UPDATEs of one shape, each from one call.
+        Label.objects.bulk_create([Label(name=f"n{i}") for i in range(20)], batch_size=2)
         books = list(Book.objects.all())
         for b in books:
             b.price = 9
-        Book.objects.bulk_update(books, ["price"])
+        Book.objects.bulk_update(books, ["price"], batch_size=2)
 
-    report, _ = run(work)
+    report, n = run(work)
+    assert report.findings == [] and n == 10 + 1 + 5
+
+
+# ---------------------------------------------------------------------------- writes per row
+
+
+def test_save_per_row_is_fixed_by_bulk_update(data):
+    from shop.models import Book
+
+    def loop(fix=None):
+        books = list(Book.objects.order_by("pk"))
+        for b in books:
+            b.price = 7
+        if fix:
+            eval(f"Book.objects.{fix}".replace("[...], ", "books, "), {"Book": Book, "books": books})
+        else:
+            for b in books:
+                b.save(update_fields=["price"])
+
+    report, n_before = run(loop)
+    (f,) = report.findings
+    assert (f.kind, f.operation, f.relation, f.fix) == ("n_plus_one", "save", None, 'bulk_update([...], ["price"])')
+    assert f.count == 10 and f.confirmed and f.sql.startswith("UPDATE")
+    assert f.source_callsite.endswith(f"test_cases.py:{loop.__code__.co_firstlineno + 1}")  # list(Book.objects...)
+    fixed, n_after = run(loop, fix=f.fix)
+    assert (fixed.findings, n_before, n_after) == ([], 11, 2)
+    assert set(Book.objects.values_list("price", flat=True)) == {7}
+
+
+def test_full_save_names_every_field_it_writes(data):
+    from shop.models import Book
+
+    def loop():
+        for b in Book.objects.order_by("pk"):
+            b.title += "!"
+            b.save()
+
+    (f,) = run(loop)[0].findings
+    assert f.fix == 'bulk_update([...], ["title", "isbn", "author", "editor", "price", "published"])'
+
+
+def test_create_per_row_is_fixed_by_bulk_create(data):
+    from shop.models import Label
+
+    def loop(fix=None):
+        names = [f"new{i}" for i in range(6)]
+        if fix:
+            Label.objects.bulk_create([Label(name=n) for n in names])
+        else:
+            for n in names:
+                Label.objects.create(name=n)
+
+    report, _ = run(loop)
+    (f,) = report.findings
+    assert (f.operation, f.fix, f.confirmed, f.count) == ("save", "bulk_create([...])", False, 6)
+    fixed, n = run(loop, fix=f.fix)
+    assert fixed.findings == [] and n == 1
+
+
+def test_delete_per_row_with_its_cascade_is_one_finding(data):
+    from shop.models import Author, Book, Review
+
+    def loop(fix=None):
+        authors = list(Author.objects.order_by("pk"))
+        if fix:
+            Author.objects.filter(pk__in=[a.pk for a in authors]).delete()
+        else:
+            for a in authors:
+                a.delete()  # cascades to profile, books, their reviews and labels
+
+    report, n_before = run(loop)
+    (f,) = report.findings
+    assert (f.operation, f.fix, f.relation, f.confirmed) == ("delete", "filter(pk__in=[...]).delete()", None, True)
+    assert f.sql.startswith('DELETE FROM "shop_author"')
+    assert f.count > 5  # the cascade's statements are part of it
+    assert not Author.objects.exists() and not Book.objects.exists() and not Review.objects.exists()
+
+
+def test_delete_fix_is_clean(data):
+    from shop.models import Author
+
+    report, _ = run(lambda: Author.objects.filter(pk__in=[a.pk for a in data["authors"]]).delete())
     assert report.findings == []
+
+
+def test_queryset_update_per_row_is_fixed_by_one_update(data):
+    from shop.models import Author, Book
+
+    def loop(fix=None):
+        authors = list(Author.objects.order_by("pk"))
+        if fix:
+            eval(f"Book.objects.{fix}".replace("[...]", "authors").replace("(...)", "(price=3)"),
+                 {"Book": Book, "authors": authors})
+        else:
+            for a in authors:
+                Book.objects.filter(author=a).update(price=3)
+
+    report, _ = run(loop)
+    (f,) = report.findings
+    assert (f.operation, f.fix, f.confirmed) == ("queryset_update", "filter(author__in=[...]).update(...)", True)
+    fixed, n = run(loop, fix=f.fix)
+    assert fixed.findings == [] and n == 2
+    assert set(Book.objects.values_list("price", flat=True)) == {3}
+
+
+def test_raw_insert_per_row_is_reported_without_a_fix(data):
+    from django.db import connection
+
+    def loop():
+        with connection.cursor() as cur:
+            for i in range(6):
+                cur.execute("INSERT INTO shop_label (name) VALUES (%s)", [f"raw{i}"])
+
+    (f,) = run(loop)[0].findings
+    assert (f.kind, f.operation, f.fix, f.count) == ("n_plus_one", "sql", None, 6)
+    assert "N+1 writes, sql() per row" in f.describe()
 
 
 def test_cascade_delete_is_clean(data):

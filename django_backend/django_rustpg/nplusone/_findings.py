@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import linecache
 import os
+import re
 from dataclasses import asdict, dataclass, field
 
 from . import _runtime as rt
@@ -44,6 +45,9 @@ class Finding:
     template: str | None = None
     nested: list = field(default_factory=list)
     scope: str | None = None
+    # Writes: the Django operation run once per row ("save", "delete", "queryset_update",
+    # "queryset_delete", "bulk_create", "bulk_update"; "sql" for raw statements).
+    operation: str | None = None
 
     @property
     def key(self) -> str:
@@ -62,7 +66,8 @@ class Finding:
     def describe(self) -> str:
         """The one-line log message."""
         if self.kind == "n_plus_one":
-            head = f"N+1 query ({'confirmed' if self.confirmed else 'probable'})"
+            what = f"N+1 writes, {self.operation}() per row" if self.operation else "N+1 query"
+            head = f"{what} ({'confirmed' if self.confirmed else 'probable'})"
         else:
             head = "duplicate query"
         parts = [
@@ -365,7 +370,8 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
     candidates = {
         gid: g
         for gid, g in groups.items()
-        if g["count"] >= threshold and g.get("distinct", 0) >= 2 and g.get("kind") == "select"
+        if g.get("calls", g["count"]) >= threshold and g.get("distinct", 0) >= 2 and g.get("kind") == "select"
+        and not (g.get("markers", 0) & rt.OPERATION)
     }
     steps = {gid: _step(g, reg, groups) for gid, g in candidates.items()}
     # Nesting: a candidate whose parameter values came from another candidate's rows is
@@ -444,6 +450,8 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
             distinct=g["distinct"],
         ))
 
+    findings.extend(_write_findings(groups, reg, threshold, scope_name))
+
     if duplicates:
         covered = set(candidates)
         merged = {}
@@ -496,6 +504,83 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
     )
     f._frames = g.get("frames") or []
     return f
+
+
+WRITE_KINDS = ("insert", "update", "delete")
+
+
+def _write_findings(groups, reg, threshold, scope_name) -> list:
+    """Writes run once per row: ``save()``, ``delete()``, ``QuerySet.update()``... in a
+    loop. Repetitions count calls of the Django operation, not statements, so one
+    batched ``bulk_create()`` or one cascading ``delete()`` is one. The statements of one
+    operation at one call site (a cascade's SELECTs and DELETEs, a multi-table save)
+    make one finding."""
+    by_site = {}
+    for g in sorted(groups.values(), key=lambda g: g["first_seq"]):
+        is_operation = g.get("markers", 0) & rt.OPERATION
+        if not (is_operation or g.get("kind") in WRITE_KINDS):
+            continue
+        if g.get("calls", g["count"]) < threshold or g.get("distinct", 0) < 2:
+            continue
+        ctx = g.get("ctx") or {}
+        operation = ctx.get("kind") if is_operation else "sql"
+        key = (tuple(_callsite(g)[2]), operation, ctx.get("model"))
+        by_site.setdefault(key, []).append(g)
+    findings = []
+    for (_stack, operation, model_label), members in by_site.items():
+        writes = [g for g in members if g.get("kind") in WRITE_KINDS]
+        if not writes:
+            continue
+        own = [g for g in writes if _loaded_model(g, reg) == model_label]
+        g = (own or writes)[-1 if operation == "delete" else 0]  # a cascade deletes its root last
+        src, _col = _best_source(g, groups, reg)
+        callsite, function, stack = _callsite(g)
+        f = _finding(
+            "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), None,
+            _write_fix(g, operation, reg), src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
+        )
+        f.operation = operation
+        findings.append(f)
+    return findings
+
+
+def _write_fix(g, operation, reg) -> str | None:
+    kind = g.get("kind")
+    model = reg.model((g.get("tables") or [None])[0]) if reg is not None else None
+    if kind == "insert" and operation in ("save", "bulk_create"):
+        return "bulk_create([...])"
+    if kind == "update" and operation in ("save", "bulk_update"):
+        fields = ((g.get("ctx") or {}).get("update_fields") if operation == "save" else None) or _set_fields(g, model, reg)
+        return f"bulk_update([...], {json.dumps(fields)})" if fields else "bulk_update([...], [...])"
+    if operation == "delete":
+        return "filter(pk__in=[...]).delete()"
+    if operation in ("queryset_update", "queryset_delete"):
+        lookup = _filter_lookup(g, model, reg)
+        verb = "update(...)" if operation == "queryset_update" else "delete()"
+        return f"filter({lookup}__in=[...]).{verb}" if lookup else None
+    return None
+
+
+def _set_fields(g, model, reg) -> list:
+    """Field names an UPDATE assigns (``SET "price" = ...``), primary key excluded."""
+    m = re.search(r"\bSET\b(.*?)(?:\bWHERE\b|$)", g.get("sql") or "", re.S | re.I)
+    if m is None or model is None:
+        return []
+    names = []
+    for column in re.findall(r'(?:\bSET\b|^|,)\s*"([^"]+)"\s*=', "SET" + m.group(1), re.I):
+        fld = reg.field_by_column(model, column)
+        if fld is not None and not fld.primary_key and fld.name not in names:
+            names.append(fld.name)
+    return names
+
+
+def _filter_lookup(g, model, reg) -> str | None:
+    """``pk`` or the field name a write filters on (``author`` for ``author_id``)."""
+    for _table, column, _many in g.get("filters") or []:
+        fld = reg.field_by_column(model, column) if model is not None else None
+        if fld is not None:
+            return "pk" if fld.primary_key else fld.name
+    return None
 
 
 def _path_fix(leaf_paths, by_path, n_prefix) -> str | None:

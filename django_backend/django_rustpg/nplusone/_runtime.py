@@ -36,6 +36,15 @@ M_EXISTS = 1 << 7
 M_PREFETCH = 1 << 8
 M_TEMPLATE = 1 << 9
 M_REFRESH = 1 << 10
+M_SAVE = 1 << 11
+M_DELETE = 1 << 12
+M_QS_UPDATE = 1 << 13
+M_QS_DELETE = 1 << 14
+M_BULK_CREATE = 1 << 15
+M_BULK_UPDATE = 1 << 16
+# A Django operation that can run several statements per call: they count as one
+# repetition of their group (see FLAG_OPERATION in src/nplusone.rs).
+OPERATION = 1 << 29
 BOUNDARY = 1 << 30  # asgiref's SyncToAsync.thread_handler (see src/nplusone.rs)
 
 MARKER_NAMES = {
@@ -49,6 +58,12 @@ MARKER_NAMES = {
     M_PREFETCH: "prefetch",
     M_TEMPLATE: "template",
     M_REFRESH: "refresh",
+    M_SAVE: "save",
+    M_DELETE: "delete",
+    M_QS_UPDATE: "queryset_update",
+    M_QS_DELETE: "queryset_delete",
+    M_BULK_CREATE: "bulk_create",
+    M_BULK_UPDATE: "bulk_update",
 }
 
 _markers: dict = {}  # code object -> marker bit
@@ -148,6 +163,16 @@ def _describe(bit, frame) -> dict | None:
             return {"kind": "refresh", "model": _label(type(this))}
         if bit == M_PREFETCH:
             return {"kind": "prefetch"}
+        if bit == M_SAVE:
+            fields = loc.get("update_fields")
+            info = {"kind": "save", "model": _label(type(this))}
+            if fields is not None:
+                info["update_fields"] = sorted(fields)
+            return info
+        if bit == M_DELETE:
+            return {"kind": "delete", "model": _label(type(this))}
+        if bit in (M_QS_UPDATE, M_QS_DELETE, M_BULK_CREATE, M_BULK_UPDATE):
+            return {"kind": MARKER_NAMES[bit], "model": _label(this.model)}
     except Exception:
         return None
     return None
@@ -176,7 +201,7 @@ def capture():
             code = frame.f_code
             if is_app_file(code.co_filename):
                 break
-            bit = _markers.get(code)
+            bit = _markers.get(code, 0) & ~OPERATION
             if bit == BOUNDARY:
                 break
             if bit == M_TEMPLATE:
@@ -218,6 +243,12 @@ def _register_markers():
         (query_mod.prefetch_one_level, M_PREFETCH),
         (Model.refresh_from_db, M_REFRESH),
         (Node.render_annotated, M_TEMPLATE),
+        (Model.save_base, M_SAVE | OPERATION),
+        (Model.delete, M_DELETE | OPERATION),
+        (QuerySet.update, M_QS_UPDATE | OPERATION),
+        (QuerySet.delete, M_QS_DELETE | OPERATION),
+        (QuerySet.bulk_create, M_BULK_CREATE | OPERATION),
+        (QuerySet.bulk_update, M_BULK_UPDATE | OPERATION),
     ]
     try:
         from django.apps import apps
