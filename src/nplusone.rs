@@ -16,8 +16,8 @@
 //! counts, total time, a bounded set of parameter hashes (distinct values), and hit counts
 //! of the earlier groups whose result sets held this group's parameter values: the
 //! evidence for a *confirmed* N+1. Result sets contribute hashes of key columns
-//! (key-named integer columns by value whatever their width, uuid columns and key-named
-//! text columns by bytes), never values, in a bounded map.
+//! (key-named integer columns by value whatever their width, uuid and text columns by
+//! bytes), never values, in a bounded map.
 
 use crate::bind::BoundQuery;
 use crate::cursor::{raw_value, ColInfo};
@@ -506,8 +506,9 @@ fn key_like(name: &str) -> bool {
         || name.starts_with("_prefetch_related_val_")
 }
 
-/// Which result columns feed the confirmed check: key-like integer and text columns
-/// (see `key_like`) and every uuid column.
+/// Which result columns feed the confirmed check: key-like integer columns (see
+/// `key_like`), every uuid column and every text column (values up to 64 bytes: emails,
+/// slugs, codes; strings rarely coincide by chance, small integers often do).
 fn value_columns(cols: &[ColInfo]) -> Vec<(usize, ColKind)> {
     cols.iter()
         .enumerate()
@@ -516,7 +517,7 @@ fn value_columns(cols: &[ColInfo]) -> Vec<(usize, ColKind)> {
             let kind = match c.type_.oid() {
                 oid::UUID => ColKind::Bytes,
                 oid::INT2 | oid::INT4 | oid::INT8 if key_like(&c.name) => ColKind::Int,
-                oid::TEXT | oid::VARCHAR | oid::BPCHAR if key_like(&c.name) => ColKind::Text,
+                oid::TEXT | oid::VARCHAR | oid::BPCHAR => ColKind::Text,
                 _ => return None,
             };
             Some((i, kind))

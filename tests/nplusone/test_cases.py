@@ -88,6 +88,25 @@ def test_get_in_a_loop_over_user_ids_is_probable(data):
     assert fixed.findings == [] and n_after == 1
 
 
+def test_values_of_a_text_column_confirm_the_loop(data):
+    from shop.models import Book, Review
+
+    def loop():
+        return [Review.objects.filter(book__isbn=isbn).count() for isbn in Book.objects.values_list("isbn", flat=True)]
+
+    (f,) = run(loop)[0].findings
+    assert f.confirmed and f.source_callsite == f.callsite
+    assert "isbn" in f.source_sql
+
+
+def test_strings_from_a_list_the_user_built_are_probable(data):
+    from shop.models import Review
+
+    isbns = [f"isbn{i}" for i in range(10)]
+    (f,) = run(lambda: [Review.objects.filter(book__isbn=i).count() for i in isbns])[0].findings
+    assert (f.confirmed, f.source_callsite) == (False, None)
+
+
 def test_get_in_a_loop_over_ids_from_a_query_is_confirmed(data):
     def loop():
         from shop.models import Book

@@ -219,22 +219,33 @@ def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
                 smodel = reg.model((source_group.get("tables") or [None])[0])
                 if smodel is not None:
                     fks = [f for f in smodel._meta.concrete_fields
-                           if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model]
+                           if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model
+                           and _targets(f, fld)]
                     by_column = [f for f in fks if f.column == source_column]
-                    fk = by_column[0] if by_column else (fks[0] if len(fks) == 1 else None)
+                    # Values of another column (an email matched to a unique field) are
+                    # no foreign key; a primary key read by its only foreign key is.
+                    fk = by_column[0] if by_column else (fks[0] if len(fks) == 1 and fld.primary_key else None)
             if fk is None:
                 candidates = [
                     f
                     for m in {id(x): x for x in reg.by_table.values()}.values()
                     for f in m._meta.concrete_fields
                     if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model
-                    and not m._meta.auto_created
+                    and not m._meta.auto_created and _targets(f, fld)
                 ]
                 if len(candidates) == 1:
                     fk = candidates[0]
             if fk is not None:
                 return Step("forward", f"{fk.model._meta.label}.{fk.name}", fk.name, False)
     return None
+
+
+def _targets(fk, fld) -> bool:
+    """Does foreign key ``fk`` point at field ``fld`` (its primary key, or its to_field)?"""
+    try:
+        return fk.target_field.column == fld.column
+    except Exception:
+        return fld.primary_key
 
 
 def _loaded_model(g, reg) -> str | None:
