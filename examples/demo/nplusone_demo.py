@@ -40,7 +40,26 @@ def run(limit=20):
     with nplusone.scope("demo: fixed", mode="collect") as fixed:
         lines = book_lines(apply_fix(books, fix)[:limit])
     print(f"with .{fix}: {fixed.statements} query, {len(fixed.findings)} findings; first line: {lines[0]!r}")
+    reprice(limit)
     return report
+
+
+def reprice(limit):
+    """Writes per row are findings too: save() in a loop, fixed by one bulk_update()."""
+    from django.db import transaction
+    from demoapp.models import Book
+
+    with transaction.atomic():
+        books = list(Book.objects.order_by("id")[:limit])
+        with nplusone.scope("demo: reprice", mode="collect") as report:
+            for book in books:
+                book.price = book.price  # unchanged: the demo data stays as it was
+                book.save(update_fields=["price"])
+        for f in report.findings:
+            print(f"{f.count} UPDATEs from save() per row -> {f.kind} ({f.operation}), fix: Book.objects.{f.fix}")
+        with nplusone.scope("demo: reprice fixed", mode="collect") as fixed:
+            Book.objects.bulk_update(books, ["price"])
+        print(f"with Book.objects.bulk_update(books, [\"price\"]): {fixed.statements} query, {len(fixed.findings)} findings")
 
 
 if __name__ == "__main__":
