@@ -58,6 +58,31 @@ struct Named {
     nplusone: Option<crate::nplusone::FetchWatch>,
 }
 
+/// Large results are converted in chunks of this many rows; after each, the converted
+/// wire rows are freed and their memory handed back to the OS.
+const RELEASE_EVERY: usize = 4_096;
+
+/// Converts `rows` front to back in chunks, so a large result's peak memory is about the
+/// larger of its wire rows and its Python objects rather than their sum.
+fn convert_consuming<T>(rows: &mut VecDeque<Row>, mut convert: impl FnMut(&[Row]) -> PyResult<Vec<T>>) -> PyResult<Vec<T>> {
+    let total = rows.len();
+    if total <= RELEASE_EVERY {
+        return convert(rows.make_contiguous());
+    }
+    let mut out = Vec::with_capacity(total);
+    while !rows.is_empty() {
+        let k = rows.len().min(RELEASE_EVERY);
+        let chunk: Vec<Row> = rows.drain(..k).collect();
+        out.extend(convert(&chunk)?);
+        drop(chunk);
+        if rows.capacity() > 2 * rows.len() + RELEASE_EVERY {
+            rows.shrink_to_fit(); // the old buffer is returned whole: halving keeps copies O(n)
+        }
+        crate::memory::release_freed();
+    }
+    Ok(out)
+}
+
 #[pyclass(module = "django_rustpg._native", subclass)]
 pub struct Cursor {
     #[pyo3(get)]
@@ -138,7 +163,11 @@ impl Cursor {
             }
         }
         self.resolve_reg_names(py, &rows)?;
-        self.rows.extend(rows);
+        if self.rows.is_empty() {
+            self.rows = VecDeque::from(rows); // reuses the buffer: no second copy at the peak
+        } else {
+            self.rows.extend(rows);
+        }
         Ok(())
     }
 
@@ -273,33 +302,33 @@ impl Cursor {
         Ok(())
     }
 
-    fn take(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<Row>> {
+    fn take(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<VecDeque<Row>> {
         self.check_open(py)?;
         self.has_result(py)?;
         match n {
             Some(n) => {
                 self.fill(py, n)?;
                 let k = n.min(self.rows.len());
-                let out: Vec<Row> = self.rows.drain(..k).collect();
-                Ok(out)
+                Ok(self.rows.drain(..k).collect())
             }
             None => {
                 while self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) {
                     let want = self.rows.len() + self.itersize.max(100);
                     self.fill(py, want)?;
                 }
-                Ok(self.rows.drain(..).collect())
+                Ok(std::mem::take(&mut self.rows))
             }
         }
     }
 
-    fn rows_to_tuples(&mut self, py: Python<'_>, rows: &[Row]) -> PyResult<Vec<PyObject>> {
+    fn rows_to_tuples(&mut self, py: Python<'_>, mut rows: VecDeque<Row>) -> PyResult<Vec<PyObject>> {
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
-        let out = rows.iter().map(|r| row_tuple(&ctx, &self.decoders, r)).collect::<PyResult<Vec<_>>>()?;
+        let decoders = &self.decoders;
+        let out = convert_consuming(&mut rows, |chunk| chunk.iter().map(|r| row_tuple(&ctx, decoders, r)).collect())?;
         drop(ctx);
-        if let Some(n) = self.rownumber.as_mut() {
-            *n += rows.len();
+        if let Some(k) = self.rownumber.as_mut() {
+            *k += out.len();
         }
         Ok(out)
     }
@@ -475,24 +504,24 @@ impl Cursor {
 
     fn fetchone(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
         let rows = self.take(py, Some(1))?;
-        Ok(self.rows_to_tuples(py, &rows)?.into_iter().next())
+        Ok(self.rows_to_tuples(py, rows)?.into_iter().next())
     }
 
     #[pyo3(signature = (size=None))]
     fn fetchmany(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
         let n = size.unwrap_or(self.arraysize);
         let rows = self.take(py, Some(n))?;
-        self.rows_to_tuples(py, &rows)
+        self.rows_to_tuples(py, rows)
     }
 
     fn fetchall(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
         let rows = self.take(py, None)?;
-        self.rows_to_tuples(py, &rows)
+        self.rows_to_tuples(py, rows)
     }
 
     /// All remaining rows as dicts keyed by column name, built directly from the wire.
     fn fetchall_dicts(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
-        let rows = self.take(py, None)?;
+        let mut rows = self.take(py, None)?;
         let names: Vec<Bound<'_, PyString>> = self
             .columns
             .as_ref()
@@ -500,27 +529,32 @@ impl Cursor {
             .unwrap_or_default();
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
-        rows.iter()
-            .map(|row| {
-                let d = PyDict::new(py);
-                for (i, dec) in self.decoders.iter().enumerate() {
-                    d.set_item(&names[i], ctx.decode_opt(dec, raw_value(row, i))?)?;
-                }
-                Ok(d.into_any().unbind())
-            })
-            .collect()
+        let decoders = &self.decoders;
+        convert_consuming(&mut rows, |chunk| {
+            chunk
+                .iter()
+                .map(|row| {
+                    let d = PyDict::new(py);
+                    for (i, dec) in decoders.iter().enumerate() {
+                        d.set_item(&names[i], ctx.decode_opt(dec, raw_value(row, i))?)?;
+                    }
+                    Ok(d.into_any().unbind())
+                })
+                .collect()
+        })
     }
 
     /// Up to `size` rows (all when None) built by a materialization plan.
     #[pyo3(signature = (plan, size=None))]
     fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::Plan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
-        let rows = self.take(py, size)?;
+        let mut rows = self.take(py, size)?;
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
-        let out = plan.get().materialize(&ctx, &self.decoders, &rows)?;
+        let decoders = &self.decoders;
+        let out = convert_consuming(&mut rows, |chunk| plan.get().materialize(&ctx, decoders, chunk))?;
         drop(ctx);
         if let Some(n) = self.rownumber.as_mut() {
-            *n += rows.len();
+            *n += out.len();
         }
         Ok(out)
     }

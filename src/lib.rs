@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod errors;
 pub mod nplusone;
 pub mod materialize;
+pub mod memory;
 pub mod pool;
 pub mod runtime;
 pub mod sql;
