@@ -17,6 +17,10 @@ struct ColumnConverters {
     /// Called as `converter(value, expression, connection)`, in this order.
     converters: Vec<PyObject>,
     expression: PyObject,
+    /// The first converter is Django's `JSONField.from_db_value` with no custom decoder:
+    /// the jsonb text is parsed natively into the same objects (`types::json`), and that
+    /// converter only runs when the native parser declines.
+    native_json: bool,
 }
 
 struct ModelPlan {
@@ -50,6 +54,8 @@ pub struct Plan {
     /// Columns decoded per row (the select list; extra ordering columns are skipped).
     width: usize,
     converters: Vec<ColumnConverters>,
+    /// Per column: decoded by its `native_json` converter entry instead.
+    json_columns: Vec<bool>,
     connection: PyObject,
     target: Target,
 }
@@ -57,9 +63,16 @@ pub struct Plan {
 fn parse_converters(py: Python<'_>, spec: &Bound<'_, PyList>) -> PyResult<Vec<ColumnConverters>> {
     spec.iter()
         .map(|item| {
-            let (column, converters, expression): (usize, Vec<PyObject>, PyObject) = item.extract()?;
             let _ = py;
-            Ok(ColumnConverters { column, converters, expression })
+            let (column, converters, expression, native_json) = match item.len()? {
+                4 => item.extract::<(usize, Vec<PyObject>, PyObject, bool)>()?,
+                _ => {
+                    let (c, v, e) = item.extract::<(usize, Vec<PyObject>, PyObject)>()?;
+                    (c, v, e, false)
+                }
+            };
+            let native_json = native_json && !converters.is_empty();
+            Ok(ColumnConverters { column, converters, expression, native_json })
         })
         .collect()
 }
@@ -128,7 +141,14 @@ impl Plan {
             )?),
             other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown plan kind {other:?}"))),
         };
-        Ok(Plan { width, converters: parse_converters(py, converters)?, connection, target })
+        let converters = parse_converters(py, converters)?;
+        let mut json_columns = vec![false; width];
+        for c in converters.iter().filter(|c| c.native_json) {
+            if let Some(slot) = json_columns.get_mut(c.column) {
+                *slot = true;
+            }
+        }
+        Ok(Plan { width, converters, json_columns, connection, target })
     }
 }
 
@@ -141,14 +161,34 @@ impl Plan {
         for row in rows {
             values.clear();
             for (i, dec) in decoders[..width].iter().enumerate() {
-                values.push(ctx.decode_opt(dec, raw_value(row, i))?);
+                if self.json_columns[i] && matches!(dec, Decoder::Jsonb) {
+                    values.push(py.None()); // parsed below, with its converters
+                } else {
+                    values.push(ctx.decode_opt(dec, raw_value(row, i))?);
+                }
             }
             for conv in &self.converters {
                 if conv.column >= values.len() {
                     continue;
                 }
+                let mut skip = 0;
+                if self.json_columns[conv.column] && matches!(decoders[conv.column], Decoder::Jsonb) {
+                    // from_db_value returns None for NULL, and json.loads' result otherwise.
+                    let raw = raw_value(row, conv.column);
+                    let parsed = match raw {
+                        None => Some(py.None()),
+                        Some(r) => r.strip_prefix(&[1u8]).and_then(|text| crate::types::json::loads(py, text)),
+                    };
+                    match parsed {
+                        Some(value) => {
+                            values[conv.column] = value;
+                            skip = 1;
+                        }
+                        None => values[conv.column] = ctx.decode_opt(&decoders[conv.column], raw)?,
+                    }
+                }
                 let mut v = std::mem::replace(&mut values[conv.column], py.None());
-                for f in &conv.converters {
+                for f in &conv.converters[skip..] {
                     v = f.call1(py, (v, conv.expression.clone_ref(py), self.connection.clone_ref(py)))?;
                 }
                 values[conv.column] = v;

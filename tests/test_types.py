@@ -170,6 +170,8 @@ PARAMS = [
     ("jsonb", Jsonb({"a": [1, 2.5, None], "b": "x"}), "jsonb"),
     ("jsonb-scalar", Jsonb("str"), "jsonb"),
     ("json", Json({"a": 1}), "json"),
+    ("json-mixed", Json({"z": [0.1, -0.0, 1e-7, 2.5e300, None, True], "a": "é ☃ 𝄞 \" \\", "n": {"": []}}), "json"),
+    ("json-big-int", Json({"big": 123456789012345678901234567890, "u64": 18446744073709551615}), "json"),
     ("ipv4", ipaddress.ip_address("1.2.3.4"), "inet"),
     ("ipv6", ipaddress.ip_address("::1"), "inet"),
     ("ipv4-interface", ipaddress.ip_interface("1.2.3.4/24"), "inet"),
@@ -714,3 +716,14 @@ def test_set_timestamptz_tzinfo_hooks(dsn_params):
         assert q_ours(c, "SELECT '2024-01-01 00:00+00'::timestamptz")[0][0].utcoffset() == dt.timedelta(hours=5, minutes=30)
     finally:
         c.close()
+
+
+def test_json_is_decoded_as_json_loads_decodes_its_text(ours):
+    texts = ['{"b": 1e400, "a": -0, "c": 1.0E+2}', '[1, 2, 3', '"\\ud800"', '[' * 200 + ']' * 200, '  7 ']
+    with ours.cursor() as cur:
+        for text in texts[:1] + texts[3:]:
+            cur.execute("SELECT %s::json", [text])
+            (value,) = cur.fetchone()
+            assert value == json.loads(text) and repr(value) == repr(json.loads(text)), text
+        with pytest.raises(dbapi.DataError):
+            cur.execute("SELECT %s::json", [texts[1]])  # invalid JSON never reaches the decoder

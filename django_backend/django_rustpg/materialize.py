@@ -16,12 +16,14 @@ import functools
 import inspect
 
 from django.db import connections
-from django.db.models import Model, query as query_module, signals
+from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
 from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
 
 from . import _native
+
+_JSON_FROM_DB_VALUE = JSONField.from_db_value
 
 _installed = False
 _MODEL_FROM_DB = Model.from_db.__func__
@@ -148,10 +150,28 @@ def _converters(compiler, connection):
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
         return None
+    return _all_converters(compiler, fields)
+
+
+def _all_converters(compiler, fields):
+    """``(column, converters, expression, native_json)`` per converted column, in
+    Django's order; ``native_json``: the driver may parse the jsonb itself (see below)."""
     return [
-        (column, list(convs), expression)
+        (column, list(convs), expression, _is_plain_json_converter(convs[0]) if convs else False)
         for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
     ]
+
+
+def _is_plain_json_converter(converter) -> bool:
+    """Django's own ``JSONField.from_db_value`` with no custom decoder: on PostgreSQL it is
+    ``json.loads(value)`` of the jsonb text (or None for NULL), which the driver builds
+    natively with identical results."""
+    field = getattr(converter, "__self__", None)
+    return (
+        getattr(converter, "__func__", None) is _JSON_FROM_DB_VALUE
+        and isinstance(field, JSONField)
+        and field.decoder is None
+    )
 
 
 def _column_width(compiler):
@@ -245,10 +265,7 @@ def _django_models(iterable, compiler, cursor, connection, db):
     from django.db.models.query import get_related_populators
 
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-    converters = [
-        (column, list(convs), expression)
-        for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
-    ]
+    converters = _all_converters(compiler, fields)
     rows = _rows(cursor, _native.Plan("tuples", _column_width(compiler), converters, connection), iterable)
     if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
         rows = compiler.composite_fields_to_tuples(rows, fields)
@@ -313,11 +330,7 @@ def _value_rows(iterable, connection, db, kind):
     if converters is None:
         # Composite fields: Django's row post-processing, on natively decoded tuples.
         fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-        all_converters = [
-            (column, list(convs), expression)
-            for column, (convs, expression) in sorted(compiler.get_converters(fields).items())
-        ]
-        plan = _native.Plan("tuples", _column_width(compiler), all_converters, connection)
+        plan = _native.Plan("tuples", _column_width(compiler), _all_converters(compiler, fields), connection)
         rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable), fields)
         if kind == "dicts":
             return ({n: row[i] for i, n in enumerate(names)} for row in rows)

@@ -170,10 +170,13 @@ impl<'py> DecodeCtx<'py> {
                     _ => return Err(errors::data(py, "unsupported jsonb binary format version")),
                 }
             }
-            Decoder::Json => {
-                let s = str_from_utf8(py, raw)?;
-                self.refs.json_loads.bind(py).call1((s,))?.unbind()
-            }
+            Decoder::Json => match super::json::loads(py, raw) {
+                Some(value) => value,
+                None => {
+                    let s = str_from_utf8(py, raw)?;
+                    self.refs.json_loads.bind(py).call1((s,))?.unbind()
+                }
+            },
             Decoder::Bytea => PyBytes::new(py, raw).into_any().unbind(),
             Decoder::Date => {
                 let d = dt::decode_date(raw).map_err(|e| self.err(e))?;

@@ -2,6 +2,7 @@
 //! (encode.rs). Pure byte-level work lives in `crate::codec`.
 pub mod decode;
 pub mod encode;
+pub mod json;
 pub mod pyrefs;
 
 pub use decode::{DecodeCtx, Decoder};

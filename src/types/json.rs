@@ -1,0 +1,85 @@
+//! JSON text → Python objects, the same objects `json.loads` builds (dicts in document
+//! order, ints, floats correctly rounded, strs, lists, None/True/False) without making a
+//! `str` first. `None` when the text needs Python's own parser: integers beyond 18
+//! digits, nesting deeper than 128, or anything invalid (its error is Python's to raise).
+
+use crate::codec::json::integers_fit_i64;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+pub fn loads(py: Python<'_>, text: &[u8]) -> Option<PyObject> {
+    if !integers_fit_i64(text) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = ToPython(py).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
+}
+
+struct ToPython<'py>(Python<'py>);
+
+impl<'de> DeserializeSeed<'de> for ToPython<'_> {
+    type Value = PyObject;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<PyObject, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+fn py_err<E: de::Error>(e: PyErr) -> E {
+    E::custom(e)
+}
+
+impl<'de> Visitor<'de> for ToPython<'_> {
+    type Value = PyObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<PyObject, E> {
+        Ok(self.0.None())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<PyObject, E> {
+        Ok(PyBool::new(self.0, v).to_owned().into_any().unbind())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PyObject, E> {
+        let Ok(int) = v.into_pyobject(self.0);
+        Ok(int.into_any().unbind())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PyObject, E> {
+        let Ok(int) = v.into_pyobject(self.0);
+        Ok(int.into_any().unbind())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<PyObject, E> {
+        Ok(PyFloat::new(self.0, v).into_any().unbind())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PyObject, E> {
+        Ok(PyString::new(self.0, v).into_any().unbind())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PyObject, A::Error> {
+        let list = PyList::empty(self.0);
+        while let Some(item) = seq.next_element_seed(ToPython(self.0))? {
+            list.append(item).map_err(py_err)?;
+        }
+        Ok(list.into_any().unbind())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PyObject, A::Error> {
+        let dict = PyDict::new(self.0);
+        while let Some(key) = map.next_key_seed(ToPython(self.0))? {
+            let value = map.next_value_seed(ToPython(self.0))?;
+            dict.set_item(key, value).map_err(py_err)?;
+        }
+        Ok(dict.into_any().unbind())
+    }
+}
