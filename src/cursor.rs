@@ -108,6 +108,8 @@ pub struct Cursor {
     last_given: Option<(PyObject, Option<PyObject>)>,
     tz_name: Option<String>,
     named: Option<Named>,
+    /// Rows handed out by `take(Some(_))` since memory was last released.
+    taken_since_release: usize,
     reg_names: std::collections::HashMap<(u32, u32), String>,
 }
 
@@ -131,6 +133,7 @@ impl Cursor {
             tz_name: None,
             named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None }),
             reg_names: std::collections::HashMap::new(),
+            taken_since_release: 0,
         }
     }
 
@@ -309,7 +312,18 @@ impl Cursor {
             Some(n) => {
                 self.fill(py, n)?;
                 let k = n.min(self.rows.len());
-                Ok(self.rows.drain(..k).collect())
+                let taken: VecDeque<Row> = self.rows.drain(..k).collect();
+                // Small fetchmany() calls over a large buffered result (Django's chunked
+                // iteration) free what they consumed as they go, like fetchall().
+                self.taken_since_release += k;
+                if self.taken_since_release >= RELEASE_EVERY {
+                    self.taken_since_release = 0;
+                    if self.rows.capacity() > 2 * self.rows.len() + RELEASE_EVERY {
+                        self.rows.shrink_to_fit();
+                    }
+                    crate::memory::release_freed();
+                }
+                Ok(taken)
             }
             None => {
                 while self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) {
