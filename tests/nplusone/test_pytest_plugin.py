@@ -131,6 +131,31 @@ def test_report(nplusone_report):
     run(pytester).assert_outcomes(passed=1)
 
 
+WRITES = '''
+import pytest
+from shop import scenarios
+from shop.models import Book, Label
+
+@pytest.mark.nplusone
+def test_arranging_data_in_the_test_is_not_a_finding():
+    for i in range(5):
+        Label.objects.create(name=f"arranged{i}")
+    assert Label.objects.filter(name__startswith="arranged").count() == 5
+
+@pytest.mark.nplusone
+def test_application_code_writing_per_row_is():
+    scenarios.reprice_each(list(Book.objects.all()), 4)
+'''
+
+
+def test_writes_from_the_test_module_are_arranging_data(pytester, data):
+    pytester.makepyfile(test_writes=WRITES)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAILED*test_application_code_writing_per_row_is*"])
+    result.stdout.fnmatch_lines(["*N+1 writes, save() per row*bulk_update([[]...[]], [[]\"price\"[]])*"])
+
+
 def test_bad_settings_stop_the_run(pytester, data):
     from django.test import override_settings
 

@@ -6,7 +6,8 @@ import pytest
 from django.test import TestCase
 
 from django_rustpg.nplusone.testing import NPlusOneMixin
-from shop.models import Book
+from shop import scenarios
+from shop.models import Book, Label
 
 
 class Cases(NPlusOneMixin, TestCase):
@@ -26,6 +27,13 @@ class Cases(NPlusOneMixin, TestCase):
     def test_setup_was_not_checked(self):
         self.assertEqual(len(self.names), 10)
         self.assertEqual(len(self.counts), 10)
+
+    def test_arranging_data(self):
+        for i in range(5):  # the test's own writes: arranging, not a finding
+            Label.objects.create(name=f"arranged{i}")
+
+    def test_writes_in_application_code(self):
+        scenarios.reprice_each(list(Book.objects.all()), 4)
 
     async def test_async_bad(self):
         async for book in Book.objects.all():
@@ -63,10 +71,15 @@ def test_mixin_fails_tests_with_findings(data):
     assert "shop.Book.author" in failure[1] and 'select_related("author")' in failure[1]
 
 
-@pytest.mark.parametrize("name", ["test_good", "test_setup_was_not_checked"])
+@pytest.mark.parametrize("name", ["test_good", "test_setup_was_not_checked", "test_arranging_data"])
 def test_mixin_passes_clean_tests_and_excludes_setup(data, name):
     result = run(Cases, name)
     assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_mixin_fails_application_writes_per_row(data):
+    (failure,) = run(Cases, "test_writes_in_application_code").failures
+    assert "N+1 writes, save() per row" in failure[1] and 'bulk_update([...], ["price"])' in failure[1]
 
 
 def test_mixin_checks_async_tests(data):

@@ -106,6 +106,9 @@ class scope:
         self.duplicates = duplicates
         self._stack = []
         self._report = None  # a Report to fill instead of a new one (pytest fixture)
+        # A test's own module (pytest plugin, NPlusOneMixin): writes from there are the test
+        # arranging its data (create() in a loop), not findings.
+        self._test_file = None
 
     # -- decorator
     def __call__(self, func):
@@ -156,7 +159,7 @@ class scope:
         duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
         try:
             export = native.export(threshold)
-            report.findings = _findings_build(export, threshold, duplicates, cfg, self.name)
+            report.findings = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
             report.statements = export["statements"]
             report.total_ms = export["total_ms"]
         except Exception:  # never break the user's code because reporting failed
@@ -176,10 +179,11 @@ class scope:
         return False
 
 
-def _findings_build(export, threshold, duplicates, cfg, name):
+def _findings_build(export, threshold, duplicates, cfg, name, test_file=None):
     from ._findings import build
 
-    return build(export, threshold=threshold, duplicates=duplicates, rules=cfg.ignore, scope_name=name)
+    return build(export, threshold=threshold, duplicates=duplicates, rules=cfg.ignore, scope_name=name,
+                 test_file=test_file)
 
 
 class ignore:

@@ -375,7 +375,7 @@ def _callsite(g) -> tuple:
     return frame_text(frames[0]), frame_function(frames[0]), [frame_text(f) for f in frames]
 
 
-def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), scope_name=None) -> list:
+def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), scope_name=None, test_file=None) -> list:
     groups = {g["id"]: g for g in export.get("groups", [])}
     reg = _registry()
     candidates = {
@@ -461,7 +461,7 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
             distinct=g["distinct"],
         ))
 
-    findings.extend(_write_findings(groups, reg, threshold, scope_name))
+    findings.extend(_write_findings(groups, reg, threshold, scope_name, test_file))
 
     if duplicates:
         covered = set(candidates)
@@ -520,14 +520,19 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
 WRITE_KINDS = ("insert", "update", "delete")
 
 
-def _write_findings(groups, reg, threshold, scope_name) -> list:
+def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
     """Writes run once per row: ``save()``, ``delete()``, ``QuerySet.update()``... in a
     loop. Repetitions count calls of the Django operation, not statements, so one
     batched ``bulk_create()`` or one cascading ``delete()`` is one. The statements of one
     operation at one call site (a cascade's SELECTs and DELETEs, a multi-table save)
-    make one finding."""
+    make one finding. In a test's scope, writes called from the test's own module are
+    the test arranging its data and are left out."""
+    test_file = os.path.normcase(os.path.abspath(test_file)) if test_file else None
     by_site = {}
     for g in sorted(groups.values(), key=lambda g: g["first_seq"]):
+        frames = g.get("frames") or []
+        if test_file and frames and os.path.normcase(os.path.abspath(frames[0][0].co_filename)) == test_file:
+            continue
         is_operation = g.get("markers", 0) & rt.OPERATION
         if not (is_operation or g.get("kind") in WRITE_KINDS):
             continue

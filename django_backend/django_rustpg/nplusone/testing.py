@@ -19,6 +19,7 @@ Only the test method is checked: ``setUpClass``/``setUpTestData``, fixtures,
 """
 
 import functools
+import inspect
 import unittest
 
 from . import NPlusOneError, ignore, scope
@@ -93,8 +94,10 @@ class NPlusOneMixin:
     def _callTestMethod(self, method):
         if not self.nplusone_check:
             return super()._callTestMethod(method)
-        with scope(self.id(), mode="collect", threshold=self.nplusone_threshold,
-                   duplicates=self.nplusone_duplicates) as report:
+        checked = scope(self.id(), mode="collect", threshold=self.nplusone_threshold,
+                        duplicates=self.nplusone_duplicates)
+        checked._test_file = inspect.getfile(type(self))
+        with checked as report:
             super()._callTestMethod(method)
         self.nplusone_report = report
         if report.findings:

@@ -90,6 +90,13 @@ async def async_reviews(fix=None):
     return ratings
 
 
+def reprice_each(books, price):
+    """Application code writing per row (the N+1 write a test should catch)."""
+    for book in books:
+        book.price = price
+        book.save(update_fields=["price"])
+
+
 CASES = {
     # name: (function, relation, fix)
     "forward_fk": (forward_fk, "shop.Book.author", 'select_related("author")'),
