@@ -363,3 +363,29 @@ def test_reverse_many_to_many(data):
     assert (f.relation, f.fix, f.confirmed) == ("shop.Label.books", 'prefetch_related("books")', True)
     fixed, n = run(lambda: [b.title for label in Label.objects.prefetch_related("books") for b in label.books.all()])
     assert fixed.findings == [] and n == 2
+
+
+def test_many_to_many_add_per_row_is_one_finding_with_its_through_model(data):
+    from shop.models import Book, Label
+
+    label = Label.objects.create(name="new")
+
+    def loop(fix=None):
+        books = list(Book.objects.order_by("pk"))
+        if fix:
+            through = Book.labels.through
+            through.objects.bulk_create([through(book_id=b.pk, label_id=label.pk) for b in books])
+        else:
+            for b in books:
+                b.labels.add(label)  # an INSERT per book (plus a SELECT where signals need one)
+
+    report, n_before = run(loop)
+    (f,) = report.findings
+    assert (f.operation, f.relation, f.fix) == (
+        "related_add", "shop.Book.labels", "Book.labels.through.objects.bulk_create([...])"
+    )
+    assert f.count >= 10 and f.sql.startswith("INSERT")
+    Book.labels.through.objects.filter(label=label).delete()
+    fixed, n_after = run(loop, fix=f.fix)
+    assert fixed.findings == [] and n_after == 2 and n_before >= 11
+    assert Book.labels.through.objects.filter(label=label).count() == 10

@@ -77,7 +77,13 @@ def test_django_corpus_is_current():
     import subprocess
     import sys
 
+    import django
+
     here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "src", "sql", "testdata", "corpus_django.jsonl"), encoding="utf-8") as fh:
+        generated_with = json.loads(fh.readline())["comment"].rsplit(" ", 1)[-1]
+    if generated_with.rsplit(".", 1)[0] != django.get_version().rsplit(".", 1)[0]:
+        pytest.skip(f"the corpus was generated with Django {generated_with}; this is {django.get_version()}")
     proc = subprocess.run([sys.executable, os.path.join(here, "corpus.py"), "--check"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

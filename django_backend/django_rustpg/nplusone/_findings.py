@@ -551,8 +551,10 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         g = (own or writes)[-1 if operation == "delete" else 0]  # a cascade deletes its root last
         src, _col = _best_source(g, groups, reg)
         callsite, function, stack = _callsite(g)
+        ctx = g.get("ctx") or {}
+        relation = f"{model_label}.{ctx['field']}" if operation.startswith("related_") and ctx.get("field") else None
         f = _finding(
-            "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), None,
+            "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), relation,
             _write_fix(g, operation, reg), src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
         )
         f.operation = operation
@@ -570,6 +572,10 @@ def _write_fix(g, operation, reg) -> str | None:
         return f"bulk_update([...], {json.dumps(fields)})" if fields else "bulk_update([...], [...])"
     if operation == "delete":
         return "filter(pk__in=[...]).delete()"
+    ctx = g.get("ctx") or {}
+    if operation == "related_add" and ctx.get("many_to_many") and ctx.get("model") and ctx.get("field"):
+        owner = ctx["model"].rsplit(".", 1)[-1]
+        return f"{owner}.{ctx['field']}.through.objects.bulk_create([...])"
     if operation in ("queryset_update", "queryset_delete"):
         lookup = _filter_lookup(g, model, reg)
         verb = "update(...)" if operation == "queryset_update" else "delete()"

@@ -17,6 +17,7 @@ import site
 import sys
 import sysconfig
 import threading
+import types
 
 from .. import _native
 
@@ -42,6 +43,7 @@ M_QS_UPDATE = 1 << 13
 M_QS_DELETE = 1 << 14
 M_BULK_CREATE = 1 << 15
 M_BULK_UPDATE = 1 << 16
+M_RELATED = 1 << 17  # a related manager's add/remove/set/clear/create/...
 # A Django operation that can run several statements per call: they count as one
 # repetition of their group (see FLAG_OPERATION in src/nplusone.rs).
 OPERATION = 1 << 29
@@ -64,6 +66,7 @@ MARKER_NAMES = {
     M_QS_DELETE: "queryset_delete",
     M_BULK_CREATE: "bulk_create",
     M_BULK_UPDATE: "bulk_update",
+    M_RELATED: "related",
 }
 
 _markers: dict = {}  # code object -> marker bit
@@ -173,6 +176,15 @@ def _describe(bit, frame) -> dict | None:
             return {"kind": "delete", "model": _label(type(this))}
         if bit in (M_QS_UPDATE, M_QS_DELETE, M_BULK_CREATE, M_BULK_UPDATE):
             return {"kind": MARKER_NAMES[bit], "model": _label(this.model)}
+        if bit == M_RELATED:
+            many_to_many = hasattr(this, "through")
+            accessor = this.prefetch_cache_name if many_to_many else this.field.remote_field.get_accessor_name()
+            return {
+                "kind": f"related_{frame.f_code.co_name}",
+                "model": _label(type(this.instance)),
+                "field": accessor,
+                "many_to_many": many_to_many,
+            }
     except Exception:
         return None
     return None
@@ -269,6 +281,26 @@ def _register_markers():
         code = getattr(func, "__code__", None)
         if code is not None:
             _markers[code] = bit
+    # Related managers are classes built per relation; their methods' code objects are
+    # constants of the factory functions, shared by every relation.
+    from django.db.models.fields import related_descriptors
+
+    mutators = {"add", "remove", "set", "clear", "create", "get_or_create", "update_or_create"}
+    for factory in (related_descriptors.create_forward_many_to_many_manager,
+                    related_descriptors.create_reverse_many_to_one_manager):
+        for code in _nested_codes(factory.__code__):
+            if code.co_name in mutators:
+                _markers[code] = M_RELATED | OPERATION
+
+
+def _nested_codes(code):
+    stack, out = [code], []
+    while stack:
+        for const in stack.pop().co_consts:
+            if isinstance(const, types.CodeType):
+                out.append(const)
+                stack.append(const)
+    return out
 
 
 def _patch_asgiref():
