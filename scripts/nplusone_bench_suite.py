@@ -53,9 +53,7 @@ def main():
     import scenarios as bench
 
     bench.load_django()
-    wanted = [s for s in args.scenarios.split(",") if s] or [
-        n for n, s in bench.SCENARIOS.items() if s.run and n not in ("create_1k", "bulk_create_10k", "update_filter")
-    ]
+    wanted = [s for s in args.scenarios.split(",") if s] or [n for n, s in bench.SCENARIOS.items() if s.run]
     totals = {False: 0.0, True: 0.0}
     print(f"{'scenario':<22} {'disabled':>10} {'enabled':>10} {'overhead':>9}  findings")
     for name in wanted:

@@ -100,12 +100,21 @@ def main():
             # A new instance each time: an N+1-shaped forward FK load.
             Book(pk=ids[i % 50], author_id=a.pk, title="x").author
 
+        books = list(Book.objects.filter(pk__in=ids).order_by("pk"))
+
+        def orm_save(i):
+            # A write per row: save(update_fields=...) of an existing book.
+            book = books[i % 50]
+            book.title = f"t{i % 7}"
+            book.save(update_fields=["title"])
+
         print(f"python stack: +{args.depth} frames; {args.n} statements per configuration")
         results = {
             "raw cursor, 1 row": measure("raw cursor, SELECT %s::int", raw_same, args.n, args.depth),
             "raw cursor, ~45 rows x 3 cols": measure("raw cursor, 40-50 rows x 3 cols", raw_rows, args.n, args.depth),
             "ORM .get()": measure("ORM Book.objects.get(pk=...)", orm_get, args.n, args.depth),
             "ORM forward FK": measure("ORM book.author (N+1 shape)", orm_fk, args.n, args.depth),
+            "ORM save()": measure("ORM book.save(update_fields=...)", orm_save, args.n, args.depth),
         }
         print(f"max median overhead: wall {max(w for w, _ in results.values()) / 1000:.2f} µs, "
               f"cpu {max(c for _, c in results.values()) / 1000:.2f} µs per statement")
