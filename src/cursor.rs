@@ -316,7 +316,8 @@ impl Cursor {
                 // Small fetchmany() calls over a large buffered result (Django's chunked
                 // iteration) free what they consumed as they go, like fetchall().
                 self.taken_since_release += k;
-                if self.taken_since_release >= RELEASE_EVERY {
+                // Only a large buffered result is worth it (a trim walks the heap).
+                if self.taken_since_release >= RELEASE_EVERY && self.rows.capacity() >= 4 * RELEASE_EVERY {
                     self.taken_since_release = 0;
                     if self.rows.capacity() > 2 * self.rows.len() + RELEASE_EVERY {
                         self.rows.shrink_to_fit();
