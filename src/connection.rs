@@ -4,6 +4,7 @@
 use crate::bind::{wire_params, BoundQuery};
 use crate::errors;
 use crate::pool::{self, ConnectSpec, PgPool, PoolSpec, PooledSession};
+use crate::prepared;
 use crate::runtime;
 use crate::sql::classify::{Effects, TxEffect};
 use crate::types::decode::TzReplace;
@@ -16,6 +17,7 @@ use pyo3::types::PyDict;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct ConnCore {
     pool: PgPool,
     reuse: bool,
     reset_always: bool,
+    /// Runs of one statement on a session after which it is prepared (None: never).
+    prepare_threshold: Option<u32>,
 }
 
 /// What a statement returned.
@@ -135,12 +139,43 @@ impl ConnCore {
         } else {
             let params = wire_params(&q.params);
             let sql = q.sql.as_str();
+            let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+            let plan = match self.prepare_threshold {
+                Some(threshold) if !q.effects.unpoolable => session.shared.statements.lock().plan(sql, &oids, threshold),
+                _ => prepared::Plan::Unnamed,
+            };
             runtime::block_on(py, async {
                 let client = &session.client;
                 let query = async {
-                    let stream = client
-                        .query_typed_raw(sql, params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone())))
-                        .await?;
+                    let statement = match plan {
+                        prepared::Plan::Unnamed => None,
+                        prepared::Plan::Prepared(statement) => Some(statement),
+                        // A statement that cannot be prepared (a syntax error, an aborted
+                        // transaction) runs unnamed below and fails there, as it would anyway.
+                        prepared::Plan::Prepare => {
+                            let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                            match client.prepare_typed(sql, &types).await {
+                                Ok(statement) => {
+                                    session.shared.statements.lock().insert(sql, &oids, statement.clone());
+                                    Some(statement)
+                                }
+                                Err(_) => {
+                                    session.shared.statements.lock().refuse(sql, &oids);
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    let stream = match &statement {
+                        Some(statement) => {
+                            client.query_raw(statement, params.iter().map(|(w, _)| w as &(dyn ToSql + Sync))).await?
+                        }
+                        None => {
+                            client
+                                .query_typed_raw(sql, params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone())))
+                                .await?
+                        }
+                    };
                     collect(stream).await
                 };
                 match &begin {
@@ -155,7 +190,27 @@ impl ConnCore {
             })
         };
         self.after(q.effects, result.is_ok());
+        if self.prepare_threshold.is_some() {
+            self.maintain_statements(&session, q, &result);
+        }
         result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
+    }
+
+    /// Keeps the prepared statements valid: DDL or DISCARD/DEALLOCATE on this session
+    /// forgets them all; a statement whose plan no longer fits the schema (changed by
+    /// another session: "cached plan must not change result type") is forgotten, so the
+    /// next run prepares it again.
+    fn maintain_statements(&self, session: &PooledSession, q: &BoundQuery, result: &Result<Outcome, tokio_postgres::Error>) {
+        if q.effects.unpoolable || q.effects.changes_schema {
+            session.shared.statements.lock().clear();
+        } else if let Err(e) = result {
+            if e.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED)
+                || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME)
+            {
+                let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+                session.shared.statements.lock().forget(&q.sql, &oids);
+            }
+        }
     }
 
     /// Runs `f` on the session inside the connection's transaction rules (BEGIN first when
@@ -167,7 +222,8 @@ impl ConnCore {
         sql: &str,
     ) -> PyResult<T> {
         let session = self.session(py)?;
-        let effects = Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false };
+        let effects =
+            Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false, changes_schema: false };
         if let Some(begin) = self.begin_for(effects) {
             if let Err(e) = runtime::block_on(py, async { session.client.batch_execute(&begin).await }) {
                 self.after(effects, false);
@@ -625,6 +681,7 @@ struct ConnectRequest {
     autocommit: bool,
     isolation_level: Option<i64>,
     cursor_factory: Option<PyObject>,
+    prepare_threshold: Option<u32>,
 }
 
 fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ConnectRequest> {
@@ -695,15 +752,22 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
         _ => None,
     };
     let cursor_factory = kw.get_item("cursor_factory")?.filter(|f| !f.is_none()).map(|f| f.unbind());
+    let prepare_threshold = match kw.get_item("prepare_threshold")? {
+        Some(v) if !v.is_none() => Some(
+            v.extract::<u32>()
+                .map_err(|_| errors::programming(py, "prepare_threshold must be None or a non-negative integer"))?,
+        ),
+        _ => None,
+    };
 
-    Ok(ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory })
+    Ok(ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory, prepare_threshold })
 }
 
 /// `connect(**params)`: checks a session out of this process's pool for these parameters.
 #[pyfunction]
 #[pyo3(signature = (**kwargs))]
 pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
-    let ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory } =
+    let ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory, prepare_threshold } =
         parse_connect(py, kwargs)?;
     let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
     let min_size = pool_spec.min_size;
@@ -759,6 +823,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         pool,
         reuse,
         reset_always,
+        prepare_threshold,
     };
     Ok(Connection { core: Arc::new(core) })
 }

@@ -234,7 +234,7 @@ impl Cursor {
                 sql: format!("DECLARE {}{scroll} CURSOR{hold} FOR {}", quote_identifier(&named.name), q.sql),
                 params: q.params.clone(),
                 shape: q.shape.clone(),
-                effects: crate::sql::classify::Effects { tx: crate::sql::classify::TxEffect::None, dirties_session: named.withhold, database_ddl: false, unpoolable: false },
+                effects: crate::sql::classify::Effects { tx: crate::sql::classify::TxEffect::None, dirties_session: named.withhold, database_ddl: false, unpoolable: false, changes_schema: false },
             };
             self.core.run(py, &declare)?;
             named.declared = true;

@@ -14,6 +14,7 @@ pub mod nplusone;
 pub mod materialize;
 pub mod memory;
 pub mod pool;
+pub mod prepared;
 pub mod runtime;
 pub mod sql;
 pub mod tls;

@@ -85,6 +85,8 @@ pub struct SessionShared {
     pub backend_pid: OnceLock<i32>,
     ended: AtomicBool,
     ended_notify: Notify,
+    /// Named prepared statements of this session (`prepare_threshold`).
+    pub statements: Mutex<crate::prepared::StatementCache>,
 }
 
 impl SessionShared {
@@ -138,6 +140,7 @@ impl managed::Manager for PgManager {
             backend_pid: OnceLock::new(),
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
+            statements: Mutex::new(Default::default()),
         });
         tokio::spawn(drive(conn, shared.clone()));
         if !self.setup_sql.is_empty() {

@@ -47,11 +47,11 @@ def connect(**params):
     sslrootcert, application_name, options, connect_timeout, timezone, autocommit,
     isolation_level, cursor_factory, pool (True/False or a dict of min_size, max_size,
     timeout, max_lifetime, max_idle) and reset_on_return ("auto" or "always").
-    ``context`` and ``prepare_threshold`` (sent by Django) are accepted and ignored:
-    statements are always unnamed (PgBouncer transaction mode works).
+    ``prepare_threshold`` (psycopg's meaning; Django sends None unless OPTIONS sets it):
+    None runs every statement unnamed (PgBouncer transaction mode works); N prepares a
+    statement on a session once it ran N times there. ``context`` is accepted and ignored.
     """
     params.pop("context", None)
-    params.pop("prepare_threshold", None)
     return _native.connect(**params)
 
 

@@ -90,7 +90,7 @@ def driver_params(params, options, timezone_name):
     params = dict(params)
     if "cursor_factory" not in options:
         params.pop("cursor_factory", None)  # Django's default is a psycopg class
-    for key in ("context", "prepare_threshold", "server_side_binding", "materialize", "service"):
+    for key in ("context", "server_side_binding", "materialize", "service"):
         params.pop(key, None)
     if timezone_name:
         # Set at session start, so Django's TimeZone check needs no query and a reused

@@ -28,6 +28,8 @@ pub struct Effects {
     /// PREPARE / DEALLOCATE / DISCARD touch prepared statements, which tokio-postgres's
     /// own type lookups rely on: such a session is closed instead of being reused.
     pub unpoolable: bool,
+    /// CREATE / ALTER / DROP: prepared statements of the session may no longer fit.
+    pub changes_schema: bool,
 }
 
 pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
@@ -61,7 +63,8 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
     let unpoolable = shape.multi_statement
         || matches!(kw(0), "DEALLOCATE" | "DISCARD")
         || (kw(0) == "PREPARE" && kw(1) != "TRANSACTION");
-    Effects { tx, dirties_session, database_ddl, unpoolable }
+    let changes_schema = shape.multi_statement || matches!(kw(0), "CREATE" | "ALTER" | "DROP");
+    Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema }
 }
 
 /// Session-changing functions callable from a SELECT. User-defined functions can do

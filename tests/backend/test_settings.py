@@ -50,6 +50,23 @@ def test_good_options_reach_the_driver():
     assert "context" not in params and "cursor_factory" not in params
 
 
+def test_prepare_threshold_reaches_the_driver():
+    assert wrapper().get_connection_params()["prepare_threshold"] is None  # Django's default
+    config = copy.deepcopy(connection.settings_dict)
+    config["OPTIONS"] = {"prepare_threshold": 2}
+    w = ConnectionHandler({"default": config})["default"]
+    try:
+        with w.cursor() as cursor:
+            for _ in range(3):
+                cursor.execute("SELECT %s::int + 1", [1])
+            cursor.execute(
+                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["SELECT $1::int + 1%"]
+            )
+            assert cursor.fetchall() == [("SELECT $1::int + 1",)]
+    finally:
+        w.close()
+
+
 def test_dj_database_url_with_the_engine_mapping():
     dj_database_url = pytest.importorskip("dj_database_url")
     s = connection.settings_dict
