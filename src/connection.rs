@@ -144,50 +144,18 @@ impl ConnCore {
                 Some(threshold) if !q.effects.unpoolable => session.shared.statements.lock().plan(sql, &oids, threshold),
                 _ => prepared::Plan::Unnamed,
             };
-            runtime::block_on(py, async {
-                let client = &session.client;
-                let query = async {
-                    let statement = match plan {
-                        prepared::Plan::Unnamed => None,
-                        prepared::Plan::Prepared(statement) => Some(statement),
-                        // A statement that cannot be prepared (a syntax error, an aborted
-                        // transaction) runs unnamed below and fails there, as it would anyway.
-                        prepared::Plan::Prepare => {
-                            let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                            match client.prepare_typed(sql, &types).await {
-                                Ok(statement) => {
-                                    session.shared.statements.lock().insert(sql, &oids, statement.clone());
-                                    Some(statement)
-                                }
-                                Err(_) => {
-                                    session.shared.statements.lock().refuse(sql, &oids);
-                                    None
-                                }
-                            }
-                        }
-                    };
-                    let stream = match &statement {
-                        Some(statement) => {
-                            client.query_raw(statement, params.iter().map(|(w, _)| w as &(dyn ToSql + Sync))).await?
-                        }
-                        None => {
-                            client
-                                .query_typed_raw(sql, params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone())))
-                                .await?
-                        }
-                    };
-                    collect(stream).await
-                };
-                match &begin {
-                    // Pipelined: BEGIN and the statement leave in one write.
-                    Some(b) => {
-                        let (began, outcome) = tokio::join!(client.batch_execute(b), query);
-                        began?;
-                        outcome
-                    }
-                    None => query.await,
+            let was_prepared = matches!(plan, prepared::Plan::Prepared(_));
+            let outside_transaction = begin.is_none() && self.state.lock().status == TxStatus::Idle;
+            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, plan, begin.as_deref()));
+            match result {
+                // Another session's DDL changed this prepared statement's row type. Outside
+                // a transaction the failed run had no effect: prepare it again and retry.
+                Err(e) if was_prepared && outside_transaction && is_stale_plan(&e) => {
+                    session.shared.statements.lock().forget(sql, &oids);
+                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Prepare, None))
                 }
-            })
+                other => other,
+            }
         };
         self.after(q.effects, result.is_ok());
         if self.prepare_threshold.is_some() {
@@ -299,6 +267,61 @@ impl ConnCore {
             }
         }
     }
+}
+
+/// One single-statement round trip: unnamed, or by a prepared statement (prepared first
+/// when `plan` says so), with `BEGIN` pipelined in front when given.
+async fn run_single(
+    session: &PooledSession,
+    sql: &str,
+    params: &[(crate::bind::Wire<'_>, Type)],
+    oids: &[u32],
+    plan: prepared::Plan,
+    begin: Option<&str>,
+) -> Result<Outcome, tokio_postgres::Error> {
+    let client = &session.client;
+    let query = async {
+        let statement = match plan {
+            prepared::Plan::Unnamed => None,
+            prepared::Plan::Prepared(statement) => Some(statement),
+            // A statement that cannot be prepared (a syntax error, an aborted transaction)
+            // runs unnamed below and fails there, as it would anyway.
+            prepared::Plan::Prepare => {
+                let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                match client.prepare_typed(sql, &types).await {
+                    Ok(statement) => {
+                        session.shared.statements.lock().insert(sql, oids, statement.clone());
+                        Some(statement)
+                    }
+                    Err(_) => {
+                        session.shared.statements.lock().refuse(sql, oids);
+                        None
+                    }
+                }
+            }
+        };
+        let stream = match &statement {
+            Some(statement) => client.query_raw(statement, params.iter().map(|(w, _)| w as &(dyn ToSql + Sync))).await?,
+            None => client.query_typed_raw(sql, params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone()))).await?,
+        };
+        collect(stream).await
+    };
+    match begin {
+        // Pipelined: BEGIN and the statement leave in one write.
+        Some(b) => {
+            let (began, outcome) = tokio::join!(client.batch_execute(b), query);
+            began?;
+            outcome
+        }
+        None => query.await,
+    }
+}
+
+/// "cached plan must not change result type": a prepared statement outlived a schema change.
+fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan")
+    })
 }
 
 /// Everything a session can carry over except prepared statements, which tokio-postgres

@@ -85,12 +85,20 @@ def test_schema_changed_by_another_session(dsn_params, pg):
         cur.execute("SELECT * FROM prep_shared")
         assert cur.fetchall() == [(1,)]
         pg.execute("ALTER TABLE prep_shared ADD COLUMN b int DEFAULT 2")
-        # The server refuses the old plan (FeatureNotSupported), the statement is forgotten,
-        # and the next run prepares it again.
-        with pytest.raises(psycopg.errors.FeatureNotSupported, match="cached plan must not change result type"):
-            cur.execute("SELECT * FROM prep_shared")
+        # Outside a transaction the stale plan is prepared again and the statement retried.
         cur.execute("SELECT * FROM prep_shared")
         assert cur.fetchall() == [(1, 2)]
+
+        pg.execute("ALTER TABLE prep_shared ADD COLUMN c int DEFAULT 3")
+        c.autocommit = False
+        # Inside a transaction the failure aborted it: the error is raised (as psycopg
+        # raises it), the statement forgotten, and the next transaction prepares it again.
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="cached plan must not change result type"):
+            cur.execute("SELECT * FROM prep_shared")
+        c.rollback()
+        cur.execute("SELECT * FROM prep_shared")
+        assert cur.fetchall() == [(1, 2, 3)]
+        c.rollback()
     finally:
         c.close()
         pg.execute("DROP TABLE prep_shared")
