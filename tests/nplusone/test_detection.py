@@ -336,3 +336,17 @@ def test_rows_of_a_server_side_cursor_confirm_the_loop_over_them(data):
     assert (f.relation, f.fix, f.confirmed) == ("shop.Book.author", 'select_related("author")', True)
     assert f.source_callsite == f.callsite  # the rows came from the iterator() on the same line
     assert "ORDER BY" in f.source_sql and '"shop_book"' in f.source_sql
+
+
+def test_write_groups_without_captured_frames_still_build_a_finding():
+    from django_rustpg.nplusone import _findings, _runtime as rt
+
+    code = test_write_groups_without_captured_frames_still_build_a_finding.__code__
+    group = {
+        "id": 0, "kind": "update", "markers": rt.OPERATION | rt.M_SAVE, "ctx": None, "count": 3, "calls": 3,
+        "distinct": 3, "total_ms": 1.0, "first_seq": 1, "frames": [(code, code.co_firstlineno)], "sources": [],
+        "tables": ["shop_book"], "filters": [["shop_book", "id", False]], "sql": 'UPDATE "shop_book" SET "price" = $1 WHERE "shop_book"."id" = $2',
+        "fingerprint": "0" * 16, "normalized": "",
+    }
+    (f,) = _findings.build({"groups": [group], "duplicates": []}, threshold=2)
+    assert (f.operation, f.fix, f.relation) == ("save", 'bulk_update([...], ["price"])', None)

@@ -539,7 +539,8 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         if g.get("calls", g["count"]) < threshold or g.get("distinct", 0) < 2:
             continue
         ctx = g.get("ctx") or {}
-        operation = ctx.get("kind") if is_operation else "sql"
+        # Without Django's frames (not captured), the marker bits still name the operation.
+        operation = (ctx.get("kind") or _operation_from_markers(g.get("markers", 0))) if is_operation else "sql"
         key = (tuple(_callsite(g)[2]), operation, ctx.get("model"))
         by_site.setdefault(key, []).append(g)
     findings = []
@@ -552,7 +553,8 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         src, _col = _best_source(g, groups, reg)
         callsite, function, stack = _callsite(g)
         ctx = g.get("ctx") or {}
-        relation = f"{model_label}.{ctx['field']}" if operation.startswith("related_") and ctx.get("field") else None
+        related = operation.startswith("related_") and model_label and ctx.get("field")
+        relation = f"{model_label}.{ctx['field']}" if related else None
         f = _finding(
             "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), relation,
             _write_fix(g, operation, reg), src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
@@ -560,6 +562,14 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         f.operation = operation
         findings.append(f)
     return findings
+
+
+def _operation_from_markers(markers) -> str:
+    """The outermost operation a statement ran under, as far as marker bits tell."""
+    for bit in (rt.M_RELATED, rt.M_DELETE, rt.M_SAVE, rt.M_QS_UPDATE, rt.M_QS_DELETE, rt.M_BULK_CREATE, rt.M_BULK_UPDATE):
+        if markers & bit:
+            return rt.MARKER_NAMES[bit]
+    return "write"
 
 
 def _write_fix(g, operation, reg) -> str | None:
