@@ -3,6 +3,7 @@
 
 use crate::errors;
 use crate::sql::classify::{classify, Effects};
+use crate::sql::fingerprint::FxMap;
 use crate::sql::placeholders::{scan, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
 use bytes::BytesMut;
@@ -36,6 +37,41 @@ pub fn query_text(py: Python<'_>, query: &Bound<'_, PyAny>) -> PyResult<String> 
 
 fn scan_or_raise(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Template> {
     scan(query, with_params).map_err(|e| errors::programming(py, e.to_string()))
+}
+
+/// Statements remembered per thread (Django sends the same SQL text over and over: the
+/// scan and the classification are most of binding's cost).
+const SCANNED_ENTRIES: usize = 512;
+/// Longer statements (bulk INSERTs with thousands of placeholders) are scanned every time.
+const SCANNED_MAX_LEN: usize = 16 * 1024;
+
+type Scanned = (Template, Effects);
+
+thread_local! {
+    /// Index 0: without parameters (text verbatim), 1: with parameters.
+    static SCANNED: std::cell::RefCell<[FxMap<String, Scanned>; 2]> = Default::default();
+}
+
+/// `scan` and `classify`, cached by SQL text.
+fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> {
+    let slot = with_params as usize;
+    if query.len() <= SCANNED_MAX_LEN {
+        if let Some(hit) = SCANNED.with(|c| c.borrow()[slot].get(query).cloned()) {
+            return Ok(hit);
+        }
+    }
+    let template = scan_or_raise(py, query, with_params)?;
+    let effects = classify(&template.shape, query);
+    if query.len() <= SCANNED_MAX_LEN {
+        SCANNED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c[slot].len() >= SCANNED_ENTRIES {
+                c[slot].clear();
+            }
+            c[slot].insert(query.to_owned(), (template.clone(), effects));
+        });
+    }
+    Ok((template, effects))
 }
 
 /// The parameter values in slot order (positional: as given; named: by first use).
@@ -75,8 +111,7 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
 /// Binds `params` to `query`. `params` None means "no parameters": `%` is left alone.
 pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<BoundQuery> {
     let params = params.filter(|p| !p.is_none());
-    let template = scan_or_raise(py, query, params.is_some())?;
-    let effects = classify(&template.shape, query);
+    let (template, effects) = scanned(py, query, params.is_some())?;
     let Some(params) = params else {
         return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape, effects });
     };

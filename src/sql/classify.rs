@@ -55,7 +55,9 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
             }
             // EXPLAIN ANALYZE runs its statement.
             "SELECT" | "WITH" | "VALUES" | "TABLE" | "EXPLAIN" => {
-                mentions_session_function(text_lower_hint) || selects_into_temp(text_lower_hint)
+                // Runs for every read: one lowercase copy, then substring searches.
+                let lower = text_lower_hint.to_ascii_lowercase();
+                mentions_session_function(&lower) || selects_into_temp(&lower)
             }
             _ => false,
         };
@@ -67,17 +69,11 @@ pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
     Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema }
 }
 
-/// Session-changing functions callable from a SELECT. User-defined functions can do
-/// anything; `OPTIONS["reset_on_return"] = "always"` covers those.
-fn mentions_session_function(sql: &str) -> bool {
-    const NEEDLES: [&[u8]; 3] = [b"set_config", b"pg_advisory_lock", b"pg_try_advisory_lock"];
-    // Runs on every SELECT: a case-insensitive scan without allocating.
-    let hay = sql.as_bytes();
-    NEEDLES.iter().any(|n| contains_ignore_case(hay, n))
-}
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+/// Session-changing functions callable from a SELECT (`lower`: the statement in ASCII
+/// lowercase). User-defined functions can do anything; `OPTIONS["reset_on_return"] =
+/// "always"` covers those.
+fn mentions_session_function(lower: &str) -> bool {
+    ["set_config", "pg_advisory_lock", "pg_try_advisory_lock"].iter().any(|n| lower.contains(n))
 }
 
 /// `TEMP`, `TEMPORARY`, or a `pg_temp` / `pg_temp_N` schema name.
@@ -92,14 +88,14 @@ fn words(sql: &str) -> impl Iterator<Item = &str> {
     sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).filter(|w| !w.is_empty())
 }
 
-/// `SELECT ... INTO TEMP t` / `INTO pg_temp.t` creates a temporary table.
-fn selects_into_temp(sql: &str) -> bool {
-    // Cheap reject without allocating: both words must occur somewhere.
-    let has = |needle: &[u8]| sql.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
-    if !has(b"into") || !has(b"temp") {
+/// `SELECT ... INTO TEMP t` / `INTO pg_temp.t` creates a temporary table (`lower`: the
+/// statement in ASCII lowercase).
+fn selects_into_temp(lower: &str) -> bool {
+    // Cheap reject: both words must occur somewhere.
+    if !lower.contains("into") || !lower.contains("temp") {
         return false;
     }
-    words(sql).any(|w| w.eq_ignore_ascii_case("into")) && words(sql).any(is_temp_word)
+    words(lower).any(|w| w == "into") && words(lower).any(is_temp_word)
 }
 
 #[cfg(test)]
