@@ -158,27 +158,20 @@ impl ConnCore {
             }
         };
         self.after(q.effects, result.is_ok());
+        // Keep the prepared statements valid: DDL or DISCARD/DEALLOCATE on this session
+        // forgets them all; a statement whose plan no longer fits (another session's DDL)
+        // or whose name the server lost is forgotten, so the next run prepares it again.
         if self.prepare_threshold.is_some() {
-            self.maintain_statements(&session, q, &result);
-        }
-        result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
-    }
-
-    /// Keeps the prepared statements valid: DDL or DISCARD/DEALLOCATE on this session
-    /// forgets them all; a statement whose plan no longer fits the schema (changed by
-    /// another session: "cached plan must not change result type") is forgotten, so the
-    /// next run prepares it again.
-    fn maintain_statements(&self, session: &PooledSession, q: &BoundQuery, result: &Result<Outcome, tokio_postgres::Error>) {
-        if q.effects.unpoolable || q.effects.changes_schema {
-            session.shared.statements.lock().clear();
-        } else if let Err(e) = result {
-            if e.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED)
-                || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME)
-            {
-                let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
-                session.shared.statements.lock().forget(&q.sql, &oids);
+            if q.effects.unpoolable || q.effects.changes_schema {
+                session.shared.statements.lock().clear();
+            } else if let Err(e) = &result {
+                if is_stale_plan(e) || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+                    let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+                    session.shared.statements.lock().forget(&q.sql, &oids);
+                }
             }
         }
+        result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
     }
 
     /// Runs `f` on the session inside the connection's transaction rules (BEGIN first when
@@ -285,19 +278,14 @@ async fn run_single(
             prepared::Plan::Unnamed => None,
             prepared::Plan::Prepared(statement) => Some(statement),
             // A statement that cannot be prepared (a syntax error, an aborted transaction)
-            // runs unnamed below and fails there, as it would anyway.
+            // runs unnamed below and fails there with its own error; a later run tries again.
             prepared::Plan::Prepare => {
                 let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-                match client.prepare_typed(sql, &types).await {
-                    Ok(statement) => {
-                        session.shared.statements.lock().insert(sql, oids, statement.clone());
-                        Some(statement)
-                    }
-                    Err(_) => {
-                        session.shared.statements.lock().refuse(sql, oids);
-                        None
-                    }
+                let statement = client.prepare_typed(sql, &types).await.ok();
+                if let Some(statement) = &statement {
+                    session.shared.statements.lock().insert(sql, oids, statement.clone());
                 }
+                statement
             }
         };
         let stream = match &statement {

@@ -75,12 +75,19 @@ fn convert_consuming<T>(rows: &mut VecDeque<Row>, mut convert: impl FnMut(&[Row]
         let chunk: Vec<Row> = rows.drain(..k).collect();
         out.extend(convert(&chunk)?);
         drop(chunk);
-        if rows.capacity() > 2 * rows.len() + RELEASE_EVERY {
-            rows.shrink_to_fit(); // the old buffer is returned whole: halving keeps copies O(n)
-        }
-        crate::memory::release_freed();
+        release_consumed(rows);
     }
     Ok(out)
+}
+
+/// After rows were taken from the front of `rows`: shrinks its buffer once it is mostly
+/// empty (the old buffer is returned whole; halving keeps the copies O(n)) and hands
+/// freed memory back to the OS.
+fn release_consumed(rows: &mut VecDeque<Row>) {
+    if rows.capacity() > 2 * rows.len() + RELEASE_EVERY {
+        rows.shrink_to_fit();
+    }
+    crate::memory::release_freed();
 }
 
 #[pyclass(module = "django_rustpg._native", subclass)]
@@ -319,10 +326,7 @@ impl Cursor {
                 // Only a large buffered result is worth it (a trim walks the heap).
                 if self.taken_since_release >= RELEASE_EVERY && self.rows.capacity() >= 4 * RELEASE_EVERY {
                     self.taken_since_release = 0;
-                    if self.rows.capacity() > 2 * self.rows.len() + RELEASE_EVERY {
-                        self.rows.shrink_to_fit();
-                    }
-                    crate::memory::release_freed();
+                    release_consumed(&mut self.rows);
                 }
                 Ok(taken)
             }

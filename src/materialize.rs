@@ -64,13 +64,7 @@ fn parse_converters(py: Python<'_>, spec: &Bound<'_, PyList>) -> PyResult<Vec<Co
     spec.iter()
         .map(|item| {
             let _ = py;
-            let (column, converters, expression, native_json) = match item.len()? {
-                4 => item.extract::<(usize, Vec<PyObject>, PyObject, bool)>()?,
-                _ => {
-                    let (c, v, e) = item.extract::<(usize, Vec<PyObject>, PyObject)>()?;
-                    (c, v, e, false)
-                }
-            };
+            let (column, converters, expression, native_json): (usize, Vec<PyObject>, PyObject, bool) = item.extract()?;
             let native_json = native_json && !converters.is_empty();
             Ok(ColumnConverters { column, converters, expression, native_json })
         })
@@ -158,10 +152,13 @@ impl Plan {
         let width = self.width.min(decoders.len());
         let mut values: Vec<PyObject> = Vec::with_capacity(width);
         let mut out = Vec::with_capacity(rows.len());
+        // Columns whose jsonb the native parser builds (decided once, not per row).
+        let native_json: Vec<bool> =
+            decoders[..width].iter().zip(&self.json_columns).map(|(d, &json)| json && matches!(d, Decoder::Jsonb)).collect();
         for row in rows {
             values.clear();
             for (i, dec) in decoders[..width].iter().enumerate() {
-                if self.json_columns[i] && matches!(dec, Decoder::Jsonb) {
+                if native_json[i] {
                     values.push(py.None()); // parsed below, with its converters
                 } else {
                     values.push(ctx.decode_opt(dec, raw_value(row, i))?);
@@ -172,7 +169,7 @@ impl Plan {
                     continue;
                 }
                 let mut skip = 0;
-                if self.json_columns[conv.column] && matches!(decoders[conv.column], Decoder::Jsonb) {
+                if native_json[conv.column] {
                     // from_db_value returns None for NULL, and json.loads' result otherwise.
                     let raw = raw_value(row, conv.column);
                     let parsed = match raw {

@@ -7,12 +7,12 @@
 //! - no scope open anywhere: [`start`] is one relaxed atomic load and nothing else runs;
 //! - a scope open: one context-variable read per statement, a fingerprint looked up by
 //!   SQL string (parsed once per distinct string, [`crate::sql::fingerprint::cached`]),
-//!   and for reads a walk of the Python stack that keeps `(code object, line)` of
+//!   and for reads and writes a walk of the Python stack that keeps `(code object, line)` of
 //!   application frames only (classification is cached per code object; nothing is
 //!   formatted as text), plus a few hash-map updates. Python is called only on the second
 //!   run of a group (to read Django's frames once) and when a scope reports.
 //!
-//! Per scope, reads are grouped by (fingerprint, application call stack). A group keeps
+//! Per scope, reads and writes are grouped by (fingerprint, application call stack). A group keeps
 //! counts, total time, a bounded set of parameter hashes (distinct values), and hit counts
 //! of the earlier groups whose result sets held this group's parameter values: the
 //! evidence for a *confirmed* N+1. Result sets contribute hashes of key columns
@@ -587,8 +587,8 @@ struct State {
 }
 
 impl State {
-    /// Adds hashes of the key-like columns of `rows` to the value map, as values group
-    /// `gi` loaded.
+    /// Adds hashes of the key columns of `rows` (see `value_columns`) to the value map,
+    /// as values group `gi` loaded.
     fn remember_values<'a>(&mut self, gi: u32, rows: impl IntoIterator<Item = &'a Row>, cols: &[ColInfo]) {
         let vcols = value_columns(cols);
         if vcols.is_empty() || self.values_full {
@@ -657,10 +657,10 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Records one read; returns its group and whether Django's frames should be captured
-    /// (None: not grouped).
+    /// Records one read or write; returns its group and whether Django's frames should be
+    /// captured (None: not grouped).
     #[allow(clippy::too_many_arguments)]
-    fn record_read<'a>(
+    fn record_statement<'a>(
         &self,
         fp: Arc<Fingerprint>,
         q: &BoundQuery,
@@ -775,7 +775,7 @@ impl Scope {
             }
         }
         let capture = group.count == 2 && group.ctx.is_none();
-        // This statement's result set: hashes of key-like columns, for later statements.
+        // This statement's result set: hashes of key columns, for later statements.
         if let Some(cols) = cols {
             st.remember_values(gi, rows.into_iter().take(MAX_ROWS_PER_RESULT), cols);
         }
@@ -947,7 +947,7 @@ impl Drop for Scope {
 
 // ---------------------------------------------------------------------------- the hook
 
-/// A read recorded in a scope whose rows a server-side cursor fetches later: those rows
+/// A statement recorded in a scope whose rows a server-side cursor fetches later: those rows
 /// feed the confirmed check too (`iterator()` loops), up to `MAX_ROWS_PER_RESULT`.
 pub struct FetchWatch {
     scope: Py<Scope>,
@@ -1006,7 +1006,7 @@ fn observe_inner<'a>(
             }
         }
     }
-    let (group, capture) = match scope.record_read(fp, q, elapsed, site, rows, cols) {
+    let (group, capture) = match scope.record_statement(fp, q, elapsed, site, rows, cols) {
         Some(recorded) => recorded,
         None => return Ok(None),
     };

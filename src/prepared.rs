@@ -6,7 +6,7 @@
 //! Keyed by SQL text and parameter type OIDs. Bounded: at most `MAX_PREPARED` statements
 //! (least recently used ones are closed) and `MAX_COUNTED` counters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use tokio_postgres::Statement;
 
 const MAX_PREPARED: usize = 100;
@@ -18,8 +18,6 @@ type Key = (String, Vec<u32>);
 pub struct StatementCache {
     counts: HashMap<Key, u32>,
     prepared: HashMap<Key, (Statement, u64)>,
-    /// Statements the server would not prepare: they keep running unnamed.
-    refused: HashSet<Key>,
     clock: u64,
 }
 
@@ -40,9 +38,6 @@ impl StatementCache {
         if let Some((stmt, used)) = self.prepared.get_mut(&key) {
             *used = self.clock;
             return Plan::Prepared(stmt.clone());
-        }
-        if self.refused.contains(&key) {
-            return Plan::Unnamed;
         }
         if self.counts.len() >= MAX_COUNTED && !self.counts.contains_key(&key) {
             self.counts.clear();
@@ -69,16 +64,6 @@ impl StatementCache {
         self.prepared.insert(key, (stmt, self.clock));
     }
 
-    /// The server refused to prepare it: run it unnamed from now on.
-    pub fn refuse(&mut self, sql: &str, oids: &[u32]) {
-        let key = (sql.to_owned(), oids.to_vec());
-        self.counts.remove(&key);
-        if self.refused.len() >= MAX_COUNTED {
-            self.refused.clear();
-        }
-        self.refused.insert(key);
-    }
-
     /// Forgets one statement (its plan no longer fits the schema).
     pub fn forget(&mut self, sql: &str, oids: &[u32]) {
         self.prepared.remove(&(sql.to_owned(), oids.to_vec()));
@@ -88,11 +73,6 @@ impl StatementCache {
     pub fn clear(&mut self) {
         self.prepared.clear();
         self.counts.clear();
-        self.refused.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.prepared.len()
     }
 
     pub fn is_empty(&self) -> bool {

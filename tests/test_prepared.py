@@ -123,12 +123,13 @@ def test_bad_statements_raise_their_own_errors(dsn_params):
     c.close()
 
 
-def test_utility_statements_the_server_will_not_prepare_run_unnamed(dsn_params):
+def test_utility_statements_are_prepared_too(dsn_params):
     c = connect(dsn_params, 0)
     cur = c.cursor()
     for _ in range(3):
         cur.execute("SHOW TimeZone")
         assert len(cur.fetchone()) == 1
+    assert prepared(cur) == ["SHOW TimeZone"]
     c.close()
 
 

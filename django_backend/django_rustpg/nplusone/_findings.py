@@ -541,10 +541,10 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         ctx = g.get("ctx") or {}
         # Without Django's frames (not captured), the marker bits still name the operation.
         operation = (ctx.get("kind") or _operation_from_markers(g.get("markers", 0))) if is_operation else "sql"
-        key = (tuple(_callsite(g)[2]), operation, ctx.get("model"))
+        key = (tuple(frames), operation, ctx.get("model"))  # text only for the findings
         by_site.setdefault(key, []).append(g)
     findings = []
-    for (_stack, operation, model_label), members in by_site.items():
+    for (_frames, operation, model_label), members in by_site.items():
         writes = [g for g in members if g.get("kind") in WRITE_KINDS]
         if not writes:
             continue
