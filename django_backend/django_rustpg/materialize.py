@@ -2,7 +2,8 @@
 
 Wiring: ``install()`` replaces ``__iter__`` of Django's ``ModelIterable``, ``ValuesIterable``,
 ``ValuesListIterable`` and ``FlatValuesListIterable`` with a generator that first asks
-``native_rows()`` for the rows. That returns None (→ Django's own ``__iter__`` runs) unless
+the native builder for its class (``_NATIVE``: ``_model_rows``, ``_value_rows``) for the
+rows. That returns None (→ Django's own ``__iter__`` runs) unless
 the queryset's database is a django_rustpg connection with ``OPTIONS["materialize"]`` on and
 the query has a shape whose result is known to be identical. The decision is made once per
 query, from Django's compiler (``select``, ``klass_info``, ``annotation_col_map``,
