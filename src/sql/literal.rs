@@ -24,11 +24,17 @@ pub fn quote_string(value: &str) -> String {
     out
 }
 
+/// The bytes PostgreSQL's array and range parsers skip around an unquoted element
+/// (`scanner_isspace`, C `isspace`): Rust's `is_ascii_whitespace` lacks the vertical tab.
+fn is_parser_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
 /// Appends one element of an array literal (`{a,"b c",NULL}`), quoting when needed.
 pub fn push_array_element(out: &mut String, value: &str) {
     let needs_quotes = value.is_empty()
         || value.eq_ignore_ascii_case("NULL")
-        || value.bytes().any(|b| matches!(b, b'{' | b'}' | b',' | b'"' | b'\\') || b.is_ascii_whitespace());
+        || value.bytes().any(|b| matches!(b, b'{' | b'}' | b',' | b'"' | b'\\') || is_parser_space(b));
     if !needs_quotes {
         out.push_str(value);
         return;
@@ -46,7 +52,7 @@ pub fn push_array_element(out: &mut String, value: &str) {
 /// Appends one bound of a range literal (`[a,"b c")`), quoting when needed.
 pub fn push_range_bound(out: &mut String, value: &str) {
     let needs_quotes = value.is_empty()
-        || value.bytes().any(|b| matches!(b, b'(' | b')' | b'[' | b']' | b',' | b'"' | b'\\') || b.is_ascii_whitespace());
+        || value.bytes().any(|b| matches!(b, b'(' | b')' | b'[' | b']' | b',' | b'"' | b'\\') || is_parser_space(b));
     if !needs_quotes {
         out.push_str(value);
         return;
@@ -109,6 +115,18 @@ mod tests {
             s.push(',');
         }
         assert_eq!(s, "a,b'c,\"\",\"null\",\"x y\",\"q\\\"\",\"{\",");
+    }
+
+    #[test]
+    fn elements_with_any_parser_space_are_quoted() {
+        for space in ['\x0b', '\x0c', '\t', '\n', '\r', ' '] {
+            let mut s = String::new();
+            push_array_element(&mut s, &format!("{space}G"));
+            assert_eq!(s, format!("\"{space}G\""));
+            let mut r = String::new();
+            push_range_bound(&mut r, &format!("G{space}"));
+            assert_eq!(r, format!("\"G{space}\""));
+        }
     }
 
     #[test]

@@ -119,8 +119,10 @@ impl<'py> Encoder<'py> {
         }
         if ty.is(r.decimal.bind(py)) || obj.is_instance(r.decimal.bind(py))? {
             let text = obj.str()?.to_string();
-            if text.contains("sNaN") {
-                return Err(self.bad(position, obj, "signalling NaN cannot be sent to PostgreSQL"));
+            // sNaN has no numeric input form: send NaN, as psycopg does (a signed NaN
+            // goes as it is and the server rejects it, as with psycopg).
+            if text == "sNaN" {
+                return Ok(Value::Decimal("NaN".into()));
             }
             return Ok(Value::Decimal(text));
         }
