@@ -3,18 +3,18 @@
 
 use crate::bind::{wire_params, BoundQuery};
 use crate::errors;
-use crate::pool::{self, ConnectSpec, PgPool, PoolSpec, PooledSession};
+use crate::pool::{self, ConnectSpec, PoolHandle, PoolSpec, PooledSession};
 use crate::prepared;
 use crate::runtime;
 use crate::sql::classify::{Effects, TxEffect};
 use crate::types::decode::TzReplace;
 use crate::types::pyrefs;
-use deadpool::managed::{Object, PoolError, TimeoutType};
+use deadpool::managed::{Object, PoolError, TimeoutType, Timeouts};
 use parking_lot::Mutex;
 use postgres_types::ToSql;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::Type;
@@ -49,7 +49,16 @@ pub struct ConnCore {
     pub tz_replace: Mutex<Arc<TzReplace>>,
     hstore_oid: AtomicU32,
     pub spec: ConnectSpec,
-    pool: PgPool,
+    pool: PoolHandle,
+    pool_spec: PoolSpec,
+    /// The user set no OPTIONS["pool"]: never make a thread wait (see `checkout`).
+    implicit_pool: bool,
+    /// The session came from the overflow: close it after use.
+    overflow: AtomicBool,
+    /// The session sat idle in the pool and has not run a statement since checkout.
+    unproven: AtomicBool,
+    /// A statement failed because the server ended the session.
+    lost: AtomicBool,
     reuse: bool,
     reset_always: bool,
     /// Runs of one statement on a session after which it is prepared (None: never).
@@ -76,12 +85,30 @@ impl ConnCore {
         }
         match self.session.lock().as_ref() {
             Some(s) => Ok(s.clone()),
-            None => Err(errors::interface(py, "the connection is closed")),
+            None => Err(errors::operational(py, "the connection is closed")),
         }
     }
 
+    /// Closed by the user, or ended by the server (psycopg's `closed` after a lost session).
     pub fn is_closed(&self) -> bool {
         self.state.lock().closed
+            || self.lost.load(Ordering::Relaxed)
+            || self.session.lock().as_ref().is_some_and(|s| pool::is_gone(s))
+    }
+
+    /// Swaps a session the server ended before it could run anything for a fresh one.
+    fn replace_dead_session(&self, py: Python<'_>) -> PyResult<(Arc<PooledSession>, bool)> {
+        if let Some(old) = self.session.lock().take() {
+            if let Ok(obj) = Arc::try_unwrap(old) {
+                drop(Object::take(obj));
+            }
+        }
+        self.pool.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
+        let (obj, overflow, recycled) = checkout(py, &self.pool, &self.pool_spec, self.implicit_pool, &self.spec)?;
+        self.overflow.store(overflow, Ordering::Relaxed);
+        let session = Arc::new(obj);
+        *self.session.lock() = Some(session.clone());
+        Ok((session, recycled))
     }
 
     pub fn timezone(&self) -> Option<String> {
@@ -123,7 +150,40 @@ impl ConnCore {
 
     /// Runs one bound statement and buffers its rows (GIL released while waiting).
     pub fn run(&self, py: Python<'_>, q: &BoundQuery) -> PyResult<Outcome> {
-        let session = self.session(py)?;
+        let mut session = self.session(py)?;
+        let mut unproven = self.unproven.swap(false, Ordering::Relaxed);
+        let outside_transaction = self.state.lock().status == TxStatus::Idle;
+        let mut replaced = 0;
+        loop {
+            match self.run_on_session(py, q, session) {
+                // The pooled session was ended by the server (restart, pg_terminate_backend)
+                // while idle, before it could run this statement: outside a transaction
+                // nothing can have happened, so run it on a fresh session, as stock
+                // Django's fresh connection per request would. Several idle sessions may
+                // have died at once: a replacement that also sat idle gets the same rule.
+                Err(e) if unproven && outside_transaction && is_lost_session(&e) && replaced <= self.pool_spec.max_size => {
+                    replaced += 1;
+                    (session, unproven) = self.replace_dead_session(py)?;
+                    self.state.lock().status = TxStatus::Idle;
+                }
+                other => return other.map_err(|e| self.fail(py, &e, &q.sql)),
+            }
+        }
+    }
+
+    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str) -> PyErr {
+        if is_lost_session(e) {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        errors::from_pg(py, e, Some(sql))
+    }
+
+    fn run_on_session(
+        &self,
+        py: Python<'_>,
+        q: &BoundQuery,
+        session: Arc<PooledSession>,
+    ) -> Result<Outcome, tokio_postgres::Error> {
         let begin = self.begin_for(q.effects);
         if q.effects.database_ddl {
             runtime::block_on(py, pool::close_idle_sessions());
@@ -171,7 +231,7 @@ impl ConnCore {
                 }
             }
         }
-        result.map_err(|e| errors::from_pg(py, &e, Some(&q.sql)))
+        result
     }
 
     /// Runs `f` on the session inside the connection's transaction rules (BEGIN first when
@@ -244,12 +304,16 @@ impl ConnCore {
             cleanup.push_str(RESET_SESSION);
             cleanup.push_str(&pool::session_setup_sql(&self.spec));
         }
-        let reusable = self.reuse && !unpoolable && !session.client.is_closed();
+        let reusable = self.reuse
+            && !unpoolable
+            && !self.overflow.load(Ordering::Relaxed)
+            && !self.lost.load(Ordering::Relaxed)
+            && !pool::is_gone(&session);
         let clean = reusable
             && (cleanup.is_empty()
                 || runtime::block_on(py, async { session.client.batch_execute(&cleanup).await }).is_ok());
         if let Ok(obj) = Arc::try_unwrap(session) {
-            if !clean || obj.client.is_closed() {
+            if !clean || pool::is_gone(&obj) {
                 // Dropping the client queues a Terminate; drive the runtime until the
                 // server session is really gone rather than leaving it to a later call.
                 let shared = obj.shared.clone();
@@ -303,6 +367,25 @@ async fn run_single(
         }
         None => query.await,
     }
+}
+
+/// The server ended the session (shutdown, restart, pg_terminate_backend) or the socket
+/// is gone: what a pooled session that died while idle fails with.
+fn is_lost_session(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if err.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// "cached plan must not change result type": a prepared statement outlived a schema change.
@@ -449,8 +532,8 @@ impl Connection {
         let session = self.core.session(py)?;
         let token = session.client.cancel_token();
         let (_, tls) = pool::build_config(&self.core.spec).map_err(|e| errors::operational(py, e))?;
-        runtime::block_on(py, async move { token.cancel_query(tls).await })
-            .map_err(|e| errors::from_pg(py, &e, None))
+        let spec = &self.core.spec;
+        runtime::block_on(py, crate::cancel::cancel(token, spec, tls)).map_err(|e| errors::operational(py, e))
     }
 
     #[getter]
@@ -519,7 +602,7 @@ impl Connection {
     fn cursor(slf: Bound<'_, Self>, name: Option<String>, scrollable: Option<bool>, withhold: bool) -> PyResult<PyObject> {
         let py = slf.py();
         if slf.get().core.is_closed() {
-            return Err(errors::interface(py, "the connection is closed"));
+            return Err(errors::operational(py, "the connection is closed"));
         }
         let factory = slf.get().core.cursor_factory.lock().as_ref().map(|f| f.clone_ref(py));
         if let (Some(factory), None) = (&factory, &name) {
@@ -545,12 +628,24 @@ impl Connection {
 
     /// Pool statistics for this connection's pool.
     fn pool_status(&self, py: Python<'_>) -> PyResult<PyObject> {
-        let s = self.core.pool.status();
+        let s = self.core.pool.pool.status();
+        let o = self.core.pool.overflow.status();
+        let stats = &self.core.pool.stats;
         let d = PyDict::new(py);
         d.set_item("max_size", s.max_size)?;
         d.set_item("size", s.size)?;
         d.set_item("available", s.available)?;
+        d.set_item("idle", s.available)?;
+        d.set_item("in_use", s.size - s.available + (o.size - o.available))?;
         d.set_item("waiting", s.waiting)?;
+        d.set_item("overflow_in_use", o.size - o.available)?;
+        d.set_item("checkouts", stats.checkouts.load(Ordering::Relaxed))?;
+        d.set_item("overflow_checkouts", stats.overflow_checkouts.load(Ordering::Relaxed))?;
+        d.set_item("timeouts", stats.timeouts.load(Ordering::Relaxed))?;
+        d.set_item("wait_ms_p50", stats.wait_percentile_ms(0.5))?;
+        d.set_item("wait_ms_p99", stats.wait_percentile_ms(0.99))?;
+        d.set_item("discarded_dead", stats.discarded_dead.load(Ordering::Relaxed))?;
+        d.set_item("closed_idle", stats.idle_closed.load(Ordering::Relaxed))?;
         Ok(d.into_any().unbind())
     }
 }
@@ -565,7 +660,7 @@ impl Drop for ConnCore {
             }
             let st = self.state.get_mut();
             if let Ok(obj) = Arc::try_unwrap(session) {
-                if st.status != TxStatus::Idle || st.dirty || !self.reuse {
+                if st.status != TxStatus::Idle || st.dirty || !self.reuse || *self.overflow.get_mut() {
                     drop(Object::take(obj));
                 }
             }
@@ -677,7 +772,8 @@ fn secs(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(f))
 }
 
-const KNOWN_KEYWORDS: [&str; 25] = [
+const KNOWN_KEYWORDS: [&str; 26] = [
+    "health_check",
     "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
     "connect_timeout", "client_encoding", "timezone", "pool", "reset_on_return", "autocommit", "cursor_factory",
     "context", "prepare_threshold", "isolation_level", "hostaddr", "service", "target_session_attrs", "keepalives",
@@ -687,6 +783,8 @@ const KNOWN_KEYWORDS: [&str; 25] = [
 struct ConnectRequest {
     spec: ConnectSpec,
     pool_spec: PoolSpec,
+    implicit_pool: bool,
+    health_check: bool,
     reuse: bool,
     reset_always: bool,
     autocommit: bool,
@@ -771,48 +869,55 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
         _ => None,
     };
 
-    Ok(ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory, prepare_threshold })
+    let implicit_pool = kw.get_item("pool")?.is_none();
+    let health_check = match kw.get_item("health_check")? {
+        Some(v) => v.is_truthy()?,
+        None => false,
+    };
+    Ok(ConnectRequest {
+        spec,
+        pool_spec,
+        implicit_pool,
+        health_check,
+        reuse,
+        reset_always,
+        autocommit,
+        isolation_level,
+        cursor_factory,
+        prepare_threshold,
+    })
 }
 
 /// `connect(**params)`: checks a session out of this process's pool for these parameters.
 #[pyfunction]
 #[pyo3(signature = (**kwargs))]
 pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
-    let ConnectRequest { spec, pool_spec, reuse, reset_always, autocommit, isolation_level, cursor_factory, prepare_threshold } =
-        parse_connect(py, kwargs)?;
+    let ConnectRequest {
+        spec,
+        pool_spec,
+        implicit_pool,
+        health_check,
+        reuse,
+        reset_always,
+        autocommit,
+        isolation_level,
+        cursor_factory,
+        prepare_threshold,
+    } = parse_connect(py, kwargs)?;
     let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
-    let min_size = pool_spec.min_size;
-    let timeout = pool_spec.timeout;
-    let checkout = runtime::block_on(py, async {
-        if min_size > 0 {
-            pool::warm_up(&pool, min_size).await;
+    let (mut obj, mut overflow, mut recycled) = checkout(py, &pool, &pool_spec, implicit_pool, &spec)?;
+    // CONN_HEALTH_CHECKS: prove a reused session with a round trip (an empty query).
+    let mut tries = 0;
+    while health_check && recycled && tries <= pool_spec.max_size {
+        tries += 1;
+        let alive = runtime::block_on(py, async { obj.client.simple_query("").await.is_ok() });
+        if alive {
+            break;
         }
-        pool.get().await
-    });
-    let obj = checkout.map_err(|e| match e {
-        PoolError::Timeout(TimeoutType::Wait) => {
-            let s = pool.status();
-            errors::pool_timeout(
-                py,
-                format!(
-                    "couldn't get a connection after {:.1}s: all {} connections of the pool (max_size={}) are in use",
-                    timeout.as_secs_f64(),
-                    s.size,
-                    s.max_size
-                ),
-            )
-        }
-        PoolError::Timeout(_) => errors::operational(py, "connection timeout expired"),
-        // Failing to connect is an OperationalError whatever the server said (as libpq).
-        PoolError::Backend(e) => errors::operational(
-            py,
-            match e.as_db_error() {
-                Some(db) => format!("connection failed: {}", db.message()),
-                None => format!("connection failed: {e}{}", std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default()),
-            },
-        ),
-        other => errors::operational(py, other.to_string()),
-    })?;
+        drop(Object::take(obj));
+        pool.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
+        (obj, overflow, recycled) = checkout(py, &pool, &pool_spec, implicit_pool, &spec)?;
+    }
     let core = ConnCore {
         owner_pid: runtime::current_pid(),
         session: Mutex::new(Some(Arc::new(obj))),
@@ -832,11 +937,81 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         hstore_oid: AtomicU32::new(0),
         spec,
         pool,
+        pool_spec,
+        implicit_pool,
+        overflow: AtomicBool::new(overflow),
+        unproven: AtomicBool::new(recycled),
+        lost: AtomicBool::new(false),
         reuse,
         reset_always,
         prepare_threshold,
     };
     Ok(Connection { core: Arc::new(core) })
+}
+
+/// Waits this long or more for a pooled session, and the wait is logged.
+const SLOW_CHECKOUT: Duration = Duration::from_secs(1);
+
+/// A session from the pool: `(session, from the overflow, reused from idle)`.
+///
+/// Without OPTIONS["pool"] the user asked for Django's behaviour, where every thread gets
+/// its own connection at once: above `max_size` an overflow session is opened (and closed
+/// after use) rather than making the thread wait. An explicit pool keeps its bound.
+fn checkout(
+    py: Python<'_>,
+    pool: &PoolHandle,
+    pool_spec: &PoolSpec,
+    implicit_pool: bool,
+    spec: &ConnectSpec,
+) -> PyResult<(PooledSession, bool, bool)> {
+    let started = std::time::Instant::now();
+    let min_size = pool_spec.min_size;
+    let result = runtime::block_on(py, async {
+        if min_size > 0 {
+            pool::warm_up(&pool.pool, min_size).await;
+        }
+        if implicit_pool {
+            let no_wait = Timeouts { wait: Some(Duration::ZERO), ..pool.pool.timeouts() };
+            match pool.pool.timeout_get(&no_wait).await {
+                Err(PoolError::Timeout(TimeoutType::Wait)) => return pool.overflow.get().await.map(|o| (o, true)),
+                other => return other.map(|o| (o, false)),
+            }
+        }
+        pool.pool.get().await.map(|o| (o, false))
+    });
+    let waited = started.elapsed();
+    pool.stats.record_wait(waited);
+    match result {
+        Ok((obj, overflow)) => {
+            pool.stats.checkouts.fetch_add(1, Ordering::Relaxed);
+            if overflow {
+                pool.stats.overflow_checkouts.fetch_add(1, Ordering::Relaxed);
+            }
+            if waited >= SLOW_CHECKOUT && !overflow {
+                let s = pool.pool.status();
+                let msg = format!(
+                    "django_rustpg: waited {:.1}s for a pooled connection (max_size={}, in use {}, waiting {}): \
+                     the pool may be too small for this process's concurrency",
+                    waited.as_secs_f64(),
+                    s.max_size,
+                    s.size - s.available,
+                    s.waiting
+                );
+                if let Ok(logger) = py.import("logging").and_then(|m| m.call_method1("getLogger", ("django_rustpg.pool",))) {
+                    let _ = logger.call_method1("warning", (msg,));
+                }
+            }
+            let recycled = Object::metrics(&obj).recycle_count > 0;
+            Ok((obj, overflow, recycled))
+        }
+        Err(e) => {
+            if matches!(e, PoolError::Timeout(TimeoutType::Wait)) {
+                pool.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            let s = pool.pool.status();
+            Err(errors::from_checkout(py, e, spec.host.as_deref(), spec.port.as_deref(), pool_spec.timeout, s.size, s.max_size))
+        }
+    }
 }
 
 /// Closes the pool that `connect(**params)` would use.

@@ -92,6 +92,77 @@ pub fn from_pg(py: Python<'_>, err: &tokio_postgres::Error, query: Option<&str>)
     operational(py, format!("{text}{source}"))
 }
 
+/// A failed pool checkout: the pool is exhausted, or the server could not be reached
+/// (worded as libpq words it, naming the host and port).
+pub fn from_checkout(
+    py: Python<'_>,
+    err: deadpool::managed::PoolError<tokio_postgres::Error>,
+    host: Option<&str>,
+    port: Option<&str>,
+    wait: std::time::Duration,
+    size: usize,
+    max_size: usize,
+) -> PyErr {
+    use deadpool::managed::{PoolError, TimeoutType};
+    match err {
+        PoolError::Timeout(TimeoutType::Wait) => pool_timeout(
+            py,
+            format!(
+                "couldn't get a connection after {:.1}s: all {size} connections of the pool (max_size={max_size}) are in use",
+                wait.as_secs_f64()
+            ),
+        ),
+        PoolError::Timeout(_) => operational(py, format!("{}: timeout expired", connect_target(host, port))),
+        // Failing to connect is an OperationalError whatever the server said (as libpq).
+        PoolError::Backend(e) => operational(py, connect_failure(host, port, &e)),
+        other => operational(py, other.to_string()),
+    }
+}
+
+fn connect_target(host: Option<&str>, port: Option<&str>) -> String {
+    let port = port.filter(|p| !p.is_empty()).unwrap_or("5432");
+    match host.filter(|h| !h.is_empty()) {
+        None => format!("connection to server on socket \"/var/run/postgresql/.s.PGSQL.{port}\" failed"),
+        Some(h) if h.starts_with('/') => format!("connection to server on socket \"{h}/.s.PGSQL.{port}\" failed"),
+        Some(h) if h.contains(',') => {
+            let hosts: Vec<String> = h.split(',').map(|x| format!("\"{}\"", x.trim())).collect();
+            format!("connection to servers at {}, port {port} failed", hosts.join(", "))
+        }
+        Some(h) => format!("connection to server at \"{h}\", port {port} failed"),
+    }
+}
+
+fn connect_failure(host: Option<&str>, port: Option<&str>, e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}:  {}", connect_target(host, port), db.severity(), db.message());
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            let text = io.to_string();
+            if text.contains("lookup address") {
+                let detail = text.rsplit(": ").next().unwrap_or(&text);
+                let name = host.unwrap_or_default();
+                return format!("could not translate host name \"{name}\" to address: {detail}");
+            }
+            let socket = host.is_none_or(|h| h.is_empty() || h.starts_with('/'));
+            let hint = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound if socket => {
+                    "\n\tIs the server running locally and accepting connections on that socket?"
+                }
+                std::io::ErrorKind::ConnectionRefused => {
+                    "\n\tIs the server running on that host and accepting TCP/IP connections?"
+                }
+                _ => "",
+            };
+            let reason = text.split(" (os error").next().unwrap_or(&text);
+            return format!("{}: {reason}{hint}", connect_target(host, port));
+        }
+        source = err.source();
+    }
+    format!("{}: {e}", connect_target(host, port))
+}
+
 fn class_for_state<'py>(py: Python<'py>, sqlstate: &str) -> PyResult<Bound<'py, PyType>> {
     let module = errors_module(py)?;
     match module.call_method1("lookup", (sqlstate,)) {

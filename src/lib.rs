@@ -5,6 +5,7 @@
 //! → `codec`/`sql` (pure Rust, no Python).
 
 pub mod bind;
+pub mod cancel;
 pub mod codec;
 pub mod connection;
 pub mod copy;

@@ -16,7 +16,8 @@ use deadpool::managed::{self, Metrics, Object, Pool, RecycleError, RecycleResult
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 use std::task::Poll;
@@ -67,7 +68,9 @@ impl Default for PoolSpec {
             max_size: 20,
             timeout: Duration::from_secs(30),
             max_lifetime: Some(Duration::from_secs(3600)),
-            max_idle: Some(Duration::from_secs(600)),
+            // Stock Django keeps no session open between requests; a minute covers the
+            // gaps of steady traffic without parking max_size sessions per process.
+            max_idle: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -121,6 +124,56 @@ pub struct PgManager {
     config: Config,
     tls: Connector,
     spec: PoolSpec,
+    stats: Arc<PoolStats>,
+}
+
+/// Checkout figures of one pool, for `pool_status()`.
+#[derive(Default)]
+pub struct PoolStats {
+    pub checkouts: AtomicU64,
+    pub overflow_checkouts: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub discarded_dead: AtomicU64,
+    pub idle_closed: AtomicU64,
+    /// The latest checkout waits (µs), for percentiles.
+    waits_us: Mutex<VecDeque<u64>>,
+}
+
+const WAIT_SAMPLES: usize = 1024;
+
+impl PoolStats {
+    pub fn record_wait(&self, waited: Duration) {
+        let mut w = self.waits_us.lock();
+        if w.len() == WAIT_SAMPLES {
+            w.pop_front();
+        }
+        w.push_back(waited.as_micros() as u64);
+    }
+
+    /// Wait-time percentiles in milliseconds over the latest checkouts.
+    pub fn wait_percentile_ms(&self, q: f64) -> f64 {
+        let mut v: Vec<u64> = self.waits_us.lock().iter().copied().collect();
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_unstable();
+        let i = ((v.len() - 1) as f64 * q).round() as usize;
+        v[i] as f64 / 1000.0
+    }
+}
+
+/// True once the server side of the session is gone (its connection task has ended).
+pub fn is_gone(session: &Session) -> bool {
+    session.client.is_closed() || session.shared.ended.load(Ordering::Acquire)
+}
+
+/// Lets the runtime read what is pending on idle sockets, so a session the server ended
+/// while it sat in the pool (restart, pg_terminate_backend) is seen as gone. The
+/// current-thread runtime never polls idle sessions by itself.
+pub async fn observe_idle_sockets() {
+    for _ in 0..2 {
+        tokio::task::yield_now().await;
+    }
 }
 
 const REMEMBERED_PARAMS: [&str; 6] =
@@ -150,8 +203,10 @@ impl managed::Manager for PgManager {
     }
 
     async fn recycle(&self, session: &mut Session, metrics: &Metrics) -> RecycleResult<tokio_postgres::Error> {
-        if session.client.is_closed() {
-            return Err(RecycleError::message("connection closed"));
+        observe_idle_sockets().await;
+        if is_gone(session) {
+            self.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
+            return Err(RecycleError::message("connection closed by the server"));
         }
         if self.spec.max_lifetime.is_some_and(|max| metrics.age() > max) {
             return Err(RecycleError::message("connection reached max_lifetime"));
@@ -214,9 +269,19 @@ where
 pub type PgPool = Pool<PgManager>;
 pub type PooledSession = Object<PgManager>;
 
+/// A pool and what goes with it.
+#[derive(Clone)]
+pub struct PoolHandle {
+    pub pool: PgPool,
+    /// Sessions beyond `max_size` when the user asked for no pool (stock Django never
+    /// makes a thread wait): opened on demand and closed after use, never pooled.
+    pub overflow: PgPool,
+    pub stats: Arc<PoolStats>,
+}
+
 type PoolKey = (ConnectSpec, PoolSpec);
 
-static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PgPool>)>> = Mutex::new(None);
+static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PoolHandle>)>> = Mutex::new(None);
 
 /// Builds the tokio-postgres configuration for a spec. `Err` is a user-facing message.
 pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
@@ -268,7 +333,7 @@ pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
 }
 
 /// The pool for these parameters in this process, created on first use.
-pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PgPool, String> {
+pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PoolHandle, String> {
     let pid = runtime::current_pid();
     let mut slot = POOLS.lock();
     if slot.as_ref().is_some_and(|(owner, _)| *owner != pid) {
@@ -281,16 +346,86 @@ pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PgPool, Stri
         return Ok(pool.clone());
     }
     let (config, tls) = build_config(spec)?;
-    let manager = PgManager { setup_sql: session_setup_sql(spec), config, tls, spec: pool_spec.clone() };
-    let pool = Pool::builder(manager)
-        .max_size(pool_spec.max_size.max(1))
-        .wait_timeout(Some(pool_spec.timeout))
-        .create_timeout(spec.connect_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t.max(2))))
-        .runtime(deadpool::Runtime::Tokio1)
-        .build()
-        .map_err(|e| e.to_string())?;
-    pools.insert(key, pool.clone());
-    Ok(pool)
+    let stats = Arc::new(PoolStats::default());
+    let build = |max_size: usize| {
+        let manager = PgManager {
+            setup_sql: session_setup_sql(spec),
+            config: config.clone(),
+            tls: tls.clone(),
+            spec: pool_spec.clone(),
+            stats: stats.clone(),
+        };
+        Pool::builder(manager)
+            .max_size(max_size)
+            .wait_timeout(Some(pool_spec.timeout))
+            .create_timeout(spec.connect_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t.max(2))))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let handle = PoolHandle { pool: build(pool_spec.max_size.max(1))?, overflow: build(OVERFLOW_LIMIT)?, stats };
+    pools.insert(key, handle.clone());
+    start_idle_reaper();
+    Ok(handle)
+}
+
+/// Far above any server's max_connections: the server, not the pool, says no.
+const OVERFLOW_LIMIT: usize = 100_000;
+
+static REAPER_PID: Mutex<u32> = Mutex::new(0);
+
+/// Closes sessions idle longer than `max_idle` (or ended by the server) every few
+/// seconds, from a thread of its own: nothing else runs while a process serves no
+/// requests, and deadpool only checks idleness at checkout.
+fn start_idle_reaper() {
+    let pid = runtime::current_pid();
+    let mut owner = REAPER_PID.lock();
+    if *owner == pid {
+        return;
+    }
+    *owner = pid;
+    let _ = std::thread::Builder::new().name("django_rustpg-reaper".into()).spawn(move || loop {
+        std::thread::sleep(REAP_EVERY);
+        if runtime::current_pid() != pid {
+            return;
+        }
+        reap_idle();
+    });
+}
+
+const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// One pass of the idle reaper (also called by tests).
+pub fn reap_idle() {
+    let handles: Vec<(PoolSpec, PoolHandle)> = {
+        let slot = POOLS.lock();
+        match slot.as_ref() {
+            Some((owner, pools)) if *owner == runtime::current_pid() => {
+                pools.iter().map(|((_, ps), h)| (ps.clone(), h.clone())).collect()
+            }
+            _ => return,
+        }
+    };
+    let mut closing = Vec::new();
+    runtime::block_on_unlocked(async {
+        observe_idle_sockets().await;
+        for (spec, handle) in &handles {
+            let keep = spec.min_size;
+            let mut kept = 0usize;
+            let removed = handle.pool.retain(|session, metrics| {
+                let idle_too_long = spec.max_idle.is_some_and(|max| metrics.last_used() > max);
+                let ok = !is_gone(session) && (!idle_too_long || kept < keep);
+                kept += ok as usize;
+                ok
+            });
+            handle.stats.idle_closed.fetch_add(removed.removed.len() as u64, Ordering::Relaxed);
+            closing.extend(removed.removed.into_iter().map(|s| s.shared.clone()));
+        }
+        // Dropping the clients queues Terminate; let the connection tasks send it.
+        for shared in closing.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
+        }
+    });
 }
 
 /// Drops every pool of this process (tests, and `close_all()` after settings change).
@@ -299,8 +434,9 @@ pub fn close_all() {
     let mut slot = POOLS.lock();
     if let Some((owner, pools)) = slot.take() {
         if owner == pid {
-            for pool in pools.values() {
-                pool.close();
+            for handle in pools.values() {
+                handle.pool.close();
+                handle.overflow.close();
             }
         } else {
             std::mem::forget(pools);
@@ -325,7 +461,7 @@ pub async fn close_idle_sessions() {
     let pools: Vec<PgPool> = {
         let slot = POOLS.lock();
         match slot.as_ref() {
-            Some((owner, pools)) if *owner == runtime::current_pid() => pools.values().cloned().collect(),
+            Some((owner, pools)) if *owner == runtime::current_pid() => pools.values().map(|h| h.pool.clone()).collect(),
             _ => Vec::new(),
         }
     };
@@ -346,8 +482,9 @@ pub fn close_pool(spec: &ConnectSpec, pool_spec: &PoolSpec) {
     let mut slot = POOLS.lock();
     if let Some((owner, pools)) = slot.as_mut() {
         if *owner == runtime::current_pid() {
-            if let Some(pool) = pools.remove(&(spec.clone(), pool_spec.clone())) {
-                pool.close();
+            if let Some(handle) = pools.remove(&(spec.clone(), pool_spec.clone())) {
+                handle.pool.close();
+                handle.overflow.close();
             }
         }
     }

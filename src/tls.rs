@@ -55,6 +55,19 @@ impl MakeTlsConnect<Socket> for Connector {
     }
 }
 
+impl Connector {
+    /// The same TLS settings over another stream type (the cancel connection's).
+    pub fn for_stream<S>(&self, domain: &str) -> Result<<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect, String>
+    where
+        MakeRustlsConnect: MakeTlsConnect<S>,
+        <MakeRustlsConnect as MakeTlsConnect<S>>::Error: std::fmt::Display,
+    {
+        let domain = if domain.is_empty() || domain.starts_with('/') { "localhost" } else { domain };
+        let mut inner = self.0.clone();
+        <MakeRustlsConnect as MakeTlsConnect<S>>::make_tls_connect(&mut inner, domain).map_err(|e| e.to_string())
+    }
+}
+
 pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<Connector, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -11,7 +11,7 @@ from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.utils.asyncio import async_unsafe
 
-from . import dbapi, materialize
+from . import _threads, dbapi, materialize
 from .client import DatabaseClient
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
@@ -19,6 +19,7 @@ from .introspection import DatabaseIntrospection
 from .operations import DatabaseOperations
 from .options import driver_params, validate_options
 from .schema import DatabaseSchemaEditor
+from .validation import DatabaseValidation
 
 
 class DatabaseWrapper(pg_base.DatabaseWrapper):
@@ -29,6 +30,7 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
     features_class = DatabaseFeatures
     introspection_class = DatabaseIntrospection
     ops_class = DatabaseOperations
+    validation_class = DatabaseValidation
 
     @property
     def pool(self):
@@ -71,7 +73,11 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
         options = self.settings_dict["OPTIONS"]
         validate_options(options, self.settings_dict)
         params = super().get_connection_params()
-        return driver_params(params, options, self.timezone_name)
+        params = driver_params(params, options, self.timezone_name)
+        if self.settings_dict.get("CONN_HEALTH_CHECKS"):
+            # A reused pooled session is proven with a round trip at checkout.
+            params["health_check"] = True
+        return params
 
     @async_unsafe
     def get_new_connection(self, conn_params):
@@ -87,7 +93,9 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
                     f"Invalid transaction isolation level {isolation_level} "
                     f"specified. Use one of the psycopg.IsolationLevel values."
                 )
+        _threads.close_orphans()
         connection = self.Database.connect(**conn_params)
+        _threads.track(self, connection)
         if isolation_level is not None:
             connection.isolation_level = self.isolation_level
         self._apply_timestamptz_zone(connection)

@@ -28,6 +28,7 @@ _OWN_KEYS = {
 }
 _ALL = {**_LIBPQ_KEYS, **_DJANGO_KEYS, **_OWN_KEYS}
 _POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float)}
+DEFAULT_POOL_MAX_SIZE = 20
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
 
@@ -72,6 +73,13 @@ def validate_options(options, settings_dict):
                 raise ImproperlyConfigured(
                     f"OPTIONS['pool'][{key!r}] must be {_type_names(expected)}, not {value!r}."
                 )
+        _check_pool_values(pool)
+    level = options.get("isolation_level")
+    if level is not None and level not in (1, 2, 3, 4):
+        raise ImproperlyConfigured(
+            f"Invalid transaction isolation level {level} specified. Use one of the "
+            "psycopg.IsolationLevel values (OPTIONS['isolation_level'])."
+        )
     if pool and settings_dict.get("CONN_MAX_AGE", 0) != 0:
         raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
     factory = options.get("cursor_factory")
@@ -83,6 +91,23 @@ def validate_options(options, settings_dict):
                 "OPTIONS['cursor_factory'] must be a subclass of django_rustpg.dbapi.Cursor "
                 f"(psycopg cursor classes cannot drive this backend), not {factory!r}."
             )
+
+
+def _check_pool_values(pool):
+    min_size = pool.get("min_size", 0)
+    max_size = pool.get("max_size", DEFAULT_POOL_MAX_SIZE)
+    if min_size < 0:
+        raise ImproperlyConfigured(f"OPTIONS['pool']['min_size'] must be 0 or more, not {min_size!r}.")
+    if max_size < 1:
+        raise ImproperlyConfigured(f"OPTIONS['pool']['max_size'] must be at least 1, not {max_size!r}.")
+    if min_size > max_size:
+        raise ImproperlyConfigured(
+            f"OPTIONS['pool']['min_size'] ({min_size}) must not exceed OPTIONS['pool']['max_size'] ({max_size})."
+        )
+    for key in ("timeout", "max_lifetime", "max_idle"):
+        value = pool.get(key)
+        if value is not None and not value > 0:
+            raise ImproperlyConfigured(f"OPTIONS['pool'][{key!r}] must be a positive number of seconds, not {value!r}.")
 
 
 def driver_params(params, options, timezone_name):
