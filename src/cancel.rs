@@ -95,12 +95,23 @@ pub async fn cancel(token: CancelToken, spec: &ConnectSpec, tls: crate::tls::Con
         Some(h) => h.split(',').map(|x| x.trim().to_string()).collect(),
         None => vec!["/var/run/postgresql".into()],
     };
+    let tls_required = !matches!(spec.sslmode.as_str(), "disable" | "allow" | "prefer");
     let mut last = String::from("no host to send the cancel request to");
     for host in hosts {
         let attempt = async {
             let stream = open(&host, port).await.map_err(|e| e.to_string())?;
+            if !tls_required {
+                // As libpq before 17: the cancel request goes in clear (the postmaster
+                // reads it before any authentication), so no TLS close races the
+                // server's own close.
+                return token.cancel_query_raw(stream, tokio_postgres::NoTls).await.map_err(|e| e.to_string());
+            }
             let tls = tls.for_stream::<EofOnShutdown>(&host).map_err(|e| e.to_string())?;
-            token.cancel_query_raw(stream, tls).await.map_err(|e| e.to_string())
+            match token.cancel_query_raw(stream, tls).await {
+                // The server closed first, after reading the request: it was handled.
+                Err(e) if closed_by_peer(&e) => Ok(()),
+                other => other.map_err(|e| e.to_string()),
+            }
         };
         match tokio::time::timeout(CANCEL_TIMEOUT, attempt).await {
             Ok(Ok(())) => return Ok(()),
@@ -109,4 +120,15 @@ pub async fn cancel(token: CancelToken, spec: &ConnectSpec, tls: crate::tls::Con
         }
     }
     Err(last)
+}
+
+fn closed_by_peer(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return matches!(io.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof);
+        }
+        source = err.source();
+    }
+    false
 }
