@@ -266,7 +266,7 @@ impl ConnCore {
     pub fn end_transaction(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
         let status = self.state.lock().status;
         if self.is_closed() {
-            return Err(errors::interface(py, "the connection is closed"));
+            return Err(errors::operational(py, "the connection is closed"));
         }
         if status == TxStatus::Idle {
             return Ok(());
@@ -449,7 +449,7 @@ impl Connection {
     fn set_autocommit(&self, py: Python<'_>, value: bool) -> PyResult<()> {
         let mut st = self.core.state.lock();
         if st.closed {
-            return Err(errors::interface(py, "the connection is closed"));
+            return Err(errors::operational(py, "the connection is closed"));
         }
         if st.status != TxStatus::Idle && value != st.autocommit {
             return Err(errors::programming(
@@ -529,6 +529,9 @@ impl Connection {
 
     /// Cancels the statement running on this connection (from any thread).
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        if self.core.is_closed() {
+            return Ok(()); // nothing runs there (psycopg: a no-op)
+        }
         let session = self.core.session(py)?;
         let token = session.client.cancel_token();
         let (_, tls) = pool::build_config(&self.core.spec).map_err(|e| errors::operational(py, e))?;
@@ -626,6 +629,23 @@ impl Connection {
         Ok(())
     }
 
+    /// psycopg's `notifies()`: a generator of `psycopg.Notify` for channels this session
+    /// LISTENs to, ending after `timeout` seconds or `stop_after` notifications.
+    #[pyo3(signature = (*, timeout=None, stop_after=None))]
+    fn notifies(&self, py: Python<'_>, timeout: Option<f64>, stop_after: Option<usize>) -> PyResult<Notifies> {
+        let session = self.core.session(py)?;
+        let deadline = match timeout {
+            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+                return Err(errors::programming(py, "notifies(timeout=...) must be a non-negative number of seconds"))
+            }
+            Some(t) => Some(tokio::time::Instant::now() + Duration::from_secs_f64(t)),
+            None => None,
+        };
+        // LISTEN state must not leak into the next user of this pooled session.
+        self.core.state.lock().dirty = true;
+        Ok(Notifies { shared: session.shared.clone(), deadline, left: stop_after })
+    }
+
     /// Pool statistics for this connection's pool.
     fn pool_status(&self, py: Python<'_>) -> PyResult<PyObject> {
         let s = self.core.pool.pool.status();
@@ -647,6 +667,35 @@ impl Connection {
         d.set_item("discarded_dead", stats.discarded_dead.load(Ordering::Relaxed))?;
         d.set_item("closed_idle", stats.idle_closed.load(Ordering::Relaxed))?;
         Ok(d.into_any().unbind())
+    }
+}
+
+#[pyclass(module = "django_rustpg._native")]
+pub struct Notifies {
+    shared: Arc<pool::SessionShared>,
+    deadline: Option<tokio::time::Instant>,
+    left: Option<usize>,
+}
+
+#[pymethods]
+impl Notifies {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        if self.left == Some(0) {
+            return Ok(None);
+        }
+        let shared = self.shared.clone();
+        let deadline = self.deadline;
+        let Some((channel, payload, pid)) = runtime::block_on(py, async move { shared.next_notification(deadline).await }) else {
+            return Ok(None);
+        };
+        if let Some(left) = self.left.as_mut() {
+            *left -= 1;
+        }
+        Ok(Some(py.import("psycopg")?.getattr("Notify")?.call1((channel, payload, pid))?.unbind()))
     }
 }
 

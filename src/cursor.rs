@@ -149,7 +149,7 @@ impl Cursor {
             return Err(errors::interface(py, "the cursor is closed"));
         }
         if self.core.is_closed() {
-            return Err(errors::interface(py, "the connection is closed"));
+            return Err(errors::operational(py, "the connection is closed"));
         }
         Ok(())
     }

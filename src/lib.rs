@@ -27,6 +27,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<connection::ConnectionInfo>()?;
+    m.add_class::<connection::Notifies>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<materialize::Plan>()?;
     m.add_class::<copy::Copy>()?;

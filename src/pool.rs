@@ -90,6 +90,9 @@ pub struct SessionShared {
     ended_notify: Notify,
     /// Named prepared statements of this session (`prepare_threshold`).
     pub statements: Mutex<crate::prepared::StatementCache>,
+    /// LISTEN notifications not yet read: (channel, payload, sender pid).
+    pub notifications: Mutex<VecDeque<(String, String, i32)>>,
+    notified: Notify,
 }
 
 impl SessionShared {
@@ -101,6 +104,28 @@ impl SessionShared {
                 return;
             }
             notified.await;
+        }
+    }
+
+    /// The next notification, waiting until `deadline` (None: forever); None when the
+    /// deadline passed or the session ended.
+    pub async fn next_notification(&self, deadline: Option<tokio::time::Instant>) -> Option<(String, String, i32)> {
+        loop {
+            let notified = self.notified.notified();
+            if let Some(n) = self.notifications.lock().pop_front() {
+                return Some(n);
+            }
+            if self.ended.load(Ordering::Acquire) {
+                return None;
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        return self.notifications.lock().pop_front();
+                    }
+                }
+                None => notified.await,
+            }
         }
     }
 
@@ -176,6 +201,9 @@ pub async fn observe_idle_sockets() {
     }
 }
 
+/// Unread notifications kept per session; beyond this the oldest are kept, newer dropped.
+const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
+
 const REMEMBERED_PARAMS: [&str; 6] =
     ["TimeZone", "server_version", "server_encoding", "client_encoding", "integer_datetimes", "standard_conforming_strings"];
 
@@ -194,6 +222,8 @@ impl managed::Manager for PgManager {
             ended: AtomicBool::new(false),
             ended_notify: Notify::new(),
             statements: Mutex::new(Default::default()),
+            notifications: Mutex::new(VecDeque::new()),
+            notified: Notify::new(),
         });
         tokio::spawn(drive(conn, shared.clone()));
         if !self.setup_sql.is_empty() {
@@ -246,6 +276,14 @@ where
                     notices.push(format!("{}:  {}", notice.severity(), notice.message()));
                 }
             }
+            Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => {
+                let mut queue = shared.notifications.lock();
+                if queue.len() < MAX_QUEUED_NOTIFICATIONS {
+                    queue.push_back((n.channel().to_string(), n.payload().to_string(), n.process_id()));
+                }
+                drop(queue);
+                shared.notified.notify_waiters();
+            }
             Poll::Ready(Some(Ok(_))) => {}
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => return Poll::Ready(()),
             Poll::Pending => return Poll::Pending,
@@ -264,6 +302,7 @@ where
     *shared.server.lock() = None;
     shared.ended.store(true, Ordering::Release);
     shared.ended_notify.notify_waiters();
+    shared.notified.notify_waiters();
 }
 
 pub type PgPool = Pool<PgManager>;
@@ -412,13 +451,19 @@ pub fn reap_idle() {
         for (spec, handle) in &handles {
             let keep = spec.min_size;
             let mut kept = 0usize;
+            let mut dead = 0u64;
             let removed = handle.pool.retain(|session, metrics| {
+                if is_gone(session) {
+                    dead += 1;
+                    return false;
+                }
                 let idle_too_long = spec.max_idle.is_some_and(|max| metrics.last_used() > max);
-                let ok = !is_gone(session) && (!idle_too_long || kept < keep);
+                let ok = !idle_too_long || kept < keep;
                 kept += ok as usize;
                 ok
             });
-            handle.stats.idle_closed.fetch_add(removed.removed.len() as u64, Ordering::Relaxed);
+            handle.stats.discarded_dead.fetch_add(dead, Ordering::Relaxed);
+            handle.stats.idle_closed.fetch_add(removed.removed.len() as u64 - dead, Ordering::Relaxed);
             closing.extend(removed.removed.into_iter().map(|s| s.shared.clone()));
         }
         // Dropping the clients queues Terminate; let the connection tasks send it.

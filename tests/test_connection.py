@@ -535,3 +535,20 @@ def test_cursor_context_manager(conn):
     # execute() returns the cursor, so chained calls work as with psycopg.
     with conn.cursor() as cur:
         assert cur.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_notifies_yields_psycopg_notify_and_honours_timeout_and_stop_after(conn, pg):
+    import time
+
+    import psycopg
+
+    cur = conn.cursor()
+    cur.execute("LISTEN rustpg_chan")
+    pg.execute("NOTIFY rustpg_chan, 'one'")
+    pg.execute("NOTIFY rustpg_chan, 'two'")
+    got = list(conn.notifies(timeout=2, stop_after=2))
+    assert [(n.channel, n.payload) for n in got] == [("rustpg_chan", "one"), ("rustpg_chan", "two")]
+    assert all(isinstance(n, psycopg.Notify) and n.pid == pg.info.backend_pid for n in got)
+    started = time.monotonic()
+    assert list(conn.notifies(timeout=0.3)) == []
+    assert 0.25 < time.monotonic() - started < 2

@@ -5,15 +5,15 @@ import gc
 import threading
 
 import pytest
-from django.db import connection
-
-from django_rustpg.base import DatabaseWrapper
+from django.db import connection, connections
 
 
 def _wrapper(alias, **options):
+    """This thread's DatabaseWrapper of a database alias added for the test."""
     settings_dict = copy.deepcopy(connection.settings_dict)
     settings_dict["OPTIONS"] = {**settings_dict["OPTIONS"], **options}
-    return DatabaseWrapper(settings_dict, alias=alias)
+    connections.settings[alias] = settings_dict
+    return connections[alias]
 
 
 def test_sessions_of_finished_threads_return_to_an_explicit_pool():
@@ -65,7 +65,7 @@ def test_check_database_warns_when_pool_exceeds_max_connections(monkeypatch):
     ],
 )
 def test_check_database_reports_configuration_errors_naming_the_key(options, key):
-    w = _wrapper("check-bad", **options)
+    w = _wrapper(f"check-bad-{key}-{len(str(options))}", **options)
     issues = w.validation.check()
     assert [i.id for i in issues] == ["django_rustpg.E001"]
     assert key in issues[0].msg
