@@ -44,6 +44,8 @@ M_QS_DELETE = 1 << 14
 M_BULK_CREATE = 1 << 15
 M_BULK_UPDATE = 1 << 16
 M_RELATED = 1 << 17  # a related manager's add/remove/set/clear/create/...
+M_VALUES = 1 << 18  # rows read by values()/values_list(): no model instances to attach relations to
+M_ITERATOR = 1 << 19  # rows read by iterator(): prefetch_related() needs chunk_size there
 # A Django operation that can run several statements per call: they count as one
 # repetition of their group (see FLAG_OPERATION in src/nplusone.rs).
 OPERATION = 1 << 29
@@ -67,9 +69,18 @@ MARKER_NAMES = {
     M_BULK_CREATE: "bulk_create",
     M_BULK_UPDATE: "bulk_update",
     M_RELATED: "related",
+    M_VALUES: "values",
+    M_ITERATOR: "iterator",
 }
+# Bits that describe how the rows were read, not what loaded them.
+SHAPE = M_VALUES | M_ITERATOR
 
 _markers: dict = {}  # code object -> marker bit
+# Read by capture() only (never by the per-statement walk): the QuerySet methods whose
+# `self` is the queryset the application called (filters, ordering, slicing of a related
+# manager), and the cursor frame holding the statement's parameters (EXPLAIN on the page).
+_qs_codes: dict = {}
+_execute_code = None
 _lock = threading.Lock()
 _installed = False
 _excluded: tuple = ()
@@ -213,9 +224,15 @@ def capture():
             code = frame.f_code
             if is_app_file(code.co_filename):
                 break
-            bit = _markers.get(code, 0) & ~OPERATION
+            bit = _markers.get(code, 0) & ~(OPERATION | SHAPE)
             if bit == BOUNDARY:
                 break
+            if code is _execute_code and "params" not in ctx:
+                _capture_params(frame, ctx)
+            qs_kind = _qs_codes.get(code)
+            if qs_kind is not None:
+                # Outermost wins: the queryset the application itself called.
+                _capture_queryset(qs_kind, frame, ctx)
             if bit == M_TEMPLATE:
                 if "template" not in ctx:
                     loc = _template_location(frame)
@@ -231,6 +248,46 @@ def capture():
     finally:
         del frame
     return ctx or None
+
+
+def _capture_params(frame, ctx):
+    """The statement in Django's form and its parameters, as JSON-safe values (for the
+    report page's EXPLAIN; never logged)."""
+    try:
+        loc = frame.f_locals
+        sql, params = loc.get("sql"), loc.get("params")
+        if not isinstance(sql, str):
+            return
+        ctx["sql"] = sql
+        ctx["params"] = [_json_safe(p) for p in params] if isinstance(params, (list, tuple)) else None
+    except Exception:
+        pass
+
+
+def _json_safe(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def _capture_queryset(qs_kind, frame, ctx):
+    try:
+        this = frame.f_locals.get("self")
+        if this is None:
+            return
+        from . import _querysets
+
+        info = _querysets.describe(this)
+        if info is None:
+            return
+        info["call"] = qs_kind
+        if qs_kind == "aggregate":
+            info["aggregates"] = _querysets.describe_aggregates(frame.f_locals.get("kwargs") or {})
+        ctx["qs"] = info
+    except Exception as e:  # never break the user's query
+        ctx["qs"] = {"error": f"could not read the queryset ({type(e).__name__})"}
 
 
 def _register_markers():
@@ -277,10 +334,26 @@ def _register_markers():
         pairs.append((SyncToAsync.thread_handler, BOUNDARY))
     except Exception:  # pragma: no cover
         pass
+    # materialize.py wraps the iterables' __iter__ in one shared function: mark the
+    # originals and its values builder instead.
+    from .. import materialize
+
+    for cls in (query_mod.ValuesIterable, query_mod.ValuesListIterable, query_mod.NamedValuesListIterable,
+                query_mod.FlatValuesListIterable):
+        it = cls.__dict__.get("__iter__")
+        pairs.append((getattr(it, "__wrapped__", it), M_VALUES))
+    pairs += [(materialize._value_rows, M_VALUES), (QuerySet._iterator, M_ITERATOR)]
     for func, bit in pairs:
         code = getattr(func, "__code__", None)
         if code is not None:
             _markers[code] = bit
+    global _execute_code
+    from django.db.backends.utils import CursorWrapper
+
+    _execute_code = CursorWrapper._execute.__code__
+    for name, kind in (("_fetch_all", "iterate"), ("count", "count"), ("exists", "exists"),
+                       ("aggregate", "aggregate"), ("get", "get")):
+        _qs_codes[QuerySet.__dict__[name].__code__] = kind
     # Related managers are classes built per relation; their methods' code objects are
     # constants of the factory functions, shared by every relation.
     from django.db.models.fields import related_descriptors
