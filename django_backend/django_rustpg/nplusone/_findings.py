@@ -352,9 +352,11 @@ def _is_model(model, target) -> bool:
     return model is not None and target is not None and (model is target or issubclass(model, target))
 
 
-def _self_source(g) -> bool:
-    """Some of the group's own parameter values came from its own earlier rows."""
-    return any(sid == g["id"] and hits >= 2 for sid, _c, hits in g.get("sources") or [])
+def _self_referential(model, name) -> bool:
+    try:
+        return model._meta.get_field(name).related_model is model
+    except Exception:
+        return False
 
 
 def _plausible(g, src, column, reg) -> bool:
@@ -543,7 +545,9 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
         else:
             joined = list(found)
     own = [step.name] if step.name else []
-    if step.how == "forward" and step.name and _self_source(g):
+    if step.how == "forward" and step.name and _self_referential(owner, step.name):
+        # The same statement at one call site for every hop of `c.parent.parent`: the
+        # chain's length is on the call-site line.
         own = [step.name] * _repeats_on_line(g, step.name)
     by_path = {}
     for i, name in enumerate(joined):
@@ -562,10 +566,11 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
 
     walk(gid, base, 0)
     shape = (root_src or {}).get("markers", 0) if root_src is not None else 0
+    existing = _existing_prefetches(root_src, groups, reg)
     leaves = [p for _, p, _ in nodes if not any(len(q) > len(p) and q[: len(p)] == p for _, q, _ in nodes)]
     combined = None
     if len(nodes) > 1:
-        combined = _validated(_path_fixes(leaves, by_path, len(prefix), root, shape, reason), g)
+        combined = _validated(_path_fixes(leaves, by_path, len(prefix), root, shape, reason), existing)
     findings = []
     for node, path, level in nodes:
         ng = candidates[node]
@@ -575,7 +580,7 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
         else:
             fix = _special_fix(ng, nstep, groups, reg, root, prefix, joined, shape, reason, path, level,
                                nested_src=root_src is not None and root_src["id"] in candidates)
-        fix = _validated(fix, ng)
+        fix = _validated(fix, existing)
         if combined is not None and path in leaves and len(leaves) == 1:
             fix = combined
         src_n, _ = _best_source(ng, groups, reg, prefer=_owner_model(nstep))
@@ -596,9 +601,24 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
     return findings
 
 
-def _validated(fix, g):
+def _existing_prefetches(root_src, groups, reg) -> tuple:
+    """First-level prefetch_related() paths the root query ran (their queries remain
+    after a fix that adds another lookup)."""
+    if root_src is None:
+        return ()
+    out = []
+    for h in groups.values():
+        if h.get("markers", 0) & rt.M_PREFETCH and any(sid == root_src["id"] for sid, _c, _n in h.get("sources") or []):
+            step = _sql_relation(h, reg, root_src, None)
+            if step is not None and step.name and step.name not in out:
+                out.append(step.name)
+    return tuple(out)
+
+
+def _validated(fix, existing=()):
     from . import _fixes
 
+    fix.existing = existing
     try:
         return _fixes.validate(fix)
     except Exception as e:  # the validator must never break reporting

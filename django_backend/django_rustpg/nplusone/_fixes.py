@@ -35,6 +35,7 @@ class Fix:
     pattern: bool = False  # not queryset methods (in_bulk(), bulk_update(...))
     refused: str | None = None  # why no safe fix was found
     loop: dict | None = None  # what the loop asked for (filters, ordering, count...)
+    existing: tuple = ()  # prefetch paths the root queryset already runs (their queries stay)
 
 
 def refused(reason, root=None) -> Fix:
@@ -220,7 +221,7 @@ def validate(fix: Fix) -> Fix:
         reason = _check_loop(qs, fix)
     if reason:
         return _refuse(fix, reason)
-    fix.queries = promised_queries(qs, root)
+    fix.queries = promised_queries(qs, root, fix.existing)
     return fix
 
 
@@ -307,7 +308,7 @@ def _check_loop(qs, fix) -> str | None:
     return None
 
 
-def promised_queries(qs, root) -> int:
+def promised_queries(qs, root, existing=()) -> int:
     """Queries of the loop after the fix: the root query plus one per prefetched level
     not already joined (a generic relation: one per content type; counted as one)."""
     from django.db.models import Prefetch
@@ -329,4 +330,6 @@ def promised_queries(qs, root) -> int:
             key = tuple(through[:i])
             if key not in joined:
                 levels.add(tuple(path[:i]) if i == len(through) else key)
+    for path in existing:
+        levels.add(tuple(path.split("__")))
     return 1 + len(levels)

@@ -56,3 +56,16 @@ class Document(models.Model):
     tags = ArrayField(models.CharField(max_length=20), default=list)
     created = models.DateTimeField(auto_now_add=True)
     size = models.IntegerField(default=0)
+
+
+class Category(models.Model):
+    """Self-referential: ``c.parent.parent`` per row."""
+
+    name = models.CharField(max_length=50)
+    parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
+
+
+class EBook(Book):
+    """Multi-table inheritance: rows of shop_ebook joined to their shop_book parent."""
+
+    file_size = models.IntegerField(default=0)

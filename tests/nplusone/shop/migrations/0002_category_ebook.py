@@ -1,0 +1,28 @@
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.CreateModel(
+            name="Category",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=50)),
+                ("parent", models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE,
+                                             related_name="children", to="shop.category")),
+            ],
+        ),
+        migrations.CreateModel(
+            name="EBook",
+            fields=[
+                ("book_ptr", models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE,
+                                                  parent_link=True, primary_key=True, serialize=False, to="shop.book")),
+                ("file_size", models.IntegerField(default=0)),
+            ],
+            bases=("shop.book",),
+        ),
+    ]
