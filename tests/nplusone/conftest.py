@@ -89,15 +89,15 @@ def data(db):
 @pytest.fixture
 def fix_data(data):
     """``data`` plus a three-level category tree (1 root, 3 middle, 6 leaves) and 4
-    e-books (multi-table inheritance)."""
-    from shop.models import Category, EBook
+    videos (multi-table inheritance: Video(Media))."""
+    from shop.models import Category, Video
 
     authors = data["authors"]
-    # A three-level category tree (1 root, 3 middle, 6 leaves) and 4 e-books.
     root = Category.objects.create(name="root")
     mids = [Category.objects.create(name=f"mid{i}", parent=root) for i in range(3)]
     for i in range(6):
         Category.objects.create(name=f"leaf{i}", parent=mids[i % 3])
+    pubs = [a.publisher for a in authors]
     for i in range(4):
-        EBook.objects.create(title=f"ebook{i}", author=authors[i], editor=authors[0], file_size=i)
+        Video.objects.create(title=f"video{i}", publisher=pubs[i % 3], minutes=i)
     return data

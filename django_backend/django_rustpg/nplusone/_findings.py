@@ -377,10 +377,10 @@ def _plausible(g, src, column, reg) -> bool:
         fld = reg.field_by_column(model, fcol)
         if fld is None:
             return True
-        if fld.primary_key or getattr(fld, "unique", False):
+        if fld.is_relation and not fld.primary_key:
+            target = fld.related_model  # rows pointing at `target`: reverse FK, M2M, reverse one-to-one
+        elif fld.primary_key or getattr(fld, "unique", False):
             target = model  # rows of `model` by key: forward FK, GFK, .get(), reload
-        elif fld.is_relation:
-            target = fld.related_model  # rows pointing at `target`: reverse FK, M2M
         else:
             return True
         if smodel is target or issubclass(smodel, target) or issubclass(target, smodel):

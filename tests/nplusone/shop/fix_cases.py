@@ -3,7 +3,7 @@ the finding's ``fix`` text and ``attr`` (what the loop reads once fixed) and ret
 loop's output, so a test can apply the printed fix and compare."""
 from django.db.models import Avg
 
-from .models import Author, Book, Category, EBook, Review
+from .models import Author, Book, Category, Review, Video
 from .scenarios import apply
 
 
@@ -61,8 +61,8 @@ def iterator_reverse(fix=None, attr=None):
 
 
 def multi_table_inheritance(fix=None, attr=None):
-    qs = apply(EBook.objects.order_by("pk"), fix)
-    return [(e.title, e.author.name) for e in qs]
+    qs = apply(Video.objects.order_by("pk"), fix)
+    return [(v.title, v.minutes, v.publisher.name) for v in qs]
 
 
 def values_source_get(fix=None, attr=None):
@@ -95,7 +95,7 @@ CASES = {
     "custom_related_name": (custom_related_name, "shop.Author.edited_books", 'prefetch_related("edited_books")'),
     "iterator_forward": (iterator_forward, "shop.Book.author", 'select_related("author")'),
     "iterator_reverse": (iterator_reverse, "shop.Book.reviews", 'prefetch_related("reviews")'),
-    "multi_table_inheritance": (multi_table_inheritance, "shop.EBook.author", 'select_related("author")'),
+    "multi_table_inheritance": (multi_table_inheritance, "shop.Video.publisher", 'select_related("publisher")'),
     "values_source_get": (values_source_get, None, "in_bulk()"),
 }
 

@@ -65,7 +65,12 @@ class Category(models.Model):
     parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
 
 
-class EBook(Book):
-    """Multi-table inheritance: rows of shop_ebook joined to their shop_book parent."""
+class Media(models.Model):
+    title = models.CharField(max_length=100)
+    publisher = models.ForeignKey(Publisher, on_delete=models.CASCADE, related_name="media")
 
-    file_size = models.IntegerField(default=0)
+
+class Video(Media):
+    """Multi-table inheritance: rows of shop_video joined to their shop_media parent."""
+
+    minutes = models.IntegerField(default=0)
