@@ -105,10 +105,14 @@ class scope:
         self.threshold = threshold
         self.duplicates = duplicates
         self._stack = []
+        self._eager = []
         self._report = None  # a Report to fill instead of a new one (pytest fixture)
         # A test's own module (pytest plugin, NPlusOneMixin): writes from there are the test
         # arranging its data (create() in a loop), not findings.
         self._test_file = None
+        # Findings fail something here (pytest, NPlusOneMixin): like "raise" for the
+        # unused-eager-load check, which is off there until UNUSED_EAGER_LOAD is set.
+        self._enforced = False
 
     # -- decorator
     def __call__(self, func):
@@ -139,12 +143,25 @@ class scope:
         # The stack walk stops at the frame that opened the scope: the frames beyond it
         # are the same for every statement of the scope.
         native.set_anchor(sys._getframe(1))
+        cfg = _settings.load()
+        mode = self.mode or cfg.mode
+        eager = None
+        if cfg.unused_eager_load is not None or (mode in ("warn", "collect", "off") and not self._enforced):
+            from . import _eager
+
+            eager = _eager.start()
+        self._eager.append(eager)
         native.activate()
         return report
 
     def __exit__(self, exc_type, exc, tb):
         native, report, parent, tokens, t0 = self._stack.pop()
+        eager = self._eager.pop()
         native.deactivate()
+        if eager is not None:
+            from . import _eager
+
+            _eager.stop(eager[1])
         native.set_anchor(None)
         for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
             try:
@@ -160,6 +177,12 @@ class scope:
         try:
             export = native.export(threshold)
             report.findings = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            if eager is not None:
+                from . import _eager
+                from ._findings import drop_ignored
+
+                report.findings += drop_ignored(
+                    _eager.findings(eager[0], min_rows=cfg.unused_eager_load or 0, scope_name=self.name), cfg.ignore)
             report.statements = export["statements"]
             report.total_ms = export["total_ms"]
         except Exception:  # never break the user's code because reporting failed

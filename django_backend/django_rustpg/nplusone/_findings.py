@@ -27,7 +27,7 @@ CONFIRM_HITS = 1000
 class Finding:
     """One N+1 or duplicate-query finding (see the module docs of ``nplusone``)."""
 
-    kind: str  # "n_plus_one" | "duplicate"
+    kind: str  # "n_plus_one" | "duplicate" | "unused_eager_load"
     count: int
     total_ms: float
     sql: str
@@ -73,6 +73,9 @@ class Finding:
 
     def describe(self) -> str:
         """The one-line log message."""
+        if self.kind == "unused_eager_load":
+            return (f"unused eager load: {self.relation} requested {self.count} time(s), never read | at {self.callsite}"
+                    f" | fix: {self.fix}")
         if self.kind == "n_plus_one":
             what = f"N+1 writes, {self.operation}() per row" if self.operation else "N+1 query"
             head = f"{what} ({'confirmed' if self.confirmed else 'probable'})"
@@ -581,6 +584,8 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             fix = _special_fix(ng, nstep, groups, reg, root, prefix, joined, shape, reason, path, level,
                                nested_src=root_src is not None and root_src["id"] in candidates)
         fix = _validated(fix, existing)
+        if fix.text and fix.attr and nstep.name in existing and "to_attr=" in fix.text:
+            fix.usage = (fix.usage or "") + f'; the existing prefetch_related("{nstep.name}") is then unused: drop it'
         if combined is not None and path in leaves and len(leaves) == 1:
             fix = combined
         src_n, _ = _best_source(ng, groups, reg, prefer=_owner_model(nstep))
@@ -935,6 +940,10 @@ def _manager_expr(relation) -> str | None:
         return f"{model.__name__}.{model._default_manager.name}"
     except Exception:
         return None
+
+
+def drop_ignored(findings, rules) -> list:
+    return [f for f in findings if not _ignored(f, rules)]
 
 
 def _ignored(f: Finding, rules) -> bool:

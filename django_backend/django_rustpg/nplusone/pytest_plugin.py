@@ -155,6 +155,7 @@ def pytest_runtest_call(item):
     cm = scope(item.nodeid, mode="collect", threshold=threshold, duplicates=kwargs.get("duplicates"))
     cm._report = getattr(item, "_rustpg_nplusone_report", None)  # made by the fixture, if used
     cm._test_file = str(getattr(item, "path", None) or item.fspath)
+    cm._enforced = mode == "fail"
     report = cm.__enter__()
     try:
         result = yield
