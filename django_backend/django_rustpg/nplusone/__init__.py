@@ -64,6 +64,9 @@ class Report:
     def __init__(self, name=None):
         self.name = name
         self.findings: list[Finding] = []
+        # Repeated statements Django itself runs (admin counts, session/auth lookups,
+        # contenttypes warm-up): shown apart, never failing.
+        self.framework_findings: list[Finding] = []
         self.statements = 0
         self.total_ms = 0.0
         self.started = time.time()
@@ -82,6 +85,7 @@ class Report:
             "duration_ms": round(self.duration_ms, 3),
             "started": self.started,
             "findings": [f.to_dict() for f in self.findings],
+            "framework_findings": [f.to_dict() for f in self.framework_findings],
         }
 
     def to_json(self, **kwargs) -> str:
@@ -176,13 +180,18 @@ class scope:
         duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
         try:
             export = native.export(threshold)
-            report.findings = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            found = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            report.findings = [f for f in found if not f.framework]
+            # (after those of nested scopes, adopted while this one ran)
+            report.framework_findings = [f for f in found if f.framework] + report.framework_findings
             if eager is not None:
                 from . import _eager
                 from ._findings import drop_ignored
 
-                report.findings += drop_ignored(
+                unused = drop_ignored(
                     _eager.findings(eager[0], min_rows=cfg.unused_eager_load or 0, scope_name=self.name), cfg.ignore)
+                report.findings += [f for f in unused if not f.framework]
+                report.framework_findings += [f for f in unused if f.framework]
             report.statements = export["statements"]
             report.total_ms = export["total_ms"]
         except Exception:  # never break the user's code because reporting failed
@@ -194,9 +203,12 @@ class scope:
         report.findings.extend(report._adopted)
         if parent is not None and not parent.closed:
             parent._adopted.extend(report.findings)
+            parent.framework_findings.extend(report.framework_findings)
         if mode in ("warn", "raise"):
             for f in own:
                 logger.warning(f.describe())
+            for f in report.framework_findings:
+                logger.info("framework: %s", f.describe())
         if mode == "raise" and own and exc_type is None:
             raise NPlusOneError(own, self.name)
         return False

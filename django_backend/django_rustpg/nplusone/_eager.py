@@ -182,7 +182,8 @@ def findings(tracker, *, min_rows=0, scope_name=None) -> list:
         names = [h.name for h in hops]
         fix = (f'remove "{path}" from {call}()' if i == 0
                else f'shorten "{path}" to "{"__".join(names[:i])}" in {call}()')
-        callsite = frame_text(frames[0]) if frames else "<unknown>"
+        # Without an application frame Django asked for it (admin list_select_related...).
+        callsite = frame_text(frames[0]) if frames else "django code (no application frame)"
         f = Finding(
             kind="unused_eager_load", count=count, total_ms=0.0, sql="", fingerprint=f"{model._meta.label}:{call}:{path}",
             callsite=callsite, relation=f"{owner._meta.label}.{hop.name}",
@@ -190,6 +191,7 @@ def findings(tracker, *, min_rows=0, scope_name=None) -> list:
             confirmed=True, stack=[frame_text(fr) for fr in frames], function=frame_function(frames[0]) if frames else "",
             scope=scope_name, distinct_params=0,
         )
+        f.framework = not frames
         f.eager_path = path
         f.eager_call = call
         f.eager_rows = rows

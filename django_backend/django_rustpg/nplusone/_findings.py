@@ -56,6 +56,10 @@ class Finding:
     no_fix_reason: str | None = None  # set when no fix passed the validator
     covered_by: str | None = None  # nested loops: the deepest level's fix, which covers this one
     level: int = 0  # nested loops: 0 for the outermost loop, 1 for the one inside it...
+    # Statements Django itself repeats (admin changelist counts, session/auth lookups,
+    # contenttypes warm-up): listed apart (``Report.framework_findings``), never failing.
+    framework: bool = False
+    django_frame: str | None = None  # the Django code that issued the statement
 
     @property
     def key(self) -> str:
@@ -81,6 +85,8 @@ class Finding:
             head = f"{what} ({'confirmed' if self.confirmed else 'probable'})"
         else:
             head = "duplicate query"
+        if self.framework:
+            head = "framework " + head
         parts = [
             f"{head}: {self.count} queries, {self.total_ms:.2f} ms, {self.distinct_params} distinct parameter sets",
             f"at {self.callsite}",
@@ -515,7 +521,29 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
             )
             f.confirmed = True
             findings.append(f)
+    for f in findings:
+        _classify_framework(f)
     return [f for f in findings if not _ignored(f, rules)]
+
+
+DESCRIPTOR_KINDS = ("forward", "reverse_one", "gfk", "deferred")
+
+
+def _classify_framework(f):
+    """Framework finding: no application frame at all, or issued by django.contrib code
+    (not through a relation the application read). Its call site is never
+    ``<unknown>``: without application frames it is the Django frame."""
+    ctx = getattr(f, "_ctx", None) or {}
+    where = ctx.get("django_frame")
+    f.django_frame = where
+    contrib = bool(where) and where.replace(os.sep, "/").startswith("django/contrib/")
+    if f.source_callsite == "<unknown>":
+        f.source_callsite = "django code (no application frame)"
+    if f.callsite == "<unknown>":
+        f.framework = True
+        f.callsite = where or "django code (no application frame)"
+    elif contrib and ctx.get("kind") not in DESCRIPTOR_KINDS and not f.operation:
+        f.framework = True
 
 
 PATH_KINDS = ("forward", "reverse_one", "reverse_fk", "m2m", "gfk")
@@ -797,6 +825,7 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
         scope=scope_name,
     )
     f._frames = g.get("frames") or []
+    f._ctx = ctx
     return f
 
 

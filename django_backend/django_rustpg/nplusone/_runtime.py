@@ -229,6 +229,10 @@ def capture():
                 break
             if code is _execute_code and "params" not in ctx:
                 _capture_params(frame, ctx)
+            if "django_frame" not in ctx:
+                where = _framework_frame(code, frame)
+                if where:
+                    ctx["django_frame"] = where
             qs_kind = _qs_codes.get(code)
             if qs_kind is not None:
                 # Outermost wins: the queryset the application itself called.
@@ -248,6 +252,28 @@ def capture():
     finally:
         del frame
     return ctx or None
+
+
+_django_root = None
+# Django's plumbing between the application and a statement: never "the caller".
+_PLUMBING = ("db", "utils", "template", "templatetags", "dispatch")
+
+
+def _framework_frame(code, frame) -> str | None:
+    """``django/contrib/admin/views/main.py:291`` when Django's own code (not its ORM or
+    template plumbing) issued the statement: the caller a framework finding names."""
+    global _django_root
+    if _django_root is None:
+        import django
+
+        _django_root = os.path.dirname(os.path.abspath(django.__file__))
+    path = os.path.abspath(code.co_filename)
+    if not path.startswith(_django_root + os.sep):
+        return None
+    rel = os.path.relpath(path, os.path.dirname(_django_root))
+    if rel.split(os.sep)[1] in _PLUMBING:
+        return None
+    return f"{rel}:{frame.f_lineno}"
 
 
 def _capture_params(frame, ctx):

@@ -39,6 +39,7 @@ class History:
             "statements": report.statements,
             "db_ms": round(report.total_ms, 2),
             "findings": [f.to_dict() for f in report.findings],
+            "framework_findings": [f.to_dict() for f in report.framework_findings],
         }
         with self._lock:
             self._items.appendleft(entry)
