@@ -60,6 +60,9 @@ class Finding:
     # contenttypes warm-up): listed apart (``Report.framework_findings``), never failing.
     framework: bool = False
     django_frame: str | None = None  # the Django code that issued the statement
+    # The statement in Django's form with the parameters of one run (the report page's
+    # EXPLAIN button, DEBUG only): {"sql", "params", "alias"}, or None.
+    explain: dict | None = None
 
     @property
     def key(self) -> str:
@@ -826,6 +829,9 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
     )
     f._frames = g.get("frames") or []
     f._ctx = ctx
+    if ctx.get("sql") and ctx.get("params") is not None and kind != "unused_eager_load":
+        f.explain = {"sql": ctx["sql"], "params": ctx["params"], "alias": ctx.get("alias") or "default"}
+        f._raw_params = ctx.get("raw_params")
     return f
 
 

@@ -286,6 +286,10 @@ def _capture_params(frame, ctx):
             return
         ctx["sql"] = sql
         ctx["params"] = [_json_safe(p) for p in params] if isinstance(params, (list, tuple)) else None
+        if isinstance(params, (list, tuple)):
+            ctx["raw_params"] = tuple(params)
+        db = getattr(loc.get("self"), "db", None)
+        ctx["alias"] = getattr(db, "alias", None)
     except Exception:
         pass
 
