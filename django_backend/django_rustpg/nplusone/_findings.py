@@ -515,6 +515,12 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
                 continue
             step = _step(g, reg, groups)
             fix = step.fix if step.how in ("forward", "reverse_one") else None
+            checked = None
+            if fix:
+                from . import _fixes
+
+                checked = _validated(_fixes.Fix(text=fix, root=_owner_model(step)))
+                fix = checked.text if not checked.refused else None
             callsite, function, stack = _callsite(g)
             if len(gids) > 1:
                 stack = [_callsite(groups[x])[0] for x in gids if x in groups]
@@ -523,6 +529,8 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
                 scope_name, distinct=m["distinct"],
             )
             f.confirmed = True
+            if checked is not None:
+                f.fix_queries, f.no_fix_reason = checked.queries, checked.refused
             findings.append(f)
     for f in findings:
         _classify_framework(f)
@@ -875,8 +883,10 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         relation = f"{model_label}.{ctx['field']}" if related else None
         f = _finding(
             "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), relation,
-            _write_fix(g, operation, reg), src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
+            None, src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
         )
+        checked = _validated(_write_fix_checked(g, operation, reg))
+        f.fix, f.no_fix_reason = (None, checked.refused) if checked.refused else (checked.text, None)
         f.operation = operation
         findings.append(f)
     return findings
@@ -888,6 +898,17 @@ def _operation_from_markers(markers) -> str:
         if markers & bit:
             return rt.MARKER_NAMES[bit]
     return "write"
+
+
+def _write_fix_checked(g, operation, reg):
+    """The write fix as a pattern Fix, its model and field names checked."""
+    from . import _fixes
+
+    text = _write_fix(g, operation, reg)
+    model = reg.model((g.get("tables") or [None])[0]) if reg is not None else None
+    if text is None:
+        return _fixes.refused(f"no batch operation is known for {operation}() per row")
+    return _fixes.Fix(text=text, root=model, pattern=True)
 
 
 def _write_fix(g, operation, reg) -> str | None:

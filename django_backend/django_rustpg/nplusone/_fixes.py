@@ -201,7 +201,7 @@ def validate(fix: Fix) -> Fix:
     if fix.refused or fix.text is None:
         return fix
     if fix.pattern:
-        return fix
+        return _validate_pattern(fix)
     root = fix.root
     if root is None:
         return _refuse(fix, "the root queryset's model is unknown")
@@ -222,6 +222,37 @@ def validate(fix: Fix) -> Fix:
     if reason:
         return _refuse(fix, reason)
     fix.queries = promised_queries(qs, root, fix.existing)
+    return fix
+
+
+def _validate_pattern(fix) -> Fix:
+    """Batch calls (``in_bulk()``, ``bulk_update([...], [...])``, ``filter(x__in=[...])``):
+    the model and every field or relation they name must exist."""
+    import json
+
+    model = fix.root
+    if model is None:
+        return _refuse(fix, "the model of the statement is unknown")
+    m = re.match(r"bulk_update\(\[\.\.\.\], (\[.*\])\)$", fix.text)
+    if m:
+        for name in json.loads(m.group(1)) if m.group(1) != "[...]" else []:
+            try:
+                f = model._meta.get_field(name)
+            except Exception:
+                return _refuse(fix, f"{model._meta.label} has no field {name!r}")
+            if not f.concrete or f.primary_key:
+                return _refuse(fix, f"bulk_update() cannot set {model._meta.label}.{name}")
+    m = re.match(r"filter\((\w+)__in=", fix.text)
+    if m and m.group(1) != "pk" and resolve_hop(model, m.group(1)) is None:
+        try:
+            model._meta.get_field(m.group(1))
+        except Exception:
+            return _refuse(fix, f"{model._meta.label} has no field {m.group(1)!r}")
+    m = re.match(r'in_bulk\(\[\.\.\.\], field_name="(\w+)"\)', fix.text)
+    if m:
+        f = model._meta.get_field(m.group(1))
+        if not f.unique:
+            return _refuse(fix, f"in_bulk() needs a unique field; {model._meta.label}.{f.name} is not")
     return fix
 
 
