@@ -531,6 +531,9 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
             f.confirmed = True
             if checked is not None:
                 f.fix_queries, f.no_fix_reason = checked.queries, checked.refused
+            else:
+                f.no_fix_reason = ("the same statement with the same parameters, not a relation of loaded rows: "
+                                   "keep the first result instead of asking again")
             findings.append(f)
     for f in findings:
         _classify_framework(f)
