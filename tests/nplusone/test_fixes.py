@@ -125,3 +125,35 @@ def test_validator_promises_one_query_per_prefetched_level():
     assert check('prefetch_related("books__labels")', Author).queries == 3
     assert check('prefetch_related(Prefetch("books", queryset=Book.objects.select_related("editor")))',
                  Author).queries == 2
+
+
+# ---------------------------------------------------------------------------- Django >= 6.1
+
+HAS_FETCH_PEERS = hasattr(__import__("django.db.models", fromlist=["models"]), "FETCH_PEERS")
+
+
+@pytest.mark.skipif(HAS_FETCH_PEERS, reason="Django >= 6.1 has fetch modes")
+def test_no_fetch_peers_alternative_before_django_6_1(data):
+    report, _, _ = run(scenarios.forward_fk)
+    (f,) = report.findings
+    assert f.alt_fix is None and "or:" not in f.describe()
+
+
+@pytest.mark.skipif(not HAS_FETCH_PEERS, reason="fetch modes need Django >= 6.1")
+@pytest.mark.parametrize("name", ["forward_fk", "reverse_one_to_one", "deferred_field", "two_hops_first_joined"])
+def test_fetch_peers_alternative_is_applied_and_checked(fix_data, name):
+    fn, _relation, _fix = ALL[name]
+    report, n_before, out_before = run(fn)
+    f = fix_finding(report.findings)
+    assert f.alt_fix == "fetch_mode(models.FETCH_PEERS)"
+    fixed, n_after, out_after = run(fn, fix=f.alt_fix)
+    assert [x for x in fixed.findings if x.kind != "unused_eager_load"] == []  # FETCH_PEERS querysets are clean
+    assert n_after == f.alt_fix_queries < n_before
+    assert normal(out_after) == normal(out_before)
+
+
+@pytest.mark.skipif(not HAS_FETCH_PEERS, reason="fetch modes need Django >= 6.1")
+def test_no_fetch_peers_alternative_for_many_valued_relations(data):
+    report, _, _ = run(scenarios.reverse_fk)
+    (f,) = report.findings
+    assert f.alt_fix is None

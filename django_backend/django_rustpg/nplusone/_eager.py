@@ -95,11 +95,6 @@ def _record_request(qs, rows):
             entry[1] += rows
 
 
-def _accessed(instance, name):
-    for tracker in _trackers.get():
-        tracker.accessed.add((type(instance), name))
-
-
 def install():
     """Wraps QuerySet._fetch_all and the relation descriptors' __get__ (once)."""
     global _installed
@@ -132,11 +127,19 @@ def install():
             original = cls.__get__
 
             def __get__(self, instance, cls=None):
-                if _active and instance is not None and sys._getframe(1).f_code not in internal:
-                    try:
-                        _accessed(instance, name_of(self))
-                    except Exception:
-                        pass
+                if _active and instance is not None:
+                    trackers = _trackers.get()
+                    # Once per descriptor and set of open trackers: the first read is
+                    # all the report needs, and relation reads are hot in loops.
+                    if trackers and self.__dict__.get("_np_seen") is not trackers:
+                        if sys._getframe(1).f_code not in internal:
+                            try:
+                                key = (type(instance), name_of(self))
+                                for tracker in trackers:
+                                    tracker.accessed.add(key)
+                                self.__dict__["_np_seen"] = trackers
+                            except Exception:
+                                pass
                 return original(self, instance, cls)
 
             __get__.__wrapped__ = original

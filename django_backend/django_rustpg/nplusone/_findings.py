@@ -63,6 +63,10 @@ class Finding:
     # The statement in Django's form with the parameters of one run (the report page's
     # EXPLAIN button, DEBUG only): {"sql", "params", "alias"}, or None.
     explain: dict | None = None
+    # Django >= 6.1: the queryset-wide alternative for single-valued relations and
+    # deferred fields (``fetch_mode(models.FETCH_PEERS)``), validated like ``fix``.
+    alt_fix: str | None = None
+    alt_fix_queries: int | None = None
 
     @property
     def key(self) -> str:
@@ -106,6 +110,8 @@ class Finding:
                 parts.append(self.fix_usage)
         elif self.no_fix_reason:
             parts.append(f"no safe fix found: {self.no_fix_reason}")
+        if self.alt_fix:
+            parts.append(f"or: {self.alt_fix}")
         if self.covered_by and self.covered_by != self.fix:
             parts.append(f"with the inner loop: {self.covered_by}")
         sql = " ".join(self.sql.split())
@@ -635,6 +641,9 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
         f = _finding("n_plus_one", ng, ng["count"], ng["total_ms"], nstep.relation, fix.text, src_n, callsite,
                      function, stack, [], scope_name, distinct=ng["distinct"])
         f.fix_queries, f.fix_attr, f.fix_usage, f.no_fix_reason = fix.queries, fix.attr, fix.usage, fix.refused
+        peers = _fetch_peers_fix(path, by_path, len(prefix), root, shape, reason, nstep)
+        if peers is not None:
+            f.alt_fix, f.alt_fix_queries = peers.text, peers.queries
         f.level = level
         if combined is not None and combined.text:
             f.covered_by = combined.text
@@ -646,6 +655,29 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             } for c, p, _lvl in nodes[1:]]
         findings.append(f)
     return findings
+
+
+def _fetch_peers_fix(path, by_path, n_prefix, root, shape, reason, step=None):
+    """``fetch_mode(models.FETCH_PEERS)`` (Django >= 6.1) when every step of the path is
+    a single-valued relation or a deferred field: one query per step for all the rows
+    instead of one per row. Feature-detected: None on older Django."""
+    from django.db import models
+
+    from . import _fixes
+
+    if getattr(models, "FETCH_PEERS", None) is None or reason or n_prefix or shape & rt.M_VALUES:
+        return None
+    steps = [by_path.get(tuple(path[: i + 1])) for i in range(len(path))] if path else []
+    kinds = [s.how if s is not None else None for s in steps]
+    if not path and step is not None and step.how == "deferred":
+        kinds = ["deferred"]
+    if not kinds or not all(k in ("forward", "reverse_one", "deferred") for k in kinds):
+        return None
+    fix = _validated(_fixes.Fix(text="fetch_mode(models.FETCH_PEERS)", root=root))
+    if fix.refused:
+        return None
+    fix.queries = 1 + len(kinds)
+    return fix
 
 
 def _existing_prefetches(root_src, groups, reg) -> tuple:
