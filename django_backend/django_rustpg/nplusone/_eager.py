@@ -150,9 +150,12 @@ def install():
         wrap(rd.ReverseManyToOneDescriptor,
              lambda d: d.field.name if getattr(d, "reverse", True) is False else d.rel.get_accessor_name())
         try:
-            from django.contrib.contenttypes.fields import GenericForeignKey
+            from django.contrib.contenttypes import fields as ct_fields
 
-            wrap(GenericForeignKey, lambda d: d.name)
+            if hasattr(ct_fields, "GenericForeignKeyDescriptor"):  # Django >= 6.1
+                wrap(ct_fields.GenericForeignKeyDescriptor, lambda d: d.field.name)
+            else:
+                wrap(ct_fields.GenericForeignKey, lambda d: d.name)
         except Exception:  # contenttypes not installed
             pass
         _installed = True

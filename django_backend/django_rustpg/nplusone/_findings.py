@@ -676,7 +676,8 @@ def _fetch_peers_fix(path, by_path, n_prefix, root, shape, reason, step=None):
     fix = _validated(_fixes.Fix(text="fetch_mode(models.FETCH_PEERS)", root=root))
     if fix.refused:
         return None
-    fix.queries = 1 + len(kinds)
+    # Steps the root query already joined (select_related) need no query.
+    fix.queries = 1 + (1 if kinds == ["deferred"] else sum(1 for st in steps if st is not None and st.relation))
     return fix
 
 

@@ -165,7 +165,8 @@ def _describe(bit, frame) -> dict | None:
         if bit == M_DEFERRED:
             return {"kind": "deferred", "model": _label(type(loc.get("instance"))), "field": this.field.name}
         if bit == M_GFK:
-            return {"kind": "gfk", "model": _label(type(loc.get("instance"))), "field": this.name}
+            name = this.field.name if hasattr(this, "field") and not hasattr(this, "fk_field") else this.name
+            return {"kind": "gfk", "model": _label(type(loc.get("instance"))), "field": name}
         if bit in (M_GET, M_COUNT, M_EXISTS):
             info = {"kind": MARKER_NAMES[bit], "model": _label(this.model)}
             hints = getattr(this, "_hints", None) or {}
@@ -353,9 +354,11 @@ def _register_markers():
         from django.apps import apps
 
         if apps.ready:
-            from django.contrib.contenttypes.fields import GenericForeignKey
+            from django.contrib.contenttypes import fields as ct_fields
 
-            pairs.append((GenericForeignKey.__get__, M_GFK))
+            # Django >= 6.1 moved the accessor to a descriptor class of its own.
+            gfk = getattr(ct_fields, "GenericForeignKeyDescriptor", None) or ct_fields.GenericForeignKey
+            pairs.append((gfk.__get__, M_GFK))
     except Exception:
         pass
     try:
