@@ -630,7 +630,8 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             fix = _path_fixes([path], by_path, len(prefix), root, shape, reason)
         else:
             fix = _special_fix(ng, nstep, groups, reg, root, prefix, joined, shape, reason, path, level,
-                               nested_src=root_src is not None and root_src["id"] in candidates)
+                               nested_src=root_src is not None and root_src["id"] in candidates,
+                               grouped=" GROUP BY " in ((root_src or {}).get("sql") or "").upper())
         fix = _validated(fix, existing)
         if fix.text and fix.attr and nstep.name in existing and "to_attr=" in fix.text:
             fix.usage = (fix.usage or "") + f'; the existing prefetch_related("{nstep.name}") is then unused: drop it'
@@ -748,7 +749,39 @@ def _path_fixes(paths, by_path, n_prefix, root, shape, reason):
     return fix
 
 
-def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node_path=(), level=0, nested_src=False):
+def _subquery_aggregates(aggs, step, root, joined, tree, loop):
+    """``aggregate()`` per row over a reverse foreign key when the root query already
+    groups: one correlated subquery per aggregate (a join would multiply the rows)."""
+    from . import _fixes, _querysets
+
+    owner = _owner_model(step)
+    rel = None
+    for r in (owner._meta.related_objects if owner is not None else ()):
+        if r.get_accessor_name() == step.name and r.many_to_one is False and r.one_to_many:
+            rel = r
+    if rel is None:
+        return _fixes.refused("the root query already aggregates (GROUP BY) and the relation is not a reverse "
+                              "foreign key: neither annotate() nor a simple Subquery restates it", root)
+    model, fk = rel.related_model, rel.field.name
+    outer = "__".join(joined) if joined else "pk"
+    base = f'{_fixes.manager_expr(model)}.filter({fk}=OuterRef("{outer}"))'
+    if tree:
+        base += f".filter({_querysets.filter_args(tree)})"
+    parts, attrs = [], []
+    for alias, fn, fname, distinct in aggs:
+        attr = alias.replace("__", "_")
+        attrs.append(attr)
+        extra = ", distinct=True" if distinct else ""
+        sub = f'Subquery({base}.order_by().values("{fk}").annotate(v={fn}("{fname}"{extra})).values("v"))'
+        if fn == "Count":
+            sub = f"Coalesce({sub}, 0)"
+        parts.append(f"{attr}={sub}")
+    return _fixes.Fix(text=f"annotate({', '.join(parts)})", root=root, attr=attrs[0], loop=loop,
+                      usage="read " + ", ".join(f"row.{a}" for a in attrs) + " instead of calling aggregate()")
+
+
+def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node_path=(), level=0, nested_src=False,
+                 grouped=False):
     """Fixes that are not a plain relation path: counts and aggregates per row, a
     related manager filtered/ordered/sliced per row, a deferred field, get() per id."""
     from . import _fixes, _querysets
@@ -799,13 +832,22 @@ def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node
     flt = f", filter={_querysets.q_code(tree, path + '__')}" if tree else ""
     if how in ("count", "exists", "aggregate") and loop.get("slice"):
         return _fixes.refused(f"the loop slices the related manager before {how}(): annotate() cannot slice", root)
+    # The root query already aggregates (GROUP BY): one more many-valued join would
+    # multiply its rows and so its own aggregates: a correlated subquery instead.
+    dist = ""
+    if how == "count" and grouped:
+        loop["call"] = "count"
+        fix = _subquery_aggregates([[f"{step.name}_count", "Count", "pk", False]], step, root, joined, tree, loop)
+        if not fix.refused:
+            fix.usage = f"read row.{step.name}_count instead of calling count()"
+        return fix
     if how == "count":
         loop["call"] = "count"
         if not tree:
-            return _fixes.Fix(text=f'annotate(Count("{path}"))', root=root, attr=f"{path}__count", loop=loop,
+            return _fixes.Fix(text=f'annotate(Count("{path}"{dist}))', root=root, attr=f"{path}__count", loop=loop,
                               usage=f"read row.{path}__count instead of calling count()")
         attr = f"{step.name}_count"
-        return _fixes.Fix(text=f'annotate({attr}=Count("{path}"{flt}))', root=root, attr=attr, loop=loop,
+        return _fixes.Fix(text=f'annotate({attr}=Count("{path}"{dist}{flt}))', root=root, attr=attr, loop=loop,
                           usage=f"read row.{attr} instead of calling count()")
     if how == "exists":
         loop["call"] = "exists"
@@ -818,6 +860,8 @@ def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node
         aggs = loop.get("aggregates") or []
         if not aggs or aggs[0][0] == "error":
             return _fixes.refused(f"the aggregate cannot be restated: {aggs[0][1] if aggs else 'unknown'}", root)
+        if grouped:
+            return _subquery_aggregates(aggs, step, root, joined, tree, loop)
         parts, attrs = [], []
         for alias, fn, fname, distinct in aggs:
             attr = alias.replace("__", "_")

@@ -319,7 +319,11 @@ def _check_loop(qs, fix) -> str | None:
     if call in ("count", "aggregate", "exists"):
         if fix.attr is None or fix.attr not in qs.query.annotations:
             return f"the loop calls {call}() per row: the fix must annotate the result"
-        if call != "exists" and loop.get("filters") and getattr(qs.query.annotations[fix.attr], "filter", None) is None:
+        from django.db.models import Aggregate
+
+        annotation = qs.query.annotations[fix.attr]
+        # (a Subquery restates the filter inside its own queryset)
+        if call != "exists" and loop.get("filters") and isinstance(annotation, Aggregate) and annotation.filter is None:
             return "the loop filters before counting: the aggregate needs the same filter"
         return None
     if call == "iterate" and shaped:

@@ -1,7 +1,7 @@
 """Fixture cases for the fix validator: one loop per class of fix. Each function takes
 the finding's ``fix`` text and ``attr`` (what the loop reads once fixed) and returns the
 loop's output, so a test can apply the printed fix and compare."""
-from django.db.models import Avg
+from django.db.models import Avg, Count, Sum
 
 from .models import Author, Book, Category, Review, Video
 from .scenarios import apply
@@ -29,6 +29,21 @@ def aggregate_per_row(fix=None, attr=None):
     if attr:
         return [getattr(a, attr) for a in qs]
     return [a.books.aggregate(Avg("price"))["price__avg"] for a in qs]
+
+
+def aggregate_on_grouped_root(fix=None, attr=None):
+    """The root query already aggregates over another relation: a join would multiply."""
+    qs = apply(Author.objects.annotate(n_edited=Count("edited_books")).order_by("pk"), fix)
+    if attr:
+        return [(a.n_edited, getattr(a, attr)) for a in qs]
+    return [(a.n_edited, a.books.aggregate(Sum("price"))["price__sum"]) for a in qs]
+
+
+def count_on_grouped_root(fix=None, attr=None):
+    qs = apply(Author.objects.annotate(n_edited=Count("edited_books")).order_by("pk"), fix)
+    if attr:
+        return [(a.n_edited, getattr(a, attr)) for a in qs]
+    return [(a.n_edited, a.books.count()) for a in qs]
 
 
 def prefetch_defeated_by_filter(fix=None, attr=None):
@@ -84,6 +99,16 @@ CASES = {
     "filtered_count": (filtered_count, "shop.Author.books",
                        'annotate(books_count=Count("books", filter=Q(books__price__gt=10)))'),
     "aggregate_per_row": (aggregate_per_row, "shop.Author.books", 'annotate(price_avg=Avg("books__price"))'),
+    "aggregate_on_grouped_root": (
+        aggregate_on_grouped_root, "shop.Author.books",
+        'annotate(price_sum=Subquery(Book.objects.filter(author=OuterRef("pk")).order_by().values("author")'
+        '.annotate(v=Sum("price")).values("v")))'),
+    # annotate(Count("books", distinct=True)) would be wrong here: the join multiplies the
+    # root's own Count("edited_books").
+    "count_on_grouped_root": (
+        count_on_grouped_root, "shop.Author.books",
+        'annotate(books_count=Coalesce(Subquery(Book.objects.filter(author=OuterRef("pk")).order_by()'
+        '.values("author").annotate(v=Count("pk")).values("v")), 0))'),
     "prefetch_defeated_by_filter": (
         prefetch_defeated_by_filter, "shop.Author.books",
         'prefetch_related(Prefetch("books", queryset=Book.objects.filter(price__gt=10).order_by("-price"), '
