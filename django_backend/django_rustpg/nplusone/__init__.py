@@ -10,14 +10,15 @@ into findings when it ends::
     with nplusone.scope() as report:      # also a decorator
         ...
     for f in report.findings:
-        f.kind            # "n_plus_one" | "duplicate"
+        f.kind            # "n_plus_one" | "duplicate" | "unused_eager_load"
         f.count, f.total_ms
         f.sql, f.fingerprint
         f.callsite        # "path/file.py:LINE" (first frame outside Django/site-packages)
         f.relation        # "shop.Book.author" or None
-        f.fix             # 'select_related("author")' or None
+        f.fix             # 'select_related("author")' or None (validated; else f.no_fix_reason)
         f.confirmed       # parameter values came from an earlier result set in the scope
         f.source_callsite # where that result set was loaded
+    report.framework_findings  # what Django itself repeats (never failing)
     report.to_json()
 
     with nplusone.ignore():               # statements here are not recorded
