@@ -70,3 +70,33 @@ def test_framework_findings_are_in_the_json(data):
     d = report.to_dict()
     assert d["findings"] == [] and len(d["framework_findings"]) == 1
     assert d["framework_findings"][0]["framework"] is True
+
+
+def test_admin_changelist_counts_are_framework_findings(data):
+    """The admin changelist counts the filtered and the full queryset: the same COUNT(*)
+    twice, from Django's code only. A framework finding with Django's frame as call
+    site; the request's application findings stay empty."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from django_rustpg.nplusone.report import history
+
+    user = User.objects.create_superuser("admin", "a@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    history.clear()
+    with nplusone.scope(mode="raise") as report:  # never failing: no NPlusOneError
+        response = client.get("/admin/shop/book/")
+    assert response.status_code == 200 and b"book9" in response.content
+    assert report.findings == []
+    counts = [f for f in report.framework_findings if 'COUNT(*)' in f.sql and '"shop_book"' in f.sql]
+    assert len(counts) == 1, [f.describe() for f in report.framework_findings]
+    (f,) = counts
+    assert f.kind == "duplicate" and f.count == 2
+    # Inside a test the client call is the application line that asked; Django's frame
+    # that issued the statement is named too (behind a real server it is the call site).
+    assert f.callsite.startswith("test_framework.py:") and "<unknown>" not in f.describe()
+    assert f.django_frame.startswith("django/contrib/admin/")
+    (item,) = history.items()
+    assert item["findings"] == [] and item["framework_findings"]
+    history.clear()
