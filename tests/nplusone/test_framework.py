@@ -100,3 +100,30 @@ def test_admin_changelist_counts_are_framework_findings(data):
     (item,) = history.items()
     assert item["findings"] == [] and item["framework_findings"]
     history.clear()
+
+
+def test_session_and_auth_lookups_are_framework_findings(data):
+    """Django resolving the user of several sessions (what each request's
+    AuthenticationMiddleware does): session and user lookups issued by
+    django.contrib code are framework findings."""
+    from django.contrib.auth import get_user
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    clients = []
+    for i in range(3):
+        c = Client()
+        c.force_login(User.objects.create_user(f"u{i}", password="pw"))
+        clients.append(c)
+
+    class Request:
+        def __init__(self, session):
+            self.session = session
+
+    with nplusone.scope(mode="raise") as report:
+        users = [get_user(Request(c.session)).username for c in clients]
+    assert users == ["u0", "u1", "u2"]
+    assert report.findings == []
+    tables = sorted(f.sql.split(" FROM ")[1].split()[0] for f in report.framework_findings)
+    assert tables == ['"auth_user"', '"django_session"'], [f.describe() for f in report.framework_findings]
+    assert all(f.django_frame.startswith("django/contrib/") for f in report.framework_findings)
