@@ -62,7 +62,7 @@ def db():
 
 @pytest.fixture
 def data(db):
-    """5 publishers/authors (with profiles), 10 books (2 reviews, 2 labels each), 5 tags."""
+    """5 publishers/authors (with profiles), 10 books (2 reviews, 2 labels each; price 3*i), 5 tags."""
     from django.contrib.contenttypes.models import ContentType
     from shop.models import Author, Book, Label, Profile, Publisher, Review, Tag
 
@@ -75,7 +75,8 @@ def data(db):
         authors.append(a)
     books = []
     for i in range(10):
-        b = Book.objects.create(title=f"book{i}", isbn=f"isbn{i}", author=authors[i // 2], editor=authors[(i + 1) % 5])
+        b = Book.objects.create(title=f"book{i}", isbn=f"isbn{i}", author=authors[i // 2], editor=authors[(i + 1) % 5],
+                                price=3 * i)
         b.labels.set([labels[i % 4], labels[(i + 1) % 4]])
         Review.objects.bulk_create([Review(book=b, rating=r) for r in (3, 5)])
         books.append(b)
@@ -83,3 +84,20 @@ def data(db):
     ContentType.objects.get_for_id(ct.id)  # warm the content type cache
     tags = [Tag.objects.create(name=f"tag{i}", content_type=ct, object_id=books[i].pk) for i in range(5)]
     return {"authors": authors, "books": books, "labels": labels, "tags": tags}
+
+
+@pytest.fixture
+def fix_data(data):
+    """``data`` plus a three-level category tree (1 root, 3 middle, 6 leaves) and 4
+    videos (multi-table inheritance: Video(Media))."""
+    from shop.models import Category, Video
+
+    authors = data["authors"]
+    root = Category.objects.create(name="root")
+    mids = [Category.objects.create(name=f"mid{i}", parent=root) for i in range(3)]
+    for i in range(6):
+        Category.objects.create(name=f"leaf{i}", parent=mids[i % 3])
+    pubs = [a.publisher for a in authors]
+    for i in range(4):
+        Video.objects.create(title=f"video{i}", publisher=pubs[i % 3], minutes=i)
+    return data

@@ -31,12 +31,29 @@ TIME_ZONE = "UTC"
 DATABASES = {"default": _database()}
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    # The admin (with what it needs): its changelist's repeated COUNT(*) is the
+    # framework finding test_framework.py checks.
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
     "django.contrib.postgres",
     "django_rustpg.nplusone",
     "shop",
 ]
-MIDDLEWARE = ["django_rustpg.nplusone.middleware.NPlusOneMiddleware"]
+MIDDLEWARE = [
+    "django_rustpg.nplusone.middleware.NPlusOneMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 ROOT_URLCONF = "shop.urls"
-TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {}}]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {
+    "context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ],
+}}]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DJANGO_RUSTPG_NPLUSONE = {"MODE": "warn", "THRESHOLD": 2}

@@ -22,8 +22,9 @@ def run(fn, *args, **kwargs):
 def test_case_yields_one_finding_and_its_fix_works(data, name):
     fn, relation, fix = scenarios.CASES[name]
     report, n_before = run(fn)
-    assert len(report.findings) == 1, [f.describe() for f in report.findings]
-    f = report.findings[0]
+    # Nested loops: one finding per level; the deepest one names the combined fix.
+    assert len(report.findings) == (2 if name.startswith("nested") else 1), [f.describe() for f in report.findings]
+    f = max(report.findings, key=lambda x: x.level)
     assert f.kind == "n_plus_one"
     assert f.relation == relation
     assert f.fix == fix
@@ -49,17 +50,18 @@ def test_template_loop_names_the_template(data):
 
 def test_nested_loop_lists_both_levels(data):
     report, _ = run(scenarios.nested_loop)
-    (f,) = report.findings
-    assert f.count == 5 + 10  # books per author, labels per book
-    assert [n["path"] for n in f.nested] == ["books__labels"]
-    assert f.nested[0]["relation"] == "shop.Book.labels"
+    outer, inner = report.findings
+    assert (outer.count, inner.count) == (5, 10)  # books per author, labels per book
+    assert [n["path"] for n in outer.nested] == ["books__labels"]
+    assert outer.nested[0]["relation"] == inner.relation == "shop.Book.labels"
 
 
 def test_nested_loop_with_a_foreign_key_inside_joins_it_into_the_prefetch(data):
     report, n_before = run(scenarios.nested_loop_fk)
-    (f,) = report.findings
-    assert f.count == 5 + 10  # books per author, editor per book
-    assert [(n["path"], n["relation"]) for n in f.nested] == [("books__editor", "shop.Book.editor")]
+    outer, f = report.findings
+    assert (outer.count, f.count) == (5, 10)  # books per author, editor per book
+    assert [(n["path"], n["relation"]) for n in outer.nested] == [("books__editor", "shop.Book.editor")]
+    assert outer.covered_by == f.fix
     fixed, n_after = run(scenarios.nested_loop_fk, fix=f.fix)
     assert (fixed.findings, n_before, n_after) == ([], 1 + 5 + 10, 2)
 
@@ -72,8 +74,9 @@ def test_foreign_key_then_reverse_relation_selects_then_prefetches(data):
         return [(b.title, other.title) for b in qs for other in b.author.books.all()]
 
     report, n_before = run(loop)
-    (f,) = report.findings
-    assert (f.relation, f.fix) == ("shop.Book.author", 'select_related("author").prefetch_related("author__books")')
+    outer, f = report.findings
+    assert (outer.relation, outer.fix) == ("shop.Book.author", 'select_related("author")')
+    assert (f.relation, f.fix) == ("shop.Author.books", 'select_related("author").prefetch_related("author__books")')
     fixed, n_after = run(loop, fix=f.fix)
     assert (fixed.findings, n_after) == ([], 2)
     assert sorted(loop(fix=f.fix)) == sorted(loop())
@@ -347,9 +350,10 @@ def test_chained_forward_keys_are_one_select_related(data):
         return [book.author.publisher.name for book in Book.objects.order_by("pk")]
 
     report, _ = run(loop)
-    (f,) = report.findings
-    assert (f.relation, f.fix) == ("shop.Book.author", 'select_related("author__publisher")')
-    assert [n["path"] for n in f.nested] == ["author__publisher"]
+    outer, f = report.findings
+    assert (outer.relation, outer.fix) == ("shop.Book.author", 'select_related("author")')
+    assert (f.relation, f.fix, f.fix_queries) == ("shop.Author.publisher", 'select_related("author__publisher")', 1)
+    assert [n["path"] for n in outer.nested] == ["author__publisher"]
 
     fixed, n = run(lambda: [b.author.publisher.name for b in scenarios.apply(Book.objects.order_by("pk"), f.fix)])
     assert fixed.findings == [] and n == 1

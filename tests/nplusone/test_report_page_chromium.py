@@ -77,6 +77,20 @@ def test_dom(server, recorded, tmp_path):
     assert 'select_related("author")' in dom
     assert "shop.Book.author" in dom and "shop/books.html:3" in dom
     assert '<b id="total-findings">1</b>' in dom
+    assert "How to read this page" in dom and "no safe fix found" in dom
+    assert dom.count('class="explain"') == 1  # one finding, one EXPLAIN button
+
+
+def test_explain_button_shows_the_plan(server, recorded, tmp_path):
+    """The page's script runs the EXPLAIN (a link to #explain-... opens that plan)."""
+    (item,) = [i for i in history.items() if i["findings"]]
+    anchor = f"explain-{item['id']}-findings-0"
+    proc = chromium(tmp_path, "--dump-dom", f"{server}/__nplusone__/#{anchor}")
+    dom = proc.stdout
+    start = dom.index(f'id="{anchor}-plan"')
+    plan = dom[start:dom.index("</pre>", start)]
+    assert "hidden" not in plan.split(">", 1)[0], plan
+    assert "shop_author" in plan and "Scan" in plan, plan
 
 
 def read_png(path):

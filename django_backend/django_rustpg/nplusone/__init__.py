@@ -10,14 +10,15 @@ into findings when it ends::
     with nplusone.scope() as report:      # also a decorator
         ...
     for f in report.findings:
-        f.kind            # "n_plus_one" | "duplicate"
+        f.kind            # "n_plus_one" | "duplicate" | "unused_eager_load"
         f.count, f.total_ms
         f.sql, f.fingerprint
         f.callsite        # "path/file.py:LINE" (first frame outside Django/site-packages)
         f.relation        # "shop.Book.author" or None
-        f.fix             # 'select_related("author")' or None
+        f.fix             # 'select_related("author")' or None (validated; else f.no_fix_reason)
         f.confirmed       # parameter values came from an earlier result set in the scope
         f.source_callsite # where that result set was loaded
+    report.framework_findings  # what Django itself repeats (never failing)
     report.to_json()
 
     with nplusone.ignore():               # statements here are not recorded
@@ -64,6 +65,9 @@ class Report:
     def __init__(self, name=None):
         self.name = name
         self.findings: list[Finding] = []
+        # Repeated statements Django itself runs (admin counts, session/auth lookups,
+        # contenttypes warm-up): shown apart, never failing.
+        self.framework_findings: list[Finding] = []
         self.statements = 0
         self.total_ms = 0.0
         self.started = time.time()
@@ -82,6 +86,7 @@ class Report:
             "duration_ms": round(self.duration_ms, 3),
             "started": self.started,
             "findings": [f.to_dict() for f in self.findings],
+            "framework_findings": [f.to_dict() for f in self.framework_findings],
         }
 
     def to_json(self, **kwargs) -> str:
@@ -105,10 +110,14 @@ class scope:
         self.threshold = threshold
         self.duplicates = duplicates
         self._stack = []
+        self._eager = []
         self._report = None  # a Report to fill instead of a new one (pytest fixture)
         # A test's own module (pytest plugin, NPlusOneMixin): writes from there are the test
         # arranging its data (create() in a loop), not findings.
         self._test_file = None
+        # Findings fail something here (pytest, NPlusOneMixin): like "raise" for the
+        # unused-eager-load check, which is off there until UNUSED_EAGER_LOAD is set.
+        self._enforced = False
 
     # -- decorator
     def __call__(self, func):
@@ -139,12 +148,25 @@ class scope:
         # The stack walk stops at the frame that opened the scope: the frames beyond it
         # are the same for every statement of the scope.
         native.set_anchor(sys._getframe(1))
+        cfg = _settings.load()
+        mode = self.mode or cfg.mode
+        eager = None
+        if cfg.unused_eager_load is not None or (mode in ("warn", "collect", "off") and not self._enforced):
+            from . import _eager
+
+            eager = _eager.start()
+        self._eager.append(eager)
         native.activate()
         return report
 
     def __exit__(self, exc_type, exc, tb):
         native, report, parent, tokens, t0 = self._stack.pop()
+        eager = self._eager.pop()
         native.deactivate()
+        if eager is not None:
+            from . import _eager
+
+            _eager.stop(eager[1])
         native.set_anchor(None)
         for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
             try:
@@ -159,7 +181,18 @@ class scope:
         duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
         try:
             export = native.export(threshold)
-            report.findings = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            found = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            report.findings = [f for f in found if not f.framework]
+            # (after those of nested scopes, adopted while this one ran)
+            report.framework_findings = [f for f in found if f.framework] + report.framework_findings
+            if eager is not None:
+                from . import _eager
+                from ._findings import drop_ignored
+
+                unused = drop_ignored(
+                    _eager.findings(eager[0], min_rows=cfg.unused_eager_load or 0, scope_name=self.name), cfg.ignore)
+                report.findings += [f for f in unused if not f.framework]
+                report.framework_findings += [f for f in unused if f.framework]
             report.statements = export["statements"]
             report.total_ms = export["total_ms"]
         except Exception:  # never break the user's code because reporting failed
@@ -171,9 +204,12 @@ class scope:
         report.findings.extend(report._adopted)
         if parent is not None and not parent.closed:
             parent._adopted.extend(report.findings)
+            parent.framework_findings.extend(report.framework_findings)
         if mode in ("warn", "raise"):
             for f in own:
                 logger.warning(f.describe())
+            for f in report.framework_findings:
+                logger.info("framework: %s", f.describe())
         if mode == "raise" and own and exc_type is None:
             raise NPlusOneError(own, self.name)
         return False

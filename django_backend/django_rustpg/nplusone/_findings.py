@@ -27,7 +27,7 @@ CONFIRM_HITS = 1000
 class Finding:
     """One N+1 or duplicate-query finding (see the module docs of ``nplusone``)."""
 
-    kind: str  # "n_plus_one" | "duplicate"
+    kind: str  # "n_plus_one" | "duplicate" | "unused_eager_load"
     count: int
     total_ms: float
     sql: str
@@ -48,6 +48,25 @@ class Finding:
     # Writes: the Django operation run once per row ("save", "delete", "queryset_update",
     # "queryset_delete", "bulk_create", "bulk_update"; "sql" for raw statements).
     operation: str | None = None
+    # The fix, validated (see _fixes): queries the loop runs once fixed, the attribute
+    # the loop reads instead (Prefetch to_attr, annotation) and how its code changes.
+    fix_queries: int | None = None
+    fix_attr: str | None = None
+    fix_usage: str | None = None
+    no_fix_reason: str | None = None  # set when no fix passed the validator
+    covered_by: str | None = None  # nested loops: the deepest level's fix, which covers this one
+    level: int = 0  # nested loops: 0 for the outermost loop, 1 for the one inside it...
+    # Statements Django itself repeats (admin changelist counts, session/auth lookups,
+    # contenttypes warm-up): listed apart (``Report.framework_findings``), never failing.
+    framework: bool = False
+    django_frame: str | None = None  # the Django code that issued the statement
+    # The statement in Django's form with the parameters of one run (the report page's
+    # EXPLAIN button, DEBUG only): {"sql", "params", "alias"}, or None.
+    explain: dict | None = None
+    # Django >= 6.1: the queryset-wide alternative for single-valued relations and
+    # deferred fields (``fetch_mode(models.FETCH_PEERS)``), validated like ``fix``.
+    alt_fix: str | None = None
+    alt_fix_queries: int | None = None
 
     @property
     def key(self) -> str:
@@ -65,11 +84,16 @@ class Finding:
 
     def describe(self) -> str:
         """The one-line log message."""
+        if self.kind == "unused_eager_load":
+            return (f"unused eager load: {self.relation} requested {self.count} time(s), never read | at {self.callsite}"
+                    f" | fix: {self.fix}")
         if self.kind == "n_plus_one":
             what = f"N+1 writes, {self.operation}() per row" if self.operation else "N+1 query"
             head = f"{what} ({'confirmed' if self.confirmed else 'probable'})"
         else:
             head = "duplicate query"
+        if self.framework:
+            head = "framework " + head
         parts = [
             f"{head}: {self.count} queries, {self.total_ms:.2f} ms, {self.distinct_params} distinct parameter sets",
             f"at {self.callsite}",
@@ -82,6 +106,14 @@ class Finding:
             parts.append(f"relation {self.relation}")
         if self.fix:
             parts.append(f"fix: {self.fix}")
+            if self.fix_usage:
+                parts.append(self.fix_usage)
+        elif self.no_fix_reason:
+            parts.append(f"no safe fix found: {self.no_fix_reason}")
+        if self.alt_fix:
+            parts.append(f"or: {self.alt_fix}")
+        if self.covered_by and self.covered_by != self.fix:
+            parts.append(f"with the inner loop: {self.covered_by}")
         sql = " ".join(self.sql.split())
         if len(sql) > 240:
             sql = sql[:237] + "..."
@@ -276,6 +308,13 @@ def _step(g, reg, groups) -> Step:
         return Step("deferred", f"{model}.{name}", None, False, f'remove only()/defer() so "{name}" is loaded with the rows')
     source, column = _best_source(g, groups, reg)
     sql_step = _sql_relation(g, reg, source, column)
+    qs_call = (ctx.get("qs") or {}).get("call")
+    if how is None and qs_call == "aggregate":
+        how = "aggregate"
+    if how == "aggregate":
+        if sql_step and sql_step.name:
+            return Step("aggregate", sql_step.relation, sql_step.name, True, None)
+        return Step(how, None, None, False, None)
     if how in ("count", "exists"):
         if sql_step and sql_step.name:
             accessor = sql_step.name
@@ -297,26 +336,45 @@ def _step(g, reg, groups) -> Step:
 
 # ---------------------------------------------------------------------------- sources
 
-def _best_source(g, groups, reg=None):
+def _best_source(g, groups, reg=None, prefer=None):
     """(source group, column) when the confirmed check holds, else (None, None).
 
     Small integer keys of different tables often coincide, so a value can have several
     sources; with the app registry, sources whose column cannot hold this statement's
     key (not a foreign key to the filtered model, not its primary key...) are dropped
-    first. Ties go to the most recent source (the nearest enclosing loop)."""
+    first. ``prefer`` (a model) picks the sources whose rows are that model's first: a
+    related manager's key belongs to its owner's rows, not to a prefetch of the same
+    relation that loaded the key too. Ties go to the most recent source (the nearest
+    enclosing loop)."""
     count = g["count"]
     cands = []
     for sid, column, hits in g.get("sources") or []:
         src = groups.get(sid)
-        if src is not None and hits >= 2 and (hits * 2 >= count or hits >= CONFIRM_HITS):
+        if src is not None and sid != g["id"] and hits >= 2 and (hits * 2 >= count or hits >= CONFIRM_HITS):
             cands.append((hits, src["first_seq"], src, column))
     if not cands:
         return None, None
     if reg is not None:
         plausible = [c for c in cands if _plausible(g, c[2], c[3], reg)]
-        cands = plausible or cands
+        cands = plausible if (plausible or prefer is not None) else cands
+        if not cands:
+            return None, None
+        if prefer is not None:
+            own = [c for c in cands if _is_model(reg.model((c[2].get("tables") or [None])[0]), prefer)]
+            cands = own or cands
     hits, _seq, src, column = max(cands, key=lambda c: (c[0], c[1]))
     return src, column
+
+
+def _is_model(model, target) -> bool:
+    return model is not None and target is not None and (model is target or issubclass(model, target))
+
+
+def _self_referential(model, name) -> bool:
+    try:
+        return model._meta.get_field(name).related_model is model
+    except Exception:
+        return False
 
 
 def _plausible(g, src, column, reg) -> bool:
@@ -337,33 +395,61 @@ def _plausible(g, src, column, reg) -> bool:
         fld = reg.field_by_column(model, fcol)
         if fld is None:
             return True
-        if fld.primary_key or getattr(fld, "unique", False):
+        if fld.is_relation and not fld.primary_key:
+            target = fld.related_model  # rows pointing at `target`: reverse FK, M2M, reverse one-to-one
+        elif fld.primary_key or getattr(fld, "unique", False):
             target = model  # rows of `model` by key: forward FK, GFK, .get(), reload
-        elif fld.is_relation:
-            target = fld.related_model  # rows pointing at `target`: reverse FK, M2M
         else:
             return True
         if smodel is target or issubclass(smodel, target) or issubclass(target, smodel):
             return True
-        for f in smodel._meta.get_fields():
-            if getattr(f, "concrete", False) and f.is_relation and f.related_model is target:
+        # The source's own model, or one it joined (select_related).
+        for m in [smodel] + [reg.model(t) for t in (src.get("tables") or [])[1:]]:
+            if m is None:
+                continue
+            for f in m._meta.get_fields():
+                if getattr(f, "concrete", False) and f.is_relation and f.related_model is target:
+                    return True
+            if any(hasattr(f, "fk_field") for f in m._meta.private_fields):
                 return True
-        return any(hasattr(f, "fk_field") for f in smodel._meta.private_fields)
+        return False
     except Exception:
         return True
 
 
-def _prefetch_prefix(g, groups, reg, depth=0) -> list:
-    """When a group's rows came from a prefetch query, the path that prefetch followed."""
-    if depth > 8:
-        return []
-    src, _col = _best_source(g, groups, reg)
-    if src is None or not (src.get("markers", 0) & rt.M_PREFETCH):
-        return []
+def _prefetch_prefix(src, groups, reg, depth=0) -> tuple:
+    """When rows came from a prefetch query ``src``: (the path that prefetch followed,
+    the group of the root query the path starts from)."""
+    if depth > 8 or src is None or not (src.get("markers", 0) & rt.M_PREFETCH):
+        return [], src
     step = _sql_relation(src, reg, *_best_source(src, groups, reg))
     if step is None or not step.name:
-        return []
-    return _prefetch_prefix(src, groups, reg, depth + 1) + [step.name]
+        return [], src
+    owner = _owner_model(step)
+    # A prefetch query runs once (its keys in one IN list): any earlier result set of
+    # the owner's rows that held them is where it started.
+    up = None
+    for sid, _column, _hits in src.get("sources") or []:
+        cand = groups.get(sid)
+        if cand is not None and sid != src["id"] and _is_model(reg.model((cand.get("tables") or [None])[0]), owner):
+            if up is None or cand["first_seq"] > up["first_seq"]:
+                up = cand
+    if up is None:
+        return [step.name], None
+    prefix, root = _prefetch_prefix(up, groups, reg, depth + 1)
+    return prefix + [step.name], root
+
+
+def _owner_model(step):
+    """The model whose instances the loop reads ``step`` from."""
+    if step is None or not step.relation:
+        return None
+    try:
+        from django.apps import apps
+
+        return apps.get_model(step.relation.rsplit(".", 1)[0])
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------------------- findings
@@ -414,52 +500,7 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
     for gid in sorted(candidates, key=lambda i: candidates[i]["first_seq"]):
         if gid in parent:
             continue
-        g = candidates[gid]
-        step = steps[gid]
-        tree = []
-
-        def walk(node, prefix):
-            for c in sorted(children.get(node, []), key=lambda i: candidates[i]["first_seq"]):
-                path = prefix + [steps[c].name]
-                tree.append((c, path))
-                walk(c, path)
-
-        prefix = _prefetch_prefix(g, groups, reg)
-        base = prefix + ([step.name] if step.name else [])
-        walk(gid, base)
-        fix, relation = step.fix, step.relation
-        if step.how in path_kinds and step.name:
-            paths = [base] + [p for _, p in tree]
-            leaf_paths = [p for p in paths if not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
-            by_path = {tuple(base): step, **{tuple(p): steps[c] for c, p in tree}}
-            fix = _path_fix(leaf_paths, by_path, len(prefix))
-            if fix is None:
-                leaves = ["__".join(p) for p in leaf_paths]
-                # A path through a prefetch (or any many-valued step) needs prefetch_related.
-                many = step.many or bool(prefix) or any(steps[c].many for c, _ in tree)
-                call = "prefetch_related" if many else "select_related"
-                fix = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
-        src, _col = _best_source(g, groups, reg)
-        callsite, function, stack = _callsite(g)
-        nested = []
-        count, total = g["count"], g["total_ms"]
-        for c, path in tree:
-            cg = candidates[c]
-            count += cg["count"]
-            total += cg["total_ms"]
-            nested.append({
-                "relation": steps[c].relation,
-                "path": "__".join(path),
-                "count": cg["count"],
-                "total_ms": cg["total_ms"],
-                "callsite": _callsite(cg)[0],
-                "sql": cg["sql"],
-                "fingerprint": cg["fingerprint"],
-            })
-        findings.append(_finding(
-            "n_plus_one", g, count, total, relation, fix, src, callsite, function, stack, nested, scope_name,
-            distinct=g["distinct"],
-        ))
+        findings.extend(_loop_findings(gid, candidates, groups, steps, children, reg, scope_name))
 
     findings.extend(_write_findings(groups, reg, threshold, scope_name, test_file))
 
@@ -480,6 +521,12 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
                 continue
             step = _step(g, reg, groups)
             fix = step.fix if step.how in ("forward", "reverse_one") else None
+            checked = None
+            if fix:
+                from . import _fixes
+
+                checked = _validated(_fixes.Fix(text=fix, root=_owner_model(step)))
+                fix = checked.text if not checked.refused else None
             callsite, function, stack = _callsite(g)
             if len(gids) > 1:
                 stack = [_callsite(groups[x])[0] for x in gids if x in groups]
@@ -488,8 +535,363 @@ def build(export: dict, *, threshold: int, duplicates: bool = True, rules=(), sc
                 scope_name, distinct=m["distinct"],
             )
             f.confirmed = True
+            if checked is not None:
+                f.fix_queries, f.no_fix_reason = checked.queries, checked.refused
+            else:
+                f.no_fix_reason = ("the same statement with the same parameters, not a relation of loaded rows: "
+                                   "keep the first result instead of asking again")
             findings.append(f)
+    for f in findings:
+        _classify_framework(f)
     return [f for f in findings if not _ignored(f, rules)]
+
+
+DESCRIPTOR_KINDS = ("forward", "reverse_one", "gfk", "deferred")
+
+
+def _classify_framework(f):
+    """Framework finding: no application frame at all, or issued by django.contrib code
+    (not through a relation the application read). Its call site is never
+    ``<unknown>``: without application frames it is the Django frame."""
+    ctx = getattr(f, "_ctx", None) or {}
+    where = ctx.get("django_frame")
+    f.django_frame = where
+    contrib = bool(where) and where.replace(os.sep, "/").startswith("django/contrib/")
+    if f.source_callsite == "<unknown>":
+        f.source_callsite = "django code (no application frame)"
+    if f.callsite == "<unknown>":
+        f.framework = True
+        f.callsite = where or "django code (no application frame)"
+    elif contrib and ctx.get("kind") not in DESCRIPTOR_KINDS and not f.operation:
+        f.framework = True
+
+
+PATH_KINDS = ("forward", "reverse_one", "reverse_fk", "m2m", "gfk")
+
+
+def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) -> list:
+    """One finding per level of a (possibly nested) loop, each with a validated fix or
+    the reason none is shown."""
+    from . import _fixes
+
+    g = candidates[gid]
+    step = steps[gid]
+    owner = _owner_model(step)
+    src, _col = _best_source(g, groups, reg, prefer=owner)
+    prefix, root_src = [], src
+    if src is not None and _is_model(reg.model((src.get("tables") or [None])[0]) if reg else None, owner):
+        prefix, root_src = _prefetch_prefix(src, groups, reg)
+    root = reg.model((root_src.get("tables") or [None])[0]) if (root_src is not None and reg) else None
+    if root is None and prefix:
+        hop_owner = _owner_model(_sql_relation(src, reg, *_best_source(src, groups, reg)))
+        root = hop_owner
+    if root is None:
+        root = owner
+    reason = None
+    joined = []
+    if not prefix and root is not None and owner is not None and not _is_model(root, owner) and step.how != "get":
+        found = _fixes.path_to(_fixes.joined_paths(root_src["sql"] if root_src else None, root, reg), owner)
+        if isinstance(found, str):
+            reason = found
+        else:
+            joined = list(found)
+    own = [step.name] if step.name else []
+    if step.how == "forward" and step.name and _self_referential(owner, step.name):
+        # The same statement at one call site for every hop of `c.parent.parent`: the
+        # chain's length is on the call-site line.
+        own = [step.name] * _repeats_on_line(g, step.name)
+    by_path = {}
+    for i, name in enumerate(joined):
+        by_path[tuple(joined[: i + 1])] = Step("forward", None, name, False)
+    base = prefix + joined + own
+    for i in range(len(own)):
+        by_path[tuple(prefix + joined + own[: i + 1])] = step
+    nodes = [(gid, base, 0)]
+
+    def walk(node, path, level):
+        for c in sorted(children.get(node, []), key=lambda i: candidates[i]["first_seq"]):
+            cpath = path + [steps[c].name]
+            by_path[tuple(cpath)] = steps[c]
+            nodes.append((c, cpath, level + 1))
+            walk(c, cpath, level + 1)
+
+    walk(gid, base, 0)
+    shape = (root_src or {}).get("markers", 0) if root_src is not None else 0
+    existing = _existing_prefetches(root_src, groups, reg)
+    leaves = [p for _, p, _ in nodes if not any(len(q) > len(p) and q[: len(p)] == p for _, q, _ in nodes)]
+    combined = None
+    if len(nodes) > 1:
+        combined = _validated(_path_fixes(leaves, by_path, len(prefix), root, shape, reason), existing)
+    findings = []
+    for node, path, level in nodes:
+        ng = candidates[node]
+        nstep = steps[node]
+        if nstep.how in PATH_KINDS and nstep.name and not _shaped(ng):
+            fix = _path_fixes([path], by_path, len(prefix), root, shape, reason)
+        else:
+            fix = _special_fix(ng, nstep, groups, reg, root, prefix, joined, shape, reason, path, level,
+                               nested_src=root_src is not None and root_src["id"] in candidates,
+                               grouped=" GROUP BY " in ((root_src or {}).get("sql") or "").upper())
+        fix = _validated(fix, existing)
+        if fix.text and fix.attr and nstep.name in existing and "to_attr=" in fix.text:
+            fix.usage = (fix.usage or "") + f'; the existing prefetch_related("{nstep.name}") is then unused: drop it'
+        if combined is not None and path in leaves and len(leaves) == 1:
+            fix = combined
+        src_n, _ = _best_source(ng, groups, reg, prefer=_owner_model(nstep))
+        callsite, function, stack = _callsite(ng)
+        f = _finding("n_plus_one", ng, ng["count"], ng["total_ms"], nstep.relation, fix.text, src_n, callsite,
+                     function, stack, [], scope_name, distinct=ng["distinct"])
+        f.fix_queries, f.fix_attr, f.fix_usage, f.no_fix_reason = fix.queries, fix.attr, fix.usage, fix.refused
+        peers = _fetch_peers_fix(path, by_path, len(prefix), root, shape, reason, nstep)
+        if peers is not None:
+            f.alt_fix, f.alt_fix_queries = peers.text, peers.queries
+        f.level = level
+        if combined is not None and combined.text:
+            f.covered_by = combined.text
+        if level == 0 and len(nodes) > 1:
+            f.nested = [{
+                "relation": steps[c].relation, "path": "__".join(p), "count": candidates[c]["count"],
+                "total_ms": candidates[c]["total_ms"], "callsite": _callsite(candidates[c])[0],
+                "sql": candidates[c]["sql"], "fingerprint": candidates[c]["fingerprint"],
+            } for c, p, _lvl in nodes[1:]]
+        findings.append(f)
+    return findings
+
+
+def _fetch_peers_fix(path, by_path, n_prefix, root, shape, reason, step=None):
+    """``fetch_mode(models.FETCH_PEERS)`` (Django >= 6.1) when every step of the path is
+    a single-valued relation or a deferred field: one query per step for all the rows
+    instead of one per row. Feature-detected: None on older Django."""
+    from django.db import models
+
+    from . import _fixes
+
+    if getattr(models, "FETCH_PEERS", None) is None or reason or n_prefix or shape & rt.M_VALUES:
+        return None
+    steps = [by_path.get(tuple(path[: i + 1])) for i in range(len(path))] if path else []
+    kinds = [s.how if s is not None else None for s in steps]
+    if not path and step is not None and step.how == "deferred":
+        kinds = ["deferred"]
+    if not kinds or not all(k in ("forward", "reverse_one", "deferred") for k in kinds):
+        return None
+    fix = _validated(_fixes.Fix(text="fetch_mode(models.FETCH_PEERS)", root=root))
+    if fix.refused:
+        return None
+    # Steps the root query already joined (select_related) need no query.
+    fix.queries = 1 + (1 if kinds == ["deferred"] else sum(1 for st in steps if st is not None and st.relation))
+    return fix
+
+
+def _existing_prefetches(root_src, groups, reg) -> tuple:
+    """First-level prefetch_related() paths the root query ran (their queries remain
+    after a fix that adds another lookup)."""
+    if root_src is None:
+        return ()
+    out = []
+    for h in groups.values():
+        if h.get("markers", 0) & rt.M_PREFETCH and any(sid == root_src["id"] for sid, _c, _n in h.get("sources") or []):
+            step = _sql_relation(h, reg, root_src, None)
+            if step is not None and step.name and step.name not in out:
+                out.append(step.name)
+    return tuple(out)
+
+
+def _validated(fix, existing=()):
+    from . import _fixes
+
+    fix.existing = existing
+    try:
+        return _fixes.validate(fix)
+    except Exception as e:  # the validator must never break reporting
+        return _fixes.refused(f"the validator failed ({type(e).__name__}: {e})")
+
+
+def _shaped(g) -> bool:
+    """A related manager the loop filtered, ordered, sliced or aggregated."""
+    qs = (g.get("ctx") or {}).get("qs") or {}
+    if not qs.get("instance"):
+        return False
+    return bool(qs.get("filters") or qs.get("order_by") or qs.get("slice") or qs.get("error")
+                or qs.get("no_default_ordering") or qs.get("values") or qs.get("call") in ("count", "aggregate", "exists"))
+
+
+def _repeats_on_line(g, name) -> int:
+    """``g.parent.parent.name``: how often the self-referential step is chained on the
+    call-site line (at least 1)."""
+    frames = g.get("frames") or []
+    if not frames:
+        return 1
+    code, line = frames[0]
+    text = linecache.getline(code.co_filename, line)
+    best = 1
+    for m in re.finditer(rf"(?:\.{re.escape(name)}\b)+", text):
+        best = max(best, m.group(0).count("." + name))
+    return best
+
+
+def _path_fixes(paths, by_path, n_prefix, root, shape, reason):
+    from . import _fixes
+
+    if reason:
+        return _fixes.refused(reason, root)
+    if shape & rt.M_VALUES:
+        return _fixes.refused("the rows come from values()/values_list(): there are no model instances to "
+                              "attach related objects to (name the related fields in values() instead)", root)
+    text = _path_fix(paths, by_path, n_prefix) if len(paths) == 1 else None
+    if text is None:
+        leaves = ["__".join(p) for p in paths]
+        many = n_prefix > 0 or any(s.many for s in by_path.values())
+        call = "prefetch_related" if many else "select_related"
+        text = f"{call}({', '.join(json.dumps(p) for p in leaves)})"
+    fix = _fixes.Fix(text=text, root=root)
+    if shape & rt.M_ITERATOR and "prefetch_related" in text:
+        fix.usage = "iterator() needs chunk_size=... for prefetch_related() to run"
+    return fix
+
+
+def _subquery_aggregates(aggs, step, root, joined, tree, loop):
+    """``aggregate()`` per row over a reverse foreign key when the root query already
+    groups: one correlated subquery per aggregate (a join would multiply the rows)."""
+    from . import _fixes, _querysets
+
+    owner = _owner_model(step)
+    rel = None
+    for r in (owner._meta.related_objects if owner is not None else ()):
+        if r.get_accessor_name() == step.name and r.many_to_one is False and r.one_to_many:
+            rel = r
+    if rel is None:
+        return _fixes.refused("the root query already aggregates (GROUP BY) and the relation is not a reverse "
+                              "foreign key: neither annotate() nor a simple Subquery restates it", root)
+    model, fk = rel.related_model, rel.field.name
+    outer = "__".join(joined) if joined else "pk"
+    base = f'{_fixes.manager_expr(model)}.filter({fk}=OuterRef("{outer}"))'
+    if tree:
+        base += f".filter({_querysets.filter_args(tree)})"
+    parts, attrs = [], []
+    for alias, fn, fname, distinct in aggs:
+        attr = alias.replace("__", "_")
+        attrs.append(attr)
+        extra = ", distinct=True" if distinct else ""
+        sub = f'Subquery({base}.order_by().values("{fk}").annotate(v={fn}("{fname}"{extra})).values("v"))'
+        if fn == "Count":
+            sub = f"Coalesce({sub}, 0)"
+        parts.append(f"{attr}={sub}")
+    return _fixes.Fix(text=f"annotate({', '.join(parts)})", root=root, attr=attrs[0], loop=loop,
+                      usage="read " + ", ".join(f"row.{a}" for a in attrs) + " instead of calling aggregate()")
+
+
+def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node_path=(), level=0, nested_src=False,
+                 grouped=False):
+    """Fixes that are not a plain relation path: counts and aggregates per row, a
+    related manager filtered/ordered/sliced per row, a deferred field, get() per id."""
+    from . import _fixes, _querysets
+
+    ctx = g.get("ctx") or {}
+    loop = dict(ctx.get("qs") or {})
+    how = step.how
+    if how == "get":
+        if loop.get("instance"):
+            return _fixes.refused("get() on a related manager per row: no single query returns the same rows")
+        model = reg.model((g.get("tables") or [None])[0]) if reg else None
+        fld = None
+        for table, column, _many in g.get("filters") or []:
+            fld = reg.field_by_column(model, column) if model is not None else None
+            break
+        if model is None or fld is None or not (fld.primary_key or fld.unique) or len(g.get("filters") or []) != 1:
+            return _fixes.refused("get() filters on more than one unique field: in_bulk() cannot replace it")
+        text = "in_bulk()" if fld.primary_key else f'in_bulk([...], field_name="{fld.name}")'
+        src, _ = _best_source(g, groups, reg)
+        return _fixes.Fix(text=text, root=model, pattern=True, queries=2 if src is not None else 1,
+                          usage=f"{model.__name__}.objects.{text.replace('()', '(ids)')} once, then look rows up by key")
+    if reason:
+        return _fixes.refused(reason, root)
+    if how == "deferred":
+        model = root
+        fields = _fixes.loaded_fields((_best_source(g, groups, reg)[0] or {}).get("sql"), model) if model else None
+        name = (step.relation or "").rsplit(".", 1)[-1]
+        if model is None or fields is None or not name:
+            return _fixes.refused("the fields the root query loaded are unknown")
+        text = f"only({', '.join(json.dumps(n) for n in [*fields, name])})"
+        return _fixes.Fix(text=text, root=model)
+    if loop.get("error"):
+        return _fixes.refused(f"the loop's queryset cannot be restated: {loop['error']}", root)
+    if shape & rt.M_VALUES:
+        return _fixes.refused("the rows come from values()/values_list(): annotate() or a prefetch would change "
+                              "the rows the loop reads", root)
+    if not step.name:
+        return _fixes.refused("the statement's relation is unknown", root)
+    call = loop.get("call")
+    if call == "iterate" and step.many and node_path:
+        path = "__".join(node_path)
+    elif prefix or level or nested_src:
+        return _fixes.refused("the rows came from a prefetch or an outer per-row query: the fix belongs in "
+                              "that query's own queryset (Prefetch(queryset=...))", root)
+    else:
+        path = "__".join(joined + [step.name])
+    tree = loop.get("filters")
+    flt = f", filter={_querysets.q_code(tree, path + '__')}" if tree else ""
+    if how in ("count", "exists", "aggregate") and loop.get("slice"):
+        return _fixes.refused(f"the loop slices the related manager before {how}(): annotate() cannot slice", root)
+    # The root query already aggregates (GROUP BY): one more many-valued join would
+    # multiply its rows and so its own aggregates: a correlated subquery instead.
+    dist = ""
+    if how == "count" and grouped:
+        loop["call"] = "count"
+        fix = _subquery_aggregates([[f"{step.name}_count", "Count", "pk", False]], step, root, joined, tree, loop)
+        if not fix.refused:
+            fix.usage = f"read row.{step.name}_count instead of calling count()"
+        return fix
+    if how == "count":
+        loop["call"] = "count"
+        if not tree:
+            return _fixes.Fix(text=f'annotate(Count("{path}"{dist}))', root=root, attr=f"{path}__count", loop=loop,
+                              usage=f"read row.{path}__count instead of calling count()")
+        attr = f"{step.name}_count"
+        return _fixes.Fix(text=f'annotate({attr}=Count("{path}"{dist}{flt}))', root=root, attr=attr, loop=loop,
+                          usage=f"read row.{attr} instead of calling count()")
+    if how == "exists":
+        loop["call"] = "exists"
+        if not tree:
+            return _fixes.Fix(text=f'prefetch_related("{path}")', root=root, loop=None)
+        attr = f"has_{step.name}"
+        return _fixes.Fix(text=f'annotate({attr}=Count("{path}"{flt}))', root=root, attr=attr, loop=loop,
+                          usage=f"test row.{attr} > 0 instead of calling exists()")
+    if how == "aggregate":
+        aggs = loop.get("aggregates") or []
+        if not aggs or aggs[0][0] == "error":
+            return _fixes.refused(f"the aggregate cannot be restated: {aggs[0][1] if aggs else 'unknown'}", root)
+        if grouped:
+            return _subquery_aggregates(aggs, step, root, joined, tree, loop)
+        parts, attrs = [], []
+        for alias, fn, fname, distinct in aggs:
+            attr = alias.replace("__", "_")
+            attrs.append(attr)
+            extra = ", distinct=True" if distinct else ""
+            parts.append(f'{attr}={fn}("{path}__{fname}"{extra}{flt})')
+        return _fixes.Fix(text=f"annotate({', '.join(parts)})", root=root, attr=attrs[0], loop=loop,
+                          usage="read " + ", ".join(f"row.{a}" for a in attrs) + " instead of calling aggregate()")
+    if call == "iterate" and step.many:
+        if loop.get("values"):
+            return _fixes.refused("the loop reads the related manager with values(): Prefetch cannot", root)
+        target = reg.model((g.get("tables") or [None])[0]) if reg else None
+        hops = _fixes.resolve_path(root, path) if root is not None else None
+        if isinstance(hops, list) and hops[-1].model is not None:
+            target = hops[-1].model
+        if target is None:
+            return _fixes.refused("the related model is unknown", root)
+        qs = _fixes.manager_expr(target)
+        if tree:
+            qs += f".filter({_querysets.filter_args(tree)})"
+        if loop.get("order_by") or loop.get("no_default_ordering"):
+            qs += f".order_by({', '.join(json.dumps(o) for o in loop.get('order_by') or [])})"
+        if loop.get("slice"):
+            lo, hi = loop["slice"]
+            qs += f"[{lo or ''}:{'' if hi is None else hi}]"
+        attr = f"{step.name}_list"
+        return _fixes.Fix(text=f'prefetch_related(Prefetch("{path}", queryset={qs}, to_attr="{attr}"))',
+                          root=root, attr=attr, loop=loop,
+                          usage=f"read row.{attr} (a list) instead of the filtered/ordered manager")
+    return _fixes.refused(f"no fix is known for {how}() per row", root)
 
 
 def _finding(kind, g, count, total, relation, fix, src, callsite, function, stack, nested, scope_name, *, distinct):
@@ -514,6 +916,10 @@ def _finding(kind, g, count, total, relation, fix, src, callsite, function, stac
         scope=scope_name,
     )
     f._frames = g.get("frames") or []
+    f._ctx = ctx
+    if ctx.get("sql") and ctx.get("params") is not None and kind != "unused_eager_load":
+        f.explain = {"sql": ctx["sql"], "params": ctx["params"], "alias": ctx.get("alias") or "default"}
+        f._raw_params = ctx.get("raw_params")
     return f
 
 
@@ -557,8 +963,10 @@ def _write_findings(groups, reg, threshold, scope_name, test_file=None) -> list:
         relation = f"{model_label}.{ctx['field']}" if related else None
         f = _finding(
             "n_plus_one", g, sum(m["count"] for m in members), sum(m["total_ms"] for m in members), relation,
-            _write_fix(g, operation, reg), src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
+            None, src, callsite, function, stack, [], scope_name, distinct=g["distinct"],
         )
+        checked = _validated(_write_fix_checked(g, operation, reg))
+        f.fix, f.no_fix_reason = (None, checked.refused) if checked.refused else (checked.text, None)
         f.operation = operation
         findings.append(f)
     return findings
@@ -570,6 +978,17 @@ def _operation_from_markers(markers) -> str:
         if markers & bit:
             return rt.MARKER_NAMES[bit]
     return "write"
+
+
+def _write_fix_checked(g, operation, reg):
+    """The write fix as a pattern Fix, its model and field names checked."""
+    from . import _fixes
+
+    text = _write_fix(g, operation, reg)
+    model = reg.model((g.get("tables") or [None])[0]) if reg is not None else None
+    if text is None:
+        return _fixes.refused(f"no batch operation is known for {operation}() per row")
+    return _fixes.Fix(text=text, root=model, pattern=True)
 
 
 def _write_fix(g, operation, reg) -> str | None:
@@ -657,6 +1076,10 @@ def _manager_expr(relation) -> str | None:
         return f"{model.__name__}.{model._default_manager.name}"
     except Exception:
         return None
+
+
+def drop_ignored(findings, rules) -> list:
+    return [f for f in findings if not _ignored(f, rules)]
 
 
 def _ignored(f: Finding, rules) -> bool:

@@ -44,6 +44,8 @@ M_QS_DELETE = 1 << 14
 M_BULK_CREATE = 1 << 15
 M_BULK_UPDATE = 1 << 16
 M_RELATED = 1 << 17  # a related manager's add/remove/set/clear/create/...
+M_VALUES = 1 << 18  # rows read by values()/values_list(): no model instances to attach relations to
+M_ITERATOR = 1 << 19  # rows read by iterator(): prefetch_related() needs chunk_size there
 # A Django operation that can run several statements per call: they count as one
 # repetition of their group (see FLAG_OPERATION in src/nplusone.rs).
 OPERATION = 1 << 29
@@ -67,9 +69,18 @@ MARKER_NAMES = {
     M_BULK_CREATE: "bulk_create",
     M_BULK_UPDATE: "bulk_update",
     M_RELATED: "related",
+    M_VALUES: "values",
+    M_ITERATOR: "iterator",
 }
+# Bits that describe how the rows were read, not what loaded them.
+SHAPE = M_VALUES | M_ITERATOR
 
 _markers: dict = {}  # code object -> marker bit
+# Read by capture() only (never by the per-statement walk): the QuerySet methods whose
+# `self` is the queryset the application called (filters, ordering, slicing of a related
+# manager), and the cursor frame holding the statement's parameters (EXPLAIN on the page).
+_qs_codes: dict = {}
+_execute_code = None
 _lock = threading.Lock()
 _installed = False
 _excluded: tuple = ()
@@ -154,7 +165,8 @@ def _describe(bit, frame) -> dict | None:
         if bit == M_DEFERRED:
             return {"kind": "deferred", "model": _label(type(loc.get("instance"))), "field": this.field.name}
         if bit == M_GFK:
-            return {"kind": "gfk", "model": _label(type(loc.get("instance"))), "field": this.name}
+            name = this.field.name if hasattr(this, "field") and not hasattr(this, "fk_field") else this.name
+            return {"kind": "gfk", "model": _label(type(loc.get("instance"))), "field": name}
         if bit in (M_GET, M_COUNT, M_EXISTS):
             info = {"kind": MARKER_NAMES[bit], "model": _label(this.model)}
             hints = getattr(this, "_hints", None) or {}
@@ -213,9 +225,19 @@ def capture():
             code = frame.f_code
             if is_app_file(code.co_filename):
                 break
-            bit = _markers.get(code, 0) & ~OPERATION
+            bit = _markers.get(code, 0) & ~(OPERATION | SHAPE)
             if bit == BOUNDARY:
                 break
+            if code is _execute_code and "params" not in ctx:
+                _capture_params(frame, ctx)
+            if "django_frame" not in ctx:
+                where = _framework_frame(code, frame)
+                if where:
+                    ctx["django_frame"] = where
+            qs_kind = _qs_codes.get(code)
+            if qs_kind is not None:
+                # Outermost wins: the queryset the application itself called.
+                _capture_queryset(qs_kind, frame, ctx)
             if bit == M_TEMPLATE:
                 if "template" not in ctx:
                     loc = _template_location(frame)
@@ -231,6 +253,72 @@ def capture():
     finally:
         del frame
     return ctx or None
+
+
+_django_root = None
+# Django's plumbing between the application and a statement: never "the caller".
+_PLUMBING = ("db", "utils", "template", "templatetags", "dispatch")
+
+
+def _framework_frame(code, frame) -> str | None:
+    """``django/contrib/admin/views/main.py:291`` when Django's own code (not its ORM or
+    template plumbing) issued the statement: the caller a framework finding names."""
+    global _django_root
+    if _django_root is None:
+        import django
+
+        _django_root = os.path.dirname(os.path.abspath(django.__file__))
+    path = os.path.abspath(code.co_filename)
+    if not path.startswith(_django_root + os.sep):
+        return None
+    rel = os.path.relpath(path, os.path.dirname(_django_root))
+    if rel.split(os.sep)[1] in _PLUMBING:
+        return None
+    return f"{rel}:{frame.f_lineno}"
+
+
+def _capture_params(frame, ctx):
+    """The statement in Django's form and its parameters, as JSON-safe values (for the
+    report page's EXPLAIN; never logged)."""
+    try:
+        loc = frame.f_locals
+        sql, params = loc.get("sql"), loc.get("params")
+        if not isinstance(sql, str):
+            return
+        ctx["sql"] = sql
+        ctx["params"] = [_json_safe(p) for p in params] if isinstance(params, (list, tuple)) else None
+        if isinstance(params, (list, tuple)):
+            ctx["raw_params"] = tuple(params)
+        db = getattr(loc.get("self"), "db", None)
+        ctx["alias"] = getattr(db, "alias", None)
+    except Exception:
+        pass
+
+
+def _json_safe(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def _capture_queryset(qs_kind, frame, ctx):
+    try:
+        this = frame.f_locals.get("self")
+        if this is None:
+            return
+        from . import _querysets
+
+        info = _querysets.describe(this)
+        if info is None:
+            return
+        info["call"] = qs_kind
+        if qs_kind == "aggregate":
+            info["aggregates"] = _querysets.describe_aggregates(frame.f_locals.get("kwargs") or {})
+        ctx["qs"] = info
+    except Exception as e:  # never break the user's query
+        ctx["qs"] = {"error": f"could not read the queryset ({type(e).__name__})"}
 
 
 def _register_markers():
@@ -266,9 +354,11 @@ def _register_markers():
         from django.apps import apps
 
         if apps.ready:
-            from django.contrib.contenttypes.fields import GenericForeignKey
+            from django.contrib.contenttypes import fields as ct_fields
 
-            pairs.append((GenericForeignKey.__get__, M_GFK))
+            # Django >= 6.1 moved the accessor to a descriptor class of its own.
+            gfk = getattr(ct_fields, "GenericForeignKeyDescriptor", None) or ct_fields.GenericForeignKey
+            pairs.append((gfk.__get__, M_GFK))
     except Exception:
         pass
     try:
@@ -277,10 +367,26 @@ def _register_markers():
         pairs.append((SyncToAsync.thread_handler, BOUNDARY))
     except Exception:  # pragma: no cover
         pass
+    # materialize.py wraps the iterables' __iter__ in one shared function: mark the
+    # originals and its values builder instead.
+    from .. import materialize
+
+    for cls in (query_mod.ValuesIterable, query_mod.ValuesListIterable, query_mod.NamedValuesListIterable,
+                query_mod.FlatValuesListIterable):
+        it = cls.__dict__.get("__iter__")
+        pairs.append((getattr(it, "__wrapped__", it), M_VALUES))
+    pairs += [(materialize._value_rows, M_VALUES), (QuerySet._iterator, M_ITERATOR)]
     for func, bit in pairs:
         code = getattr(func, "__code__", None)
         if code is not None:
             _markers[code] = bit
+    global _execute_code
+    from django.db.backends.utils import CursorWrapper
+
+    _execute_code = CursorWrapper._execute.__code__
+    for name, kind in (("_fetch_all", "iterate"), ("count", "count"), ("exists", "exists"),
+                       ("aggregate", "aggregate"), ("get", "get")):
+        _qs_codes[QuerySet.__dict__[name].__code__] = kind
     # Related managers are classes built per relation; their methods' code objects are
     # constants of the factory functions, shared by every relation.
     from django.db.models.fields import related_descriptors

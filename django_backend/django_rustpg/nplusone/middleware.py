@@ -6,6 +6,7 @@ fails with ``NPlusOneError``), and remembered for the HTML page served at
 ``REPORT_URL`` (default ``/__nplusone__/``, only when ``DEBUG`` is on).
 """
 
+import logging
 import sys
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -14,6 +15,45 @@ from django.core.exceptions import MiddlewareNotUsed
 from . import scope
 from . import settings as np_settings
 from .report import history, page_response
+
+logger = logging.getLogger("django_rustpg.nplusone")
+_warned = False
+
+
+def rustpg_aliases(databases) -> list:
+    """Aliases of ``DATABASES`` whose ENGINE is django_rustpg (or a backend built on it)."""
+    out = []
+    for alias, cfg in (databases or {}).items():
+        engine = (cfg or {}).get("ENGINE") or ""
+        if engine == "django_rustpg" or engine.startswith("django_rustpg."):
+            out.append(alias)
+            continue
+        try:  # a project backend subclassing ours
+            import importlib
+
+            from django_rustpg.base import DatabaseWrapper as Ours
+
+            mod = importlib.import_module(f"{engine}.base")
+            if issubclass(getattr(mod, "DatabaseWrapper", object), Ours):
+                out.append(alias)
+        except Exception:
+            pass
+    return out
+
+
+def warn_if_no_rustpg_database():
+    """Once per process: without a django_rustpg database nothing is recorded, and every
+    request would look clean ("0 statements")."""
+    global _warned
+    if _warned:
+        return
+    from django.conf import settings
+
+    if not rustpg_aliases(getattr(settings, "DATABASES", {})):
+        _warned = True
+        logger.warning(
+            "django_rustpg.nplusone: no database in DATABASES uses ENGINE 'django_rustpg'; the N+1 detector "
+            "only sees statements run through django_rustpg, so it will report nothing")
 
 
 class NPlusOneMiddleware:
@@ -24,6 +64,7 @@ class NPlusOneMiddleware:
         self.config = np_settings.load()  # validates IGNORE now: bad settings fail at startup
         if self.config.mode == "off":
             raise MiddlewareNotUsed("DJANGO_RUSTPG_NPLUSONE['MODE'] is 'off'")
+        warn_if_no_rustpg_database()
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:

@@ -49,6 +49,7 @@ class _State:
         self.config = config
         self.results: dict[str, list] = {}
         self.findings: list[dict] = []
+        self.framework_findings: list[dict] = []  # listed in the report, never failing
         self._settings = None
         self._baseline = None
         self.new_keys: list[str] = []
@@ -110,6 +111,10 @@ class _State:
         if items:
             self.results[item.nodeid] = items
             self.findings.extend(items)
+        for f in report.framework_findings:
+            d = f.to_dict()
+            d["test"] = item.nodeid
+            self.framework_findings.append(d)
 
 
 def _state(config) -> _State:
@@ -155,6 +160,7 @@ def pytest_runtest_call(item):
     cm = scope(item.nodeid, mode="collect", threshold=threshold, duplicates=kwargs.get("duplicates"))
     cm._report = getattr(item, "_rustpg_nplusone_report", None)  # made by the fixture, if used
     cm._test_file = str(getattr(item, "path", None) or item.fspath)
+    cm._enforced = mode == "fail"
     report = cm.__enter__()
     try:
         result = yield
@@ -200,6 +206,7 @@ def pytest_sessionfinish(session, exitstatus):
             "tests": {k: len(v) for k, v in state.results.items()},
             "new": sorted({f["key"] for f in state.findings if not f["baselined"]}),
             "stale_baseline": _stale(state),
+            "framework_findings": state.framework_findings,
         }
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as fh:

@@ -11,6 +11,9 @@
         "DUPLICATES": True,        # report identical statements (same SQL and parameters)
         "PYTEST": False,           # pytest: check every test, not only marked ones
         "CELERY": True,            # open a scope per Celery task (when Celery is installed)
+        "UNUSED_EAGER_LOAD": None, # unused select_related/prefetch_related paths: None = reported in
+                                   # "warn" mode and explicit scopes, not where findings fail (raise
+                                   # mode, pytest, NPlusOneMixin); N = everywhere, for eager loads of >= N rows
     }
 
 Unknown keys, bad values, and ``IGNORE`` entries naming an unknown model, field or file
@@ -36,6 +39,7 @@ DEFAULTS = {
     "DUPLICATES": True,
     "PYTEST": False,
     "CELERY": True,
+    "UNUSED_EAGER_LOAD": None,
 }
 
 
@@ -61,6 +65,7 @@ class Config:
     duplicates: bool = True
     pytest: bool = False
     celery: bool = True
+    unused_eager_load: int | None = None
     raw: dict = field(default_factory=dict, compare=False)
 
 
@@ -182,6 +187,9 @@ def load(*, check=True) -> Config:
     history = values["HISTORY"]
     if not isinstance(history, int) or history < 0:
         raise _improper(f"HISTORY must be a non-negative integer, not {history!r}")
+    unused = values["UNUSED_EAGER_LOAD"]
+    if unused is not None and (not isinstance(unused, int) or isinstance(unused, bool) or unused < 1):
+        raise _improper(f"UNUSED_EAGER_LOAD must be None or an integer >= 1 (rows), not {unused!r}")
     ignore = values["IGNORE"]
     if isinstance(ignore, str) or not isinstance(ignore, (list, tuple)):
         raise _improper("IGNORE must be a list of strings")
@@ -200,6 +208,7 @@ def load(*, check=True) -> Config:
         duplicates=bool(values["DUPLICATES"]),
         pytest=bool(values["PYTEST"]),
         celery=bool(values["CELERY"]),
+        unused_eager_load=unused,
         raw=dict(raw),
     )
     if check:

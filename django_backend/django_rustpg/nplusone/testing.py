@@ -66,6 +66,7 @@ class _AssertNoNPlusOne:
     def __init__(self, testcase, threshold=None, duplicates=None):
         self.testcase = testcase
         self.scope = scope(testcase.id(), mode="collect", threshold=threshold, duplicates=duplicates)
+        self.scope._enforced = True
 
     def __enter__(self):
         self.report = self.scope.__enter__()
@@ -97,6 +98,7 @@ class NPlusOneMixin:
         checked = scope(self.id(), mode="collect", threshold=self.nplusone_threshold,
                         duplicates=self.nplusone_duplicates)
         checked._test_file = inspect.getfile(type(self))
+        checked._enforced = True
         with checked as report:
             super()._callTestMethod(method)
         self.nplusone_report = report

@@ -56,3 +56,21 @@ class Document(models.Model):
     tags = ArrayField(models.CharField(max_length=20), default=list)
     created = models.DateTimeField(auto_now_add=True)
     size = models.IntegerField(default=0)
+
+
+class Category(models.Model):
+    """Self-referential: ``c.parent.parent`` per row."""
+
+    name = models.CharField(max_length=50)
+    parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
+
+
+class Media(models.Model):
+    title = models.CharField(max_length=100)
+    publisher = models.ForeignKey(Publisher, on_delete=models.CASCADE, related_name="media")
+
+
+class Video(Media):
+    """Multi-table inheritance: rows of shop_video joined to their shop_media parent."""
+
+    minutes = models.IntegerField(default=0)

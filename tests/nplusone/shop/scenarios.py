@@ -10,10 +10,9 @@ def apply(qs, fix):
     """``qs.<fix>``, with the names a fix may use in scope."""
     if not fix:
         return qs
-    if fix.startswith("remove only()/defer()"):
-        return qs.model.objects.all()
-    names = {"qs": qs, "Count": Count, "Exists": Exists, "OuterRef": OuterRef, "Prefetch": Prefetch}
-    return eval(f"qs.{fix}", {**names, "Author": Author, "Book": Book, "Tag": Tag})
+    from django_rustpg.nplusone._fixes import namespace
+
+    return eval(f"qs.{fix}", {**namespace(), "qs": qs})  # the names the validator evaluates fixes with
 
 
 def forward_fk(fix=None):
@@ -103,13 +102,14 @@ CASES = {
     "reverse_fk": (reverse_fk, "shop.Book.reviews", 'prefetch_related("reviews")'),
     "m2m": (m2m, "shop.Book.labels", 'prefetch_related("labels")'),
     "reverse_one_to_one": (reverse_one_to_one, "shop.Author.profile", 'select_related("profile")'),
-    "deferred_field": (deferred_field, "shop.Book.isbn", 'remove only()/defer() so "isbn" is loaded with the rows'),
+    "deferred_field": (deferred_field, "shop.Book.isbn", 'only("title", "isbn")'),
     "generic_fk": (generic_fk, "shop.Tag.content_object", 'prefetch_related("content_object")'),
     "count_per_row": (count_per_row, "shop.Book.reviews", 'annotate(Count("reviews"))'),
-    "nested_loop": (nested_loop, "shop.Author.books", 'prefetch_related("books__labels")'),
+    # Nested loops: the finding of the deepest level (its relation) names the combined fix.
+    "nested_loop": (nested_loop, "shop.Book.labels", 'prefetch_related("books__labels")'),
     "nested_loop_fk": (
         nested_loop_fk,
-        "shop.Author.books",
+        "shop.Book.editor",
         'prefetch_related(Prefetch("books", queryset=Book.objects.select_related("editor")))',
     ),
     "template_loop": (template_loop, "shop.Book.author", 'select_related("author")'),

@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from . import views
@@ -8,4 +9,5 @@ urlpatterns = [
     path("async/reviews/", views.async_reviews),
     path("async/authors/", views.async_authors),
     path("__nplusone__/", include("django_rustpg.nplusone.urls")),
+    path("admin/", admin.site.urls),
 ]
