@@ -68,3 +68,12 @@ def private_server():
         yield server
     finally:
         find_pg.stop_cluster(state)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from . import test_load
+
+    if test_load.FIGURES:
+        terminalreporter.write_sep("-", "reliability figures")
+        for scenario, figures in test_load.FIGURES.items():
+            terminalreporter.write_line(f"{scenario}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
