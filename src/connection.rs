@@ -96,6 +96,21 @@ impl ConnCore {
             || self.session.lock().as_ref().is_some_and(|s| pool::is_gone(s))
     }
 
+    /// Turns prepared statements off for this pool, warning once.
+    fn prepared_statements_lost(&self, py: Python<'_>) {
+        if self.pool.stats.prepared_off.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let msg = "django_rustpg: a prepared statement was missing on the server session, so a \
+                   transaction-mode pooler (PgBouncer < 1.21, or without max_prepared_statements) \
+                   sits between the driver and PostgreSQL; prepare_threshold is now ignored for this \
+                   pool. Set prepare_threshold=None, or PgBouncer >= 1.21 with max_prepared_statements.";
+        if let Ok(warnings) = py.import("warnings") {
+            let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+            let _ = warnings.call_method1("warn", (msg, category));
+        }
+    }
+
     /// Swaps a session the server ended before it could run anything for a fresh one.
     fn replace_dead_session(&self, py: Python<'_>) -> PyResult<(Arc<PooledSession>, bool)> {
         if let Some(old) = self.session.lock().take() {
@@ -175,6 +190,18 @@ impl ConnCore {
         if is_lost_session(e) {
             self.lost.store(true, Ordering::Relaxed);
         }
+        if self.prepare_threshold.is_some() && is_pooler_statement_error(e) {
+            return errors::operational(
+                py,
+                format!(
+                    "{}: the server session lost this session's prepared statements inside a \
+                     transaction (a transaction-mode pooler such as PgBouncer < 1.21 in front?); \
+                     prepared statements are now off for this pool. Retry the transaction, and set \
+                     prepare_threshold=None or PgBouncer's max_prepared_statements",
+                    e.as_db_error().map(|d| d.message()).unwrap_or("prepared statement missing")
+                ),
+            );
+        }
         errors::from_pg(py, e, Some(sql))
     }
 
@@ -200,11 +227,13 @@ impl ConnCore {
             let params = wire_params(&q.params);
             let sql = q.sql.as_str();
             let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
-            let plan = match self.prepare_threshold {
-                Some(threshold) if !q.effects.unpoolable => session.shared.statements.lock().plan(sql, &oids, threshold),
-                _ => prepared::Plan::Unnamed,
+            let preparing = self.prepare_threshold.filter(|_| !q.effects.unpoolable && !self.pool.stats.prepared_off.load(Ordering::Relaxed));
+            let plan = match preparing {
+                Some(threshold) => session.shared.statements.lock().plan(sql, &oids, threshold),
+                None => prepared::Plan::Unnamed,
             };
             let was_prepared = matches!(plan, prepared::Plan::Prepared(_));
+            let named = !matches!(plan, prepared::Plan::Unnamed);
             let outside_transaction = begin.is_none() && self.state.lock().status == TxStatus::Idle;
             let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, plan, begin.as_deref()));
             match result {
@@ -213,6 +242,18 @@ impl ConnCore {
                 Err(e) if was_prepared && outside_transaction && is_stale_plan(&e) => {
                     session.shared.statements.lock().forget(sql, &oids);
                     runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Prepare, None))
+                }
+                // The server session does not hold what this session prepared: a
+                // transaction-mode pooler moved us. Stop preparing on this pool; outside a
+                // transaction the failed run had no effect, so run it unnamed.
+                Err(e) if named && is_pooler_statement_error(&e) => {
+                    self.prepared_statements_lost(py);
+                    session.shared.statements.lock().clear();
+                    if outside_transaction {
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Unnamed, None))
+                    } else {
+                        Err(e)
+                    }
                 }
                 other => other,
             }
@@ -386,6 +427,11 @@ fn is_lost_session(e: &tokio_postgres::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// 26000 (no such prepared statement) or 42P05 (one already has that name).
+fn is_pooler_statement_error(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| matches!(db.code().code(), "26000" | "42P05"))
 }
 
 /// "cached plan must not change result type": a prepared statement outlived a schema change.

@@ -160,6 +160,9 @@ pub struct PoolStats {
     pub timeouts: AtomicU64,
     pub discarded_dead: AtomicU64,
     pub idle_closed: AtomicU64,
+    /// A session lost a prepared statement it made, or found another's name: a
+    /// transaction-mode pooler is in front, so this pool stops preparing.
+    pub prepared_off: AtomicBool,
     /// The latest checkout waits (µs), for percentiles.
     waits_us: Mutex<VecDeque<u64>>,
 }
