@@ -143,12 +143,14 @@ test-django-matrix: build .venv-dj60/.rustpg-build .venv-dj61/.rustpg-build
 WHEEL_PYTHONS := 3.11 3.12 3.13
 WHEEL_VENVS   := $(CURDIR)/target/wheel-venvs
 wheels: $(DEPS_STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check ziglang
+	$(PY) -m pip install -q --disable-pip-version-check ziglang auditwheel
 	rm -rf dist
 	CARGO_TARGET_DIR=$(TARGET_ROOT)/wheels $(VENV)/bin/maturin build --release --zig \
 	  --compatibility manylinux2014 --out dist \
 	  $(foreach v,$(WHEEL_PYTHONS),-i $(or $(call find_python,$(v)),$(error no python$(v) found)))
 	$(VENV)/bin/maturin sdist --out dist
+	@for w in dist/*.whl; do $(VENV)/bin/auditwheel show "$$w" | tr '\n' ' ' | grep -q 'platform tag: "manylinux_2_17_x86_64"' \
+	  || { echo "error: $$w is not manylinux_2_17 (auditwheel show)" >&2; exit 1; }; done
 	@set -e; for v in $(WHEEL_PYTHONS); do \
 	  tag=cp$$(echo $$v | tr -d .); whl=$$(ls dist/*-$$tag-$$tag-manylinux*.whl); \
 	  py=$$(case $$v in 3.11) echo "$(call find_python,3.11)";; 3.12) echo "$(call find_python,3.12)";; 3.13) echo "$(call find_python,3.13)";; esac); \

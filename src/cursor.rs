@@ -419,7 +419,12 @@ fn describe(py: Python<'_>, cols: &[ColInfo], hstore_oid: Option<u32>) -> PyResu
     for c in cols {
         let oid = c.type_.oid();
         let tm = c.type_modifier;
-        let (display_size, precision, scale): (Option<i32>, Option<i32>, Option<i32>) = match oid {
+        // An array column's modifier is its element type's (psycopg reads it so too).
+        let modified = match c.type_.kind() {
+            postgres_types::Kind::Array(element) => element.oid(),
+            _ => oid,
+        };
+        let (display_size, precision, scale): (Option<i32>, Option<i32>, Option<i32>) = match modified {
             oid::VARCHAR | oid::BPCHAR | oid::CHAR => (if tm >= 0 { Some(tm - 4) } else { None }, None, None),
             oid::BIT | oid::VARBIT => (if tm >= 0 { Some(tm) } else { None }, None, None),
             oid::NUMERIC => {

@@ -11,7 +11,7 @@ COLUMNS = [
     "char(4)", '"char"', "text", "int2", "int4", "int8", "float4", "float8", "bool",
     "uuid", "jsonb", "json", "bytea", "date", "inet", "cidr", "macaddr", "int8range",
     "tstzrange", "int4[]", "varchar(10)[]", "numeric(4,1)[]", "text[]", "oid", "xml",
-    "money", "point", "tsvector",
+    "money", "tsvector",
 ]
 
 
