@@ -55,7 +55,7 @@ class DjangoIterables(NamedTuple):
     fetch_modes: bool
     # known_related_objects are skipped when a from_field attname is deferred on the row.
     known_related_skips_deferred: bool
-    # sha256 (first 16 hex digits) of the normalized source of _STOOD_IN_FOR.
+    # sha256 (first 16 hex digits) of the normalized source of _stood_in_for().
     digests: frozenset
 
 
@@ -64,15 +64,16 @@ class DjangoIterables(NamedTuple):
 # added only after that verification; its digest is printed by ``python -m
 # django_rustpg.materialize``.
 VERIFIED = {
-    (5, 2): DjangoIterables(False, False, frozenset({"f63aa43812b8b2d5"})),
-    (6, 0): DjangoIterables(False, False, frozenset({"f63aa43812b8b2d5"})),
-    (6, 1): DjangoIterables(True, True, frozenset({"232feb00dbb9b5a9"})),
+    (5, 2): DjangoIterables(False, False, frozenset({"1892b771a35b6316"})),
+    (6, 0): DjangoIterables(False, False, frozenset({"1892b771a35b6316"})),
+    (6, 1): DjangoIterables(True, True, frozenset({"b9162685faa22a04"})),
 }
 
 
 def _stood_in_for():
     """The Django code whose behaviour the native path reproduces."""
     from django.db.models import base
+    from django.db.models.fields import files, related_descriptors
     from django.db.models.sql import compiler
 
     names = [
@@ -89,6 +90,10 @@ def _stood_in_for():
         (compiler.SQLCompiler, "results_iter"),
         (compiler.SQLCompiler, "apply_converters"),
         (compiler, "cursor_iter"),
+        # Stores the native path treats as plain __dict__ stores, and the JSON it parses itself.
+        (related_descriptors, "ForeignKeyDeferredAttribute"),
+        (files, "FileDescriptor"),
+        (JSONField, "from_db_value"),
     ]
     return [(f"{getattr(owner, '__name__', owner)}.{name}", getattr(owner, name, None)) for owner, name in names]
 
