@@ -26,7 +26,8 @@ export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 DEPS_STAMP  := $(VENV)/.rustpg-deps
 BUILD_STAMP := $(VENV)/.rustpg-build
 RUST_INPUTS := $(shell find src -type f 2>/dev/null) $(wildcard build.rs Cargo.toml Cargo.lock) pyproject.toml
-NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native*.so)
+# This venv's own extension (others' builds sit beside it, one per interpreter).
+NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null))
 
 # Resolved lazily: the venv may not exist when make starts.
 # Without extension-module, pyo3 links libpython; the test binary must load the
@@ -113,12 +114,12 @@ $(eval $(call other_django,dj60,$(PYTHON_DJ60),$(DJANGO_DJ60)))
 
 # Django 6.1 (Python 3.13): native materialization compared with Django's path, and the
 # core-label parity gate against stock in the same run.
-test-dj61: .venv-dj61/.rustpg-build
+test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj61 $(WITH_PG) .venv-dj61/bin/python -m pytest tests/materialize -q -p no:cacheprovider
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 
-test-dj60: .venv-dj60/.rustpg-build
+test-dj60: $(DEPS_STAMP) .venv-dj60/.rustpg-build
 	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj60 $(WITH_PG) .venv-dj60/bin/python -m pytest tests/materialize -q -p no:cacheprovider
 
 # tests/materialize on every supported Django.
@@ -175,6 +176,6 @@ pg-stop:
 
 clean: pg-stop
 	cargo clean
-	rm -f $(BUILD_STAMP) django_backend/django_rustpg/_native*.so
+	rm -f $(BUILD_STAMP) .venv-*/.rustpg-build django_backend/django_rustpg/_native*.so
 	rm -rf .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
