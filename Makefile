@@ -7,13 +7,27 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 WITH_PG := $(PY) scripts/find_pg.py --run --
 
+# Supported matrix: Django 5.2 on Python 3.11-3.13 (.venv: $(PYTHON), 5.2), Django 6.0 and 6.1
+# on Python 3.12-3.13. Each other Django gets a venv and a build of its own (separate cargo
+# target dirs, so switching interpreters never rebuilds the other one).
+# A pyenv shim for a version that is not selected fails: fall back to pyenv's install dir.
+find_python = $(firstword $(foreach c,python$(1) $(wildcard $(HOME)/.pyenv/versions/$(1)*/bin/python$(1)),$(shell $(c) -c 'import sys; print(sys.executable)' 2>/dev/null)))
+PYTHON_DJ61 ?= $(call find_python,3.13)
+PYTHON_DJ60 ?= $(call find_python,3.12)
+DJANGO_DJ61 := Django>=6.1,<6.2
+DJANGO_DJ60 := Django>=6.0,<6.1
+TARGET_ROOT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+SUITE_EXPECTED := --expected-failures tests/django_suite/timing_sensitive.txt \
+	--expected-failures tests/django_suite/declared_skips.txt
+
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 
 DEPS_STAMP  := $(VENV)/.rustpg-deps
 BUILD_STAMP := $(VENV)/.rustpg-build
 RUST_INPUTS := $(shell find src -type f 2>/dev/null) $(wildcard build.rs Cargo.toml Cargo.lock) pyproject.toml
-NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native*.so)
+# This venv's own extension (others' builds sit beside it, one per interpreter).
+NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null))
 
 # Resolved lazily: the venv may not exist when make starts.
 # Without extension-module, pyo3 links libpython; the test binary must load the
@@ -22,7 +36,8 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native*.so)
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-rust test-py test-embedded django-suite demo bench pg-start pg-stop clean FORCE
+.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite demo bench pg-start pg-stop clean FORCE \
+	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -32,7 +47,7 @@ $(DEPS_STAMP): pyproject.toml
 	  echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV) || \
 	  { echo "error: '$(PYTHON) -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }; \
 	fi
-	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery
+	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery hypothesis
 	@$(PY) -m pip install -q --disable-pip-version-check pgserver || \
 	  echo "warning: pgserver did not install; test-embedded will be skipped (and fail under CI)" >&2
 	@touch $@
@@ -47,7 +62,7 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_INPUTS) $(if $(NATIVE_SO),,FORCE)
 
 FORCE:
 
-test: build test-rust test-py test-embedded $(if $(wildcard tests/django_suite/run.py),django-suite)
+test: build test-rust test-py test-embedded $(if $(wildcard tests/django_suite/run.py),django-suite) test-dj61
 
 # Same PYO3_PYTHON as maturin uses, so alternating with `build` does not rebuild pyo3.
 # Runs under find_pg so Rust tests can use DATABASE_URL too.
@@ -75,7 +90,83 @@ test-embedded: build
 # expected failures).  Extended list: `$(PY) tests/django_suite/run.py --all --compare`.
 django-suite: build
 	$(WITH_PG) $(PY) tests/django_suite/run.py --core --compare --require-parity \
-	  --expected-failures tests/django_suite/timing_sensitive.txt
+	  $(SUITE_EXPECTED)
+
+# Reliability at the issue's sizes (64 threads x 2,000, 1,000 cancels, 50 MB bytea, 4,000
+# queries per process behind PgBouncer, a longer fuzz) on private servers it starts itself.
+# `make test` runs the same files at short sizes.
+test-reliability: build
+	RUSTPG_RELIABILITY=full RUSTPG_CANCEL_TRIES=1000 RUSTPG_FUZZ_EXAMPLES=5000 \
+	  $(WITH_PG) $(PY) -m pytest tests/reliability -p no:cacheprovider -rs
+
+# --- Other Django versions: .venv-dj61 (Python 3.13, Django 6.1), .venv-dj60 (3.12, 6.0) ----------
+# $(1): suffix (dj61), $(2): python, $(3): Django requirement.
+define other_django
+.venv-$(1)/.rustpg-deps: pyproject.toml
+	@test -n "$(2)" || { echo "error: no python for $(1) (set PYTHON_$(shell echo $(1) | tr a-z A-Z)=...)" >&2; exit 1; }
+	@if ! .venv-$(1)/bin/python -m pip --version >/dev/null 2>&1; then $(2) -m venv .venv-$(1); fi
+	.venv-$(1)/bin/python -m pip install -q --disable-pip-version-check maturin pytest "$(3)" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url
+	@touch $$@
+
+.venv-$(1)/.rustpg-build: .venv-$(1)/.rustpg-deps $(RUST_INPUTS)
+	VIRTUAL_ENV=$(CURDIR)/.venv-$(1) PATH=$(CURDIR)/.venv-$(1)/bin:$$$$PATH \
+	  CARGO_TARGET_DIR=$(TARGET_ROOT)/$(1) .venv-$(1)/bin/maturin develop --release
+	@touch $$@
+endef
+$(eval $(call other_django,dj61,$(PYTHON_DJ61),$(DJANGO_DJ61)))
+$(eval $(call other_django,dj60,$(PYTHON_DJ60),$(DJANGO_DJ60)))
+
+# maturin develop puts each interpreter's extension (_native.cpython-3XX-*.so) side by side in
+# the source tree, so the venvs share django_backend/ without rebuilding each other's.
+
+# Django 6.1 (Python 3.13): native materialization compared with Django's path, and the
+# core-label parity gate against stock in the same run.
+test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
+	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj61 $(WITH_PG) .venv-dj61/bin/python -m pytest tests/materialize -q -p no:cacheprovider
+	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
+	  $(SUITE_EXPECTED)
+
+test-dj60: $(DEPS_STAMP) .venv-dj60/.rustpg-build
+	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj60 $(WITH_PG) .venv-dj60/bin/python -m pytest tests/materialize -q -p no:cacheprovider
+
+# tests/materialize on every supported Django.
+test-materialize-matrix: build .venv-dj60/.rustpg-build .venv-dj61/.rustpg-build
+	$(WITH_PG) $(PY) -m pytest tests/materialize -q -p no:cacheprovider
+	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj60 $(WITH_PG) .venv-dj60/bin/python -m pytest tests/materialize -q -p no:cacheprovider
+	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj61 $(WITH_PG) .venv-dj61/bin/python -m pytest tests/materialize -q -p no:cacheprovider
+
+# Django's own suite, full label list, on 5.2, 6.0 and 6.1 (each with stock in the same run).
+test-django-matrix: build .venv-dj60/.rustpg-build .venv-dj61/.rustpg-build
+	$(WITH_PG) $(PY) tests/django_suite/run.py --all --compare --require-parity \
+	  $(SUITE_EXPECTED)
+	$(WITH_PG) .venv-dj60/bin/python tests/django_suite/run.py --all --compare --require-parity \
+	  $(SUITE_EXPECTED)
+	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --all --compare --require-parity \
+	  $(SUITE_EXPECTED)
+
+# manylinux wheels for CPython 3.11-3.13 and an sdist in dist/, built with maturin; zig (the
+# ziglang wheel) links against an old glibc so the wheels are manylinux2014-compliant on any
+# build host. Each wheel is installed into a fresh venv of its Python (outside the source
+# tree) and smoke-tested: import, connect, one ORM query (scripts/smoke_wheel.py).
+WHEEL_PYTHONS := 3.11 3.12 3.13
+WHEEL_VENVS   := $(CURDIR)/target/wheel-venvs
+wheels: $(DEPS_STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check ziglang auditwheel
+	rm -rf dist
+	CARGO_TARGET_DIR=$(TARGET_ROOT)/wheels $(VENV)/bin/maturin build --release --zig \
+	  --compatibility manylinux2014 --out dist \
+	  $(foreach v,$(WHEEL_PYTHONS),-i $(or $(call find_python,$(v)),$(error no python$(v) found)))
+	$(VENV)/bin/maturin sdist --out dist
+	@for w in dist/*.whl; do $(VENV)/bin/auditwheel show "$$w" | tr '\n' ' ' | grep -q 'platform tag: "manylinux_2_17_x86_64"' \
+	  || { echo "error: $$w is not manylinux_2_17 (auditwheel show)" >&2; exit 1; }; done
+	@set -e; for v in $(WHEEL_PYTHONS); do \
+	  tag=cp$$(echo $$v | tr -d .); whl=$$(ls dist/*-$$tag-$$tag-manylinux*.whl); \
+	  py=$$(case $$v in 3.11) echo "$(call find_python,3.11)";; 3.12) echo "$(call find_python,3.12)";; 3.13) echo "$(call find_python,3.13)";; esac); \
+	  echo "== $$whl in a fresh $$py venv"; rm -rf $(WHEEL_VENVS)/$$tag; $$py -m venv $(WHEEL_VENVS)/$$tag; \
+	  $(WHEEL_VENVS)/$$tag/bin/pip install -q --disable-pip-version-check "$$whl" "psycopg[binary]"; \
+	  (cd /tmp && $(abspath $(PY)) $(CURDIR)/scripts/find_pg.py --run -- $(WHEEL_VENVS)/$$tag/bin/python $(CURDIR)/scripts/smoke_wheel.py); \
+	done
+	@ls -l dist
 
 demo: build
 	$(WITH_PG) $(PY) examples/demo/run_demo.py
@@ -92,6 +183,6 @@ pg-stop:
 
 clean: pg-stop
 	cargo clean
-	rm -f $(BUILD_STAMP) django_backend/django_rustpg/_native*.so
+	rm -f $(BUILD_STAMP) .venv-*/.rustpg-build django_backend/django_rustpg/_native*.so
 	rm -rf .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

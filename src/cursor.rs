@@ -375,7 +375,7 @@ impl Cursor {
         }
         if let Some(cols) = &self.columns {
             if !cols.is_empty() {
-                self.description = Some(describe(py, cols)?);
+                self.description = Some(describe(py, cols, self.core.hstore_oid())?);
             }
         }
         Ok(())
@@ -413,13 +413,18 @@ pub fn row_tuple(ctx: &DecodeCtx<'_>, decoders: &[Decoder], row: &Row) -> PyResu
     }
 }
 
-fn describe(py: Python<'_>, cols: &[ColInfo]) -> PyResult<PyObject> {
+fn describe(py: Python<'_>, cols: &[ColInfo], hstore_oid: Option<u32>) -> PyResult<PyObject> {
     let column_cls = pyrefs::get(py)?.column.bind(py);
     let list = PyList::empty(py);
     for c in cols {
         let oid = c.type_.oid();
         let tm = c.type_modifier;
-        let (display_size, precision, scale): (Option<i32>, Option<i32>, Option<i32>) = match oid {
+        // An array column's modifier is its element type's (psycopg reads it so too).
+        let modified = match c.type_.kind() {
+            postgres_types::Kind::Array(element) => element.oid(),
+            _ => oid,
+        };
+        let (display_size, precision, scale): (Option<i32>, Option<i32>, Option<i32>) = match modified {
             oid::VARCHAR | oid::BPCHAR | oid::CHAR => (if tm >= 0 { Some(tm - 4) } else { None }, None, None),
             oid::BIT | oid::VARBIT => (if tm >= 0 { Some(tm) } else { None }, None, None),
             oid::NUMERIC => {
@@ -433,12 +438,22 @@ fn describe(py: Python<'_>, cols: &[ColInfo]) -> PyResult<PyObject> {
                     (None, None, None)
                 }
             }
-            oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ | oid::INTERVAL => {
+            oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ => {
                 (None, if tm >= 0 { Some(tm & 0xFFFF) } else { None }, None)
             }
+            // The low bits hold the precision; 0xFFFF (e.g. `interval day to second`) means
+            // none was given (psycopg >= 3.3 reports None too).
+            oid::INTERVAL => (None, if tm >= 0 && tm & 0xFFFF != 0xFFFF { Some(tm & 0xFFFF) } else { None }, None),
             _ => (None, None, None),
         };
         let item = column_cls.call1((c.name.as_str(), oid, display_size, oid::fixed_size(oid), precision, scale, py.None()))?;
+        // Read by Column.type_display (see pyrefs); most columns need neither.
+        if tm >= 0 {
+            item.setattr(pyo3::intern!(py, "_fmod"), tm)?;
+        }
+        if hstore_oid == Some(oid) {
+            item.setattr(pyo3::intern!(py, "_type_name"), pyo3::intern!(py, "hstore"))?;
+        }
         list.append(item)?;
     }
     Ok(list.into_any().unbind())

@@ -4,6 +4,8 @@ Only what touches the driver is overridden; everything else (SQL generation, fea
 introspection queries) is Django's own postgresql backend.
 """
 
+import time
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base as pg_base
@@ -74,7 +76,8 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
         validate_options(options, self.settings_dict)
         params = super().get_connection_params()
         params = driver_params(params, options, self.timezone_name)
-        if self.settings_dict.get("CONN_HEALTH_CHECKS"):
+        if self.settings_dict.get("CONN_HEALTH_CHECKS") and not options.get("pool"):
+            # (an explicit pool runs its check in _checked_connection instead)
             # A reused pooled session is proven with a round trip at checkout.
             params["health_check"] = True
         return params
@@ -94,12 +97,42 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
                     f"specified. Use one of the psycopg.IsolationLevel values."
                 )
         _threads.close_orphans()
-        connection = self.Database.connect(**conn_params)
+        connection = self._checked_connection(conn_params)
         _threads.track(self, connection)
         if isolation_level is not None:
             connection.isolation_level = self.isolation_level
         self._apply_timestamptz_zone(connection)
         return connection
+
+    def _checked_connection(self, conn_params):
+        """A session from the driver's pool that passed the pool's check, as psycopg_pool's
+        getconn() does for Django: a session failing it is closed (the driver discards a
+        broken one) and another is taken, until the pool's checkout timeout."""
+        pool = self.pool
+        check = pool._check if pool is not None else None
+        if check is None:
+            return self.Database.connect(**conn_params)
+        pool_options = conn_params.get("pool")
+        timeout = pool_options.get("timeout", 30) if isinstance(pool_options, dict) else 30
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            connection = self.Database.connect(**conn_params)
+            try:
+                check(connection)
+            except Exception as exc:
+                connection.close()
+                if time.monotonic() + delay > deadline:
+                    raise dbapi.PoolTimeout(
+                        f"couldn't get a connection passing OPTIONS['pool']['check'] after {timeout} s"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except BaseException:
+                connection.close()
+                raise
+            else:
+                return connection
 
     def _apply_timestamptz_zone(self, connection):
         # Django loads timestamptz in the session time zone, then gives it
@@ -133,11 +166,40 @@ materialize.install()
 
 
 
+def check_connection(connection):
+    """psycopg_pool's ``ConnectionPool.check_connection`` for driver sessions: one round
+    trip, outside any transaction; raises when the session is not usable."""
+    autocommit = connection.autocommit
+    if not autocommit:
+        connection.autocommit = True
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    finally:
+        if not autocommit:
+            try:
+                connection.autocommit = False
+            except Exception:
+                pass  # keep the check's own exception
+
+
 class DriverPool:
     """What ``DatabaseWrapper.pool`` returns: a handle on the driver's pool for an alias."""
 
     def __init__(self, wrapper):
         self._wrapper = wrapper
+        # Django's meaning (as its psycopg_pool setup): OPTIONS["pool"]["check"] if given,
+        # else a round trip on checkout when CONN_HEALTH_CHECKS is on, else none.
+        options = wrapper.settings_dict["OPTIONS"].get("pool")
+        if isinstance(options, dict) and "check" in options:
+            self._check = options["check"]
+        elif wrapper.settings_dict.get("CONN_HEALTH_CHECKS"):
+            self._check = check_connection
+        else:
+            self._check = None
 
     def _params(self):
         return self._wrapper.get_connection_params()

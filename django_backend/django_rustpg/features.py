@@ -57,7 +57,4 @@ class DatabaseFeatures(PGDatabaseFeatures):
             # shared between placeholders (see bind.rs), so ORDER BY COALESCE(f, $2)
             # differs from the select list's COALESCE(f, $1).
             expected.add(_SSC + "test_server_side_binding")
-        if django.VERSION >= (5, 1):
-            # Reads psycopg_pool's private ConnectionPool._check.
-            expected.add("backends.postgresql.tests.Tests.test_pooling_health_checks")
         return expected

@@ -7,15 +7,27 @@ rows. That returns None (→ Django's own ``__iter__`` runs) unless
 the queryset's database is a django_rustpg connection with ``OPTIONS["materialize"]`` on and
 the query has a shape whose result is known to be identical. The decision is made once per
 query, from Django's compiler (``select``, ``klass_info``, ``annotation_col_map``,
-``get_converters``): attributes that exist unchanged from Django 4.2 to 5.2.
+``get_converters``).
+
+Version gate: this module stands in for Django code (``ModelIterable``, ``RelatedPopulator``,
+``Model.from_db``/``__init__``, ...). It runs only where that code is exactly what was
+verified: the Django minor version is in ``VERIFIED``, the features detected in the running
+Django are the ones listed there, and the normalized source of the code stood in for has a
+listed digest. Anywhere else every queryset takes Django's own iterable (one warning per
+process): a new Django release can make it slower, never different.
 
 The statement still goes through Django's ``CursorWrapper`` (``execute_sql(CURSOR)``), so
 ``connection.queries``, ``assertNumQueries`` and execute wrappers see it as usual.
 """
 
 import functools
+import hashlib
 import inspect
+import warnings
+from typing import NamedTuple
+from weakref import ref as weak_ref
 
+import django
 from django.db import connections
 from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
@@ -29,6 +41,134 @@ _JSON_FROM_DB_VALUE = JSONField.from_db_value
 _installed = False
 _MODEL_FROM_DB = Model.from_db.__func__
 _MODEL_INIT = Model.__init__
+
+
+class MaterializeFallbackWarning(RuntimeWarning):
+    """The running Django is not one the native materializer was verified against."""
+
+
+class DjangoIterables(NamedTuple):
+    """What Django's model iterable does, as far as this module must do the same."""
+
+    # QuerySet.fetch_mode(): from_db(..., fetch_mode=), get_related_populators(..., fetch_mode),
+    # _state.fetch_mode on every instance, _state.peers for modes that track peers.
+    fetch_modes: bool
+    # known_related_objects are skipped when a from_field attname is deferred on the row.
+    known_related_skips_deferred: bool
+    # sha256 (first 16 hex digits) of the normalized source of _stood_in_for().
+    digests: frozenset
+
+
+# The single table of Django minor versions the native path has been verified against
+# (tests/materialize and Django's own suite with --compare, on each). A new entry is
+# added only after that verification; its digest is printed by ``python -m
+# django_rustpg.materialize``.
+VERIFIED = {
+    (5, 2): DjangoIterables(False, False, frozenset({"1892b771a35b6316"})),
+    (6, 0): DjangoIterables(False, False, frozenset({"1892b771a35b6316"})),
+    (6, 1): DjangoIterables(True, True, frozenset({"b9162685faa22a04"})),
+}
+
+
+def _stood_in_for():
+    """The Django code whose behaviour the native path reproduces."""
+    from django.db.models import base
+    from django.db.models.fields import files, related_descriptors
+    from django.db.models.sql import compiler
+
+    names = [
+        (query_module.ModelIterable, "__iter__"),
+        (query_module.ValuesIterable, "__iter__"),
+        (query_module.ValuesListIterable, "__iter__"),
+        (query_module.FlatValuesListIterable, "__iter__"),
+        (query_module, "RelatedPopulator"),
+        (query_module, "get_related_populators"),
+        (query_module, "_get_from_db"),
+        (base, "ModelState"),
+        (base.Model, "__init__"),
+        (base.Model, "from_db"),
+        (compiler.SQLCompiler, "results_iter"),
+        (compiler.SQLCompiler, "apply_converters"),
+        (compiler, "cursor_iter"),
+        # Stores the native path treats as plain __dict__ stores, and the JSON it parses itself.
+        (related_descriptors, "ForeignKeyDeferredAttribute"),
+        (files, "FileDescriptor"),
+        (JSONField, "from_db_value"),
+    ]
+    return [(f"{getattr(owner, '__name__', owner)}.{name}", getattr(owner, name, None)) for owner, name in names]
+
+
+def source_digest():
+    """Digest of the normalized source (comments and blank lines dropped) of the code
+    stood in for; None when a source cannot be read."""
+    h = hashlib.sha256()
+    for label, obj in _stood_in_for():
+        h.update(label.encode())
+        if obj is None:
+            h.update(b"<absent>")
+            continue
+        try:
+            source = inspect.getsource(inspect.unwrap(getattr(obj, "__func__", obj)))
+        except (OSError, TypeError):
+            return None
+        for line in source.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                h.update(line.encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def detect_iterables():
+    """The features of the running Django's iterables, read from its code."""
+    params = lambda f: inspect.signature(f).parameters  # noqa: E731
+    fetch_modes = (
+        hasattr(query_module.QuerySet, "fetch_mode")
+        and "fetch_mode" in params(Model.from_db)
+        and "fetch_mode" in params(query_module.get_related_populators)
+        and hasattr(query_module, "_get_from_db")
+    )
+    # The deferred check names its attnames list; Django's loop has no other use for it.
+    model_iter = inspect.unwrap(query_module.ModelIterable.__iter__)  # Django's, once installed
+    skips_deferred = "rel_attnames" in model_iter.__code__.co_varnames
+    return fetch_modes, skips_deferred
+
+
+def _decide_gate():
+    """(DjangoIterables or None, reason): decided once per process."""
+    version = django.VERSION[:2]
+    expected = VERIFIED.get(version)
+    if expected is None:
+        return None, f"Django {django.get_version()} is not a verified version ({_verified_text()})"
+    if detect_iterables() != (expected.fetch_modes, expected.known_related_skips_deferred):
+        return None, f"Django {django.get_version()}'s iterables do not have the features verified for {version[0]}.{version[1]}"
+    digest = source_digest()
+    if digest not in expected.digests:
+        return None, (
+            f"Django {django.get_version()}'s iterable code (digest {digest}) differs from the "
+            f"verified {version[0]}.{version[1]} code"
+        )
+    return expected, None
+
+
+def _verified_text():
+    return ", ".join(f"{a}.{b}" for a, b in sorted(VERIFIED))
+
+
+_gate = None  # set by install()
+_gate_reason = None
+_warned = False
+
+
+def _warn_fallback():
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            f"django_rustpg: {_gate_reason}; querysets use Django's own iterables "
+            "(correct, without native materialization).",
+            MaterializeFallbackWarning,
+            stacklevel=4,
+        )
 
 
 def _is_native_connection(connection):
@@ -106,7 +246,21 @@ def _has_data_descriptor(cls, attname):
     return attr is not None and hasattr(type(attr), "__set__")
 
 
-def _related_plans(klass_info, select, db):
+def _state_factory(fetch_mode):
+    """What Model.from_db leaves in ``_state``: ModelState with adding/db (set natively)
+    and, where Django has fetch modes, the queryset's fetch mode."""
+    if fetch_mode is None:
+        return ModelState
+
+    def state():
+        s = ModelState()
+        s.fetch_mode = fetch_mode
+        return s
+
+    return state
+
+
+def _related_plans(klass_info, select, db, state_cls=ModelState):
     plans = []
     for rel in klass_info.get("related_klass_infos", []):
         select_fields = rel["select_fields"]
@@ -123,13 +277,13 @@ def _related_plans(klass_info, select, db):
         pk_attname = _pk_attname(cls)
         if pk_attname not in init_list:
             return None
-        nested = _related_plans(rel, select, db)
+        nested = _related_plans(rel, select, db, state_cls)
         if nested is None:
             return None
         plans.append(
             {
                 "cls": cls,
-                "state_cls": ModelState,
+                "state_cls": state_cls,
                 "db": db,
                 "fields": _field_columns(cls, init_list, columns),
                 "pk_column": columns[init_list.index(pk_attname)],
@@ -224,6 +378,7 @@ def _model_rows(iterable, connection, db):
     queryset = iterable.queryset
     if not _model_is_plain(queryset.model, ()):
         return None  # decided before executing: Django's own path runs the query
+    fetch_mode = queryset._fetch_mode if _gate.fetch_modes else None
     compiler = queryset.query.get_compiler(using=db)
     cursor = _execute(compiler, iterable)
     if cursor is None:
@@ -234,9 +389,16 @@ def _model_rows(iterable, connection, db):
     columns = list(range(select_fields[0], select_fields[-1] + 1))
     init_list = [select[i][0].target.attname for i in columns]
     converters = _converters(compiler, connection)
-    related = _related_plans(klass_info, select, db)
-    if converters is None or related is None or not _model_is_plain(cls, init_list):
-        rows = _django_models(iterable, compiler, cursor, connection, db)
+    state_cls = _state_factory(fetch_mode)
+    related = _related_plans(klass_info, select, db, state_cls)
+    if (
+        converters is None
+        or related is None
+        or not _model_is_plain(cls, init_list)
+        # Peers (weak references shared per populator) are left to Django's populators.
+        or (fetch_mode is not None and fetch_mode.track_peers)
+    ):
+        rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:
         plan = _native.Plan(
             "models",
@@ -245,7 +407,7 @@ def _model_rows(iterable, connection, db):
             connection,
             model={
                 "cls": cls,
-                "state_cls": ModelState,
+                "state_cls": state_cls,
                 "db": db,
                 "fields": _field_columns(cls, init_list, columns),
                 "pk_column": None,
@@ -260,11 +422,10 @@ def _model_rows(iterable, connection, db):
     return _with_known_related(rows, queryset, known)
 
 
-def _django_models(iterable, compiler, cursor, connection, db):
-    """Rows decoded natively, instances built by Django (from_db, related populators):
-    for models with their own from_db/__init__, init signals, or composite keys."""
-    from django.db.models.query import get_related_populators
-
+def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
+    """Rows decoded natively, instances built by Django (from_db, related populators), in
+    the order of Django's ModelIterable loop: for models with their own from_db/__init__,
+    init signals, composite keys, or fetch modes that track peers."""
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     converters = _all_converters(compiler, fields)
     rows = _rows(cursor, _native.Plan("tuples", _column_width(compiler), converters, connection), iterable)
@@ -274,10 +435,20 @@ def _django_models(iterable, compiler, cursor, connection, db):
     model_cls = klass_info["model"]
     start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
     init_list = [f[0].target.attname for f in compiler.select[start:end]]
-    populators = get_related_populators(klass_info, compiler.select, db)
+    if fetch_mode is None:
+        from_db = model_cls.from_db
+        populators = query_module.get_related_populators(klass_info, compiler.select, db)
+    else:
+        from_db = query_module._get_from_db(model_cls, fetch_mode)
+        populators = query_module.get_related_populators(klass_info, compiler.select, db, fetch_mode)
+    track_peers = fetch_mode is not None and fetch_mode.track_peers
+    peers = []
     annotations = list((compiler.annotation_col_map or {}).items())
     for row in rows:
-        obj = model_cls.from_db(db, init_list, row[start:end])
+        obj = from_db(db, init_list, row[start:end])
+        if track_peers:
+            peers.append(weak_ref(obj))
+            obj._state.peers = peers
         for populator in populators:
             populator.populate(row, obj)
         for attr, col in annotations:
@@ -292,18 +463,21 @@ def _with_known_related(rows, queryset, known):
         (
             field,
             related_objs,
-            operator.attrgetter(
-                *[
-                    field.attname if from_field == "self" else queryset.model._meta.get_field(from_field).attname
-                    for from_field in field.from_fields
-                ]
-            ),
+            attnames := [
+                field.attname if from_field == "self" else queryset.model._meta.get_field(from_field).attname
+                for from_field in field.from_fields
+            ],
+            operator.attrgetter(*attnames),
         )
         for field, related_objs in known.items()
     ]
+    skip_deferred = _gate.known_related_skips_deferred
     for obj in rows:
-        for field, rel_objs, rel_getter in known_related_objects:
+        for field, rel_objs, rel_attnames, rel_getter in known_related_objects:
             if field.is_cached(obj):
+                continue
+            # Django >= 6.1: a deferred from_field is not loaded just to find the object.
+            if skip_deferred and any(attname not in obj.__dict__ for attname in rel_attnames):
                 continue
             try:
                 rel_obj = rel_objs[rel_getter(obj)]
@@ -377,10 +551,13 @@ def _make_iter(iterable_cls, original):
         db = queryset.db
         connection = connections[db]
         if _is_native_connection(connection):
-            rows = native(self, connection, db)
-            if rows is not None:
-                yield from rows
-                return
+            if _gate is None:
+                _warn_fallback()  # not a verified Django: its own iterables, always
+            else:
+                rows = native(self, connection, db)
+                if rows is not None:
+                    yield from rows
+                    return
         if queryset._db is None:
             # Pin the routed alias so Django's path does not route a second time.
             self = type(self)(queryset.using(db), chunked_fetch=self.chunked_fetch, chunk_size=self.chunk_size)
@@ -392,9 +569,15 @@ def _make_iter(iterable_cls, original):
 
 def install():
     """Idempotent: routes Django's iterables through the native path for our connections."""
-    global _installed
+    global _installed, _gate, _gate_reason
     if _installed:
         return
+    _gate, _gate_reason = _decide_gate()
     for iterable_cls in _NATIVE:
         iterable_cls.__iter__ = _make_iter(iterable_cls, iterable_cls.__iter__)
     _installed = True
+
+
+if __name__ == "__main__":
+    # For adding a VERIFIED entry after verification: the running Django's facts.
+    print(f"Django {django.get_version()}: features {detect_iterables()}, digest {source_digest()}")

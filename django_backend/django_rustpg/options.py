@@ -27,7 +27,7 @@ _OWN_KEYS = {
     "reset_on_return": str,
 }
 _ALL = {**_LIBPQ_KEYS, **_DJANGO_KEYS, **_OWN_KEYS}
-_POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float)}
+_POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float), "check": object}
 DEFAULT_POOL_MAX_SIZE = 20
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
@@ -69,6 +69,13 @@ def validate_options(options, settings_dict):
                 raise ImproperlyConfigured(
                     f"Unknown OPTIONS['pool'] key {key!r}. Known keys: {', '.join(sorted(_POOL_KEYS))}."
                 )
+            if key == "check":
+                # Django's meaning: a callable run on each checkout (overrides CONN_HEALTH_CHECKS).
+                if value is not None and not callable(value):
+                    raise ImproperlyConfigured(
+                        f"OPTIONS['pool']['check'] must be a callable taking the connection, or None, not {value!r}."
+                    )
+                continue
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise ImproperlyConfigured(
                     f"OPTIONS['pool'][{key!r}] must be {_type_names(expected)}, not {value!r}."
@@ -123,7 +130,8 @@ def driver_params(params, options, timezone_name):
         params["timezone"] = timezone_name
     pool = options.get("pool")
     if isinstance(pool, dict):
-        params["pool"] = dict(pool)
+        # "check" runs in the backend on checkout (base.DatabaseWrapper), not in the driver.
+        params["pool"] = {k: v for k, v in pool.items() if k != "check"}
     elif pool is False:
         params["pool"] = False
     return params

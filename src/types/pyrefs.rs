@@ -33,13 +33,32 @@ pub struct PyRefs {
 
 static REFS: GILOnceCell<PyRefs> = GILOnceCell::new();
 
+/// DB-API description column. `type_display` is psycopg's (3.2+; Django 6.1's introspection
+/// reads it): taken from psycopg's own type registry so the text is identical, computed only
+/// when read. `describe()` stores `_fmod` (type modifier, when there is one) and `_type_name`
+/// (hstore, registered per connection as Django does on stock) in the instance dict.
+const COLUMN_PY: &std::ffi::CStr = cr#"
+from collections import namedtuple
+from psycopg.postgres import types as _types
+
+class Column(namedtuple("Column", "name type_code display_size internal_size precision scale null_ok")):
+    @property
+    def type_display(self):
+        extra = self.__dict__
+        name = extra.get("_type_name")
+        if name is not None:
+            return name
+        info = _types.get(self.type_code)
+        if info is None:
+            return str(self.type_code)
+        return info.get_type_display(oid=self.type_code, fmod=extra.get("_fmod", -1))
+"#;
+
 pub fn get(py: Python<'_>) -> PyResult<&PyRefs> {
     REFS.get_or_try_init(py, || {
         let attr = |module: &str, name: &str| -> PyResult<Py<PyAny>> { Ok(py.import(module)?.getattr(name)?.unbind()) };
-        let column = py
-            .import("collections")?
-            .getattr("namedtuple")?
-            .call1(("Column", ("name", "type_code", "display_size", "internal_size", "precision", "scale", "null_ok")))?;
+        let column = PyModule::from_code(py, COLUMN_PY, c"django_rustpg/_native/column.py", c"django_rustpg._native_column")?
+            .getattr("Column")?;
         column.setattr("__module__", "django_rustpg._native")?;
         Ok(PyRefs {
             decimal: attr("decimal", "Decimal")?,

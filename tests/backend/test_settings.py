@@ -124,3 +124,86 @@ def test_hstore_and_citext_registration_via_contrib_postgres():
         # contrib.postgres told the driver the hstore OID: dicts go out as hstore.
         cursor.execute("SELECT pg_typeof(%s)::text", [{"k": "v"}])
         assert cursor.fetchone()[0] == "hstore"
+
+
+# --------------------------------------------------------------------------- OPTIONS["pool"]["check"]
+def _pooled(check=..., health_checks=False):
+    config = copy.deepcopy(connection.settings_dict)
+    config["OPTIONS"] = {"pool": {"max_size": 2, "timeout": 2} if check is ... else {"max_size": 2, "timeout": 2, "check": check}}
+    config["CONN_HEALTH_CHECKS"] = health_checks
+    return ConnectionHandler({"default": config})["default"]
+
+
+def test_pool_check_must_be_callable():
+    with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['pool'\]\['check'\]"):
+        wrapper(pool={"check": "yes"}).get_connection_params()
+
+
+@pytest.mark.parametrize("health_checks", [False, True])
+def test_pool_check_as_django(health_checks):
+    """Django's meaning: the pool's check is OPTIONS["pool"]["check"] if given, else a
+    connection check when CONN_HEALTH_CHECKS is on, else none."""
+    from django_rustpg.base import check_connection
+
+    def custom(conn):
+        pass
+
+    assert _pooled(custom, health_checks).pool._check is custom
+    assert _pooled(None, health_checks).pool._check is None
+    assert _pooled(health_checks=health_checks).pool._check is (check_connection if health_checks else None)
+    assert "check" not in _pooled(custom).get_connection_params()["pool"]  # not a driver key
+
+
+def test_pool_check_runs_on_each_checkout():
+    seen = []
+    w = _pooled(lambda conn: seen.append(conn))
+    try:
+        for _ in range(2):
+            with w.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            w.close()
+        assert len(seen) == 2 and all(c is not None for c in seen)
+    finally:
+        w.close()
+
+
+def test_failing_pool_check_takes_another_session():
+    from django_rustpg import dbapi
+
+    calls = []
+
+    def flaky(conn):
+        calls.append(conn)
+        if len(calls) == 1:
+            raise dbapi.OperationalError("session failed the check")
+
+    w = _pooled(flaky)
+    try:
+        with w.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+        assert len(calls) == 2
+    finally:
+        w.close()
+
+
+def test_pool_check_that_always_fails_times_out():
+    from django.db import OperationalError
+
+    def broken(conn):
+        raise ValueError("never healthy")
+
+    w = _pooled(broken)
+    w.settings_dict["OPTIONS"]["pool"]["timeout"] = 0.3
+    with pytest.raises(OperationalError, match="check"):
+        w.ensure_connection()
+
+
+def test_default_health_check_is_a_round_trip():
+    w = _pooled(health_checks=True)
+    try:
+        with w.cursor() as cursor:
+            cursor.execute("SELECT 2")
+            assert cursor.fetchone() == (2,)
+    finally:
+        w.close()

@@ -266,14 +266,22 @@ SECRET_KEY = "django_tests_secret_key"
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
 ]
-
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-
+{auto_field}
 USE_TZ = False
 {test_runner}'''
 
 
-def write_settings(settings_dir, module_name, databases, use_recorder):
+def auto_field_setting(tests_dir):
+    """DEFAULT_AUTO_FIELD as the version's own tests/test_sqlite.py has it: Django <= 5.2 sets
+    AutoField there, 6.0+ keeps its default (BigAutoField), which its schema and migration
+    tests expect."""
+    path = tests_dir / "test_sqlite.py"
+    text = path.read_text() if path.is_file() else ""
+    m = re.search(r"^DEFAULT_AUTO_FIELD\s*=\s*(['\"])([\w.]+)\1", text, re.M)
+    return f'\nDEFAULT_AUTO_FIELD = "{m.group(2)}"\n' if m else ""
+
+
+def write_settings(settings_dir, module_name, databases, use_recorder, auto_field=""):
     settings_dir.mkdir(parents=True, exist_ok=True)
     test_runner = ""
     if use_recorder:
@@ -282,6 +290,7 @@ def write_settings(settings_dir, module_name, databases, use_recorder):
     text = SETTINGS_TEMPLATE.format(
         databases=pprint.pformat(databases, indent=4, sort_dicts=False),
         test_runner=test_runner,
+        auto_field=auto_field,
     )
     path = settings_dir / f"{module_name}.py"
     path.write_text(text)
@@ -375,7 +384,7 @@ class Runner:
         module = "django_suite_settings_" + re.sub(r"\W", "_", engine_key)
         settings_dir = self.settings_root / f"{engine_key}-{self.django_version}"
         databases = build_databases(engine_key, args.database_url, args.db_name, args.options)
-        write_settings(settings_dir, module, databases, args.recorder)
+        write_settings(settings_dir, module, databases, args.recorder, auto_field_setting(self.tests_dir))
         env = self.env_for(settings_dir, record_path)
 
         status, msg = check_engine(engine_key, env, self.django_version_tuple())
@@ -677,9 +686,9 @@ def print_summary(result):
              + f" -- see {result['log']}")
 
 
-def load_expected_failures(path):
+def load_expected_failures(paths):
     patterns = []
-    if path:
+    for path in [paths] if isinstance(paths, str) else paths or ():
         for line in Path(path).read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
@@ -752,9 +761,9 @@ def build_parser():
                         "version and label list if present")
     p.add_argument("--require-parity", action="store_true",
                    help="implies --compare; exit 1 if a stock-passing test does not pass")
-    p.add_argument("--expected-failures", metavar="FILE",
+    p.add_argument("--expected-failures", metavar="FILE", action="append",
                    help="test ids / fnmatch patterns (one per line, # comments) allowed "
-                        "to fail under --require-parity")
+                        "to fail under --require-parity (repeatable)")
     p.add_argument("--max-list", type=int, default=0,
                    help="show at most N non-parity tests (default 0 = all)")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_URL,

@@ -279,7 +279,8 @@ def _create_data():
     m.ItalianRestaurant.objects.create(name="Osteria", chef=None, opened=None)
 
     for i in range(3):
-        m.Snapshot.objects.create(name=f"snap{i}", value=i * 10)
+        snap = m.Snapshot.objects.create(name=f"snap{i}", value=i * 10)
+        m.SnapshotKw.objects.create(name=f"kw{i}", snap=snap if i else None)
         m.Tracked.objects.create(name=f"tracked{i}", count=i, owner=[a1, None, a2][i])
         m.Shouty.objects.create(name=f"shout{i}")
         m.Photo.objects.create(title=f"photo{i}")

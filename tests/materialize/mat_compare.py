@@ -168,9 +168,24 @@ class _Walker:
         ca = vars(a).get("fields_cache", {})
         cb = vars(b).get("fields_cache", {})
         self.mapping(ca, cb, path + ".fields_cache", ordered=False)
-        other_a = {k: v for k, v in vars(a).items() if k not in ("db", "adding", "fields_cache")}
-        other_b = {k: v for k, v in vars(b).items() if k not in ("db", "adding", "fields_cache")}
+        # Django 6.1: peers are weak references to the instances loaded with this one.
+        pa, pb = vars(a).get("peers"), vars(b).get("peers")
+        if (pa is None) != (pb is None):
+            self.add(path + ".peers", f"set on native {pa is not None}, on django {pb is not None}")
+        elif pa is not None:
+            ka = [_peer_key(r) for r in pa]
+            kb = [_peer_key(r) for r in pb]
+            if ka != kb:
+                self.add(path + ".peers", f"{ka[:10]} != {kb[:10]}")
+        skip = ("db", "adding", "fields_cache", "peers")
+        other_a = {k: v for k, v in vars(a).items() if k not in skip}
+        other_b = {k: v for k, v in vars(b).items() if k not in skip}
         self.mapping(other_a, other_b, path, ordered=False, attrs=True)
+
+
+def _peer_key(ref):
+    obj = ref()
+    return None if obj is None else (type(obj).__name__, obj.pk)
 
 
 def differences(native, django, db_map=None, ordered_dicts=True):

@@ -341,6 +341,22 @@ class Snapshot(models.Model):
         return instance
 
 
+class SnapshotKw(models.Model):
+    """Custom from_db with Django 6.1's signature (``fetch_mode`` passed through)."""
+
+    name = models.CharField(max_length=30)
+    snap = models.ForeignKey(Snapshot, models.SET_NULL, null=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    @classmethod
+    def from_db(cls, db, field_names, values, **kwargs):
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._loaded_values = dict(zip(field_names, values))
+        return instance
+
+
 class Tracked(models.Model):
     """Has a post_init receiver (connected below, for the whole session)."""
 
