@@ -158,3 +158,29 @@ mod tests {
         assert!(!fx("EXPLAIN SELECT 1").dirties_session);
     }
 }
+
+/// Whether a statement may return rows, and whether its columns depend only on its text
+/// (so their description can be remembered by text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    None,
+    /// Same text, same columns (until DDL).
+    ByText,
+    /// FETCH / EXECUTE / CALL: the columns depend on a cursor, prepared statement or
+    /// procedure named in the text, which can be redefined.
+    Varying,
+}
+
+pub fn result_rows(shape: &Shape, sql: &str) -> Rows {
+    match shape.keywords.first().map(String::as_str) {
+        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN") => Rows::ByText,
+        Some("FETCH" | "EXECUTE" | "CALL") => Rows::Varying,
+        Some("MOVE") => Rows::None,
+        _ if contains_ignore_ascii_case(sql, "returning") => Rows::ByText,
+        _ => Rows::None,
+    }
+}
+
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}

@@ -430,6 +430,26 @@ impl Client {
         query::query(&self.inner, statement, params).await
     }
 
+    /// Like `query_raw`, but with the result-column format codes of the Bind message given
+    /// by the caller: empty for all text, one code for every column, or one per column
+    /// (0 text, 1 binary). Text-format values reach `Row` as their text bytes, readable
+    /// through `FromSql` impls that accept text (e.g. `&str`) or as raw bytes.
+    pub async fn query_raw_with_result_formats<T, P, I>(
+        &self,
+        statement: &T,
+        params: I,
+        result_formats: &[i16],
+    ) -> Result<RowStream, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let statement = statement.__convert().into_statement(&self.inner).await?;
+        query::query_with_result_formats(&self.inner, statement, params, result_formats).await
+    }
+
     /// Like `query`, but requires the types of query parameters to be explicitly specified.
     ///
     /// Compared to `query`, this method allows performing queries without three round trips (for
@@ -556,6 +576,21 @@ impl Client {
         I: IntoIterator<Item = (P, Type)>,
     {
         query::query_typed(&self.inner, query, params).await
+    }
+
+    /// Like `query_typed_raw`, with the caller's result-column format codes (see
+    /// `query_raw_with_result_formats`).
+    pub async fn query_typed_raw_with_result_formats<P, I>(
+        &self,
+        query: &str,
+        params: I,
+        result_formats: &[i16],
+    ) -> Result<RowStream, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = (P, Type)>,
+    {
+        query::query_typed_with_result_formats(&self.inner, query, params, result_formats).await
     }
 
     /// Executes a statement, returning the number of rows modified.

@@ -40,6 +40,22 @@ where
     I: IntoIterator<Item = P>,
     I::IntoIter: ExactSizeIterator,
 {
+    query_with_result_formats(client, statement, params, &[1]).await
+}
+
+/// `query` with the Bind message's result-column format codes given by the caller
+/// (none: all text; one: for every column; else one per column; 0 text, 1 binary).
+pub async fn query_with_result_formats<P, I>(
+    client: &InnerClient,
+    statement: Statement,
+    params: I,
+    result_formats: &[i16],
+) -> Result<RowStream, Error>
+where
+    P: BorrowToSql,
+    I: IntoIterator<Item = P>,
+    I::IntoIter: ExactSizeIterator,
+{
     let buf = if log_enabled!(Level::Debug) {
         let params = params.into_iter().collect::<Vec<_>>();
         debug!(
@@ -47,9 +63,9 @@ where
             statement.name(),
             BorrowToSqlParamsDebug(params.as_slice()),
         );
-        encode(client, &statement, params)?
+        encode_with_result_formats(client, &statement, params, result_formats)?
     } else {
-        encode(client, &statement, params)?
+        encode_with_result_formats(client, &statement, params, result_formats)?
     };
     let responses = start(client, buf).await?;
     Ok(RowStream {
@@ -68,13 +84,27 @@ where
     P: BorrowToSql,
     I: IntoIterator<Item = (P, Type)>,
 {
+    query_typed_with_result_formats(client, query, params, &[1]).await
+}
+
+/// `query_typed` with the caller's result-column format codes (see `query_with_result_formats`).
+pub async fn query_typed_with_result_formats<P, I>(
+    client: &Arc<InnerClient>,
+    query: &str,
+    params: I,
+    result_formats: &[i16],
+) -> Result<RowStream, Error>
+where
+    P: BorrowToSql,
+    I: IntoIterator<Item = (P, Type)>,
+{
     let buf = {
         let params = params.into_iter().collect::<Vec<_>>();
         let param_oids = params.iter().map(|(_, t)| t.oid()).collect::<Vec<_>>();
 
         client.with_buf(|buf| {
             frontend::parse("", query, param_oids, buf).map_err(Error::parse)?;
-            encode_bind_raw("", params, "", buf)?;
+            encode_bind_raw("", params, "", result_formats, buf)?;
             frontend::describe(b'S', "", buf).map_err(Error::encode)?;
             frontend::execute("", 0, buf).map_err(Error::encode)?;
             frontend::sync(buf);
@@ -135,7 +165,7 @@ where
 
         client.with_buf(|buf| {
             frontend::parse("", query, param_oids, buf).map_err(Error::parse)?;
-            encode_bind_raw("", params, "", buf)?;
+            encode_bind_raw("", params, "", &[1], buf)?;
             frontend::describe(b'S', "", buf).map_err(Error::encode)?;
             frontend::execute("", 0, buf).map_err(Error::encode)?;
             frontend::sync(buf);
@@ -259,8 +289,22 @@ where
     I: IntoIterator<Item = P>,
     I::IntoIter: ExactSizeIterator,
 {
+    encode_with_result_formats(client, statement, params, &[1])
+}
+
+fn encode_with_result_formats<P, I>(
+    client: &InnerClient,
+    statement: &Statement,
+    params: I,
+    result_formats: &[i16],
+) -> Result<Bytes, Error>
+where
+    P: BorrowToSql,
+    I: IntoIterator<Item = P>,
+    I::IntoIter: ExactSizeIterator,
+{
     client.with_buf(|buf| {
-        encode_bind(statement, params, "", buf)?;
+        encode_bind_with_result_formats(statement, params, "", result_formats, buf)?;
         frontend::execute("", 0, buf).map_err(Error::encode)?;
         frontend::sync(buf);
         Ok(buf.split().freeze())
@@ -278,6 +322,21 @@ where
     I: IntoIterator<Item = P>,
     I::IntoIter: ExactSizeIterator,
 {
+    encode_bind_with_result_formats(statement, params, portal, &[1], buf)
+}
+
+fn encode_bind_with_result_formats<P, I>(
+    statement: &Statement,
+    params: I,
+    portal: &str,
+    result_formats: &[i16],
+    buf: &mut BytesMut,
+) -> Result<(), Error>
+where
+    P: BorrowToSql,
+    I: IntoIterator<Item = P>,
+    I::IntoIter: ExactSizeIterator,
+{
     let params = params.into_iter();
     if params.len() != statement.params().len() {
         return Err(Error::parameters(params.len(), statement.params().len()));
@@ -287,6 +346,7 @@ where
         statement.name(),
         params.zip(statement.params().iter().cloned()),
         portal,
+        result_formats,
         buf,
     )
 }
@@ -295,6 +355,7 @@ fn encode_bind_raw<P, I>(
     statement_name: &str,
     params: I,
     portal: &str,
+    result_formats: &[i16],
     buf: &mut BytesMut,
 ) -> Result<(), Error>
 where
@@ -321,7 +382,7 @@ where
                 Err(e)
             }
         },
-        Some(1),
+        result_formats.iter().copied(),
         buf,
     );
     match r {
