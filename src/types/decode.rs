@@ -116,8 +116,9 @@ impl Decoder {
                 }
             }
             Kind::Range(inner) if BUILTIN_RANGES.contains(&ty.oid()) => Decoder::Range(Box::new(Decoder::for_type(inner))),
-            Kind::Multirange(range) if BUILTIN_MULTIRANGES.contains(&ty.oid()) => {
-                Decoder::Multirange(Box::new(Decoder::for_type(range)))
+            // (the kind names the range's element type)
+            Kind::Multirange(elem) if BUILTIN_MULTIRANGES.contains(&ty.oid()) => {
+                Decoder::Multirange(Box::new(Decoder::for_type(elem)))
             }
             Kind::Domain(inner) => Decoder::for_type(inner),
             _ if ty.name() == "hstore" => Decoder::Hstore,
@@ -285,7 +286,7 @@ impl<'py> DecodeCtx<'py> {
             Decoder::Hstore => self.hstore(raw)?,
             Decoder::Array(elem) => self.array(elem, raw)?,
             Decoder::Range(elem) => self.range(elem, raw)?,
-            Decoder::Multirange(range) => self.multirange(range, raw)?,
+            Decoder::Multirange(elem) => self.multirange(elem, raw)?,
         })
     }
 
@@ -433,13 +434,9 @@ impl<'py> DecodeCtx<'py> {
     }
 
     /// Binary multirange: a count, then each range as a length-prefixed binary range.
-    fn multirange(&self, range: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+    fn multirange(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
         static MULTIRANGE: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
         let py = self.py;
-        let elem = match range {
-            Decoder::Range(elem) => elem.as_ref(),
-            _ => return Err(errors::data(py, "multirange of a non-range type")),
-        };
         let mut r = codec::read::Reader::new(raw);
         let count = r.i32().map_err(|e| self.err(e))?;
         let list = PyList::empty(py);
