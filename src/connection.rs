@@ -157,8 +157,10 @@ impl ConnCore {
                 if let Some(b) = &begin {
                     session.client.batch_execute(b).await?;
                 }
-                session.client.batch_execute(&q.sql).await?;
-                Ok::<_, tokio_postgres::Error>(Outcome { rows: Vec::new(), rows_affected: None, formats: crate::formats::all_binary() })
+                // Simple protocol, as psycopg's client-side binding: one implicit transaction,
+                // the first statement's result (text format).
+                let (rows, rows_affected) = session.client.simple_query_first_result(&q.sql).await?;
+                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: std::sync::Arc::from([0i16]) })
             })
         } else {
             let params = wire_params(&q.params);

@@ -699,6 +699,14 @@ impl Client {
         self.simple_query_raw(query).await?.try_collect().await
     }
 
+    /// Runs `query` (one or more statements) with the simple query protocol and returns
+    /// the first statement's rows as `Row`s typed by its RowDescription (values in text
+    /// format, readable as raw bytes or `&str`), and its affected-row count. What a
+    /// client-side-binding driver returns for a multi-statement string.
+    pub async fn simple_query_first_result(&self, query: &str) -> Result<(Vec<Row>, Option<u64>), Error> {
+        simple_query::simple_query_first_result(&self.inner, query).await
+    }
+
     /// Executes a sequence of SQL statements using the simple query protocol, returning the resulting rows as a stream.
     ///
     /// Statements should be separated by semicolons. If an error occurs, execution of the sequence will stop at that

@@ -1,7 +1,9 @@
 use crate::client::{InnerClient, Responses};
+use crate::prepare::get_type;
+use crate::query::extract_row_affected;
+use crate::{Column, Row, Statement};
 use crate::codec::FrontendMessage;
 use crate::connection::RequestMessages;
-use crate::query::extract_row_affected;
 use crate::{Error, SimpleQueryMessage, SimpleQueryRow};
 use bytes::Bytes;
 use fallible_iterator::FallibleIterator;
@@ -110,6 +112,55 @@ impl Stream for SimpleQueryStream {
             }
             Message::ReadyForQuery(_) => Poll::Ready(None),
             _ => Poll::Ready(Some(Err(Error::unexpected_message()))),
+        }
+    }
+}
+
+/// Runs `query` (one or more statements) with the simple protocol and returns the first
+/// statement's result as `Row`s typed by its RowDescription (their values are in text
+/// format), with its affected-row count. Later statements run; their rows are discarded.
+pub async fn simple_query_first_result(
+    client: &Arc<InnerClient>,
+    query: &str,
+) -> Result<(Vec<Row>, Option<u64>), Error> {
+    let buf = encode(client, query)?;
+    let mut responses = client.send(RequestMessages::Single(FrontendMessage::Raw(buf)))?;
+    let mut statement: Option<Statement> = None;
+    let mut rows = Vec::new();
+    let mut rows_affected = None;
+    let mut first_done = false;
+    loop {
+        match responses.next().await? {
+            Message::RowDescription(body) if !first_done => {
+                let mut columns = Vec::new();
+                let mut it = body.fields();
+                while let Some(field) = it.next().map_err(Error::parse)? {
+                    columns.push(Column {
+                        name: field.name().to_string(),
+                        table_oid: Some(field.table_oid()).filter(|n| *n != 0),
+                        column_id: Some(field.column_id()).filter(|n| *n != 0),
+                        type_modifier: field.type_modifier(),
+                        r#type: get_type(client, field.type_oid()).await?,
+                    });
+                }
+                statement = Some(Statement::unnamed(vec![], columns));
+            }
+            Message::DataRow(body) if !first_done => {
+                let statement = statement.clone().ok_or_else(Error::unexpected_message)?;
+                rows.push(Row::new(statement, body)?);
+            }
+            Message::CommandComplete(body) => {
+                if !first_done {
+                    // Only tags that carry a count (INSERT 0 2, UPDATE 3, SELECT 1, ...).
+                    let tag = body.tag().map_err(Error::parse)?;
+                    rows_affected = tag.rsplit(' ').next().and_then(|n| n.parse().ok());
+                    first_done = true;
+                }
+            }
+            Message::EmptyQueryResponse => first_done = true,
+            Message::RowDescription(_) | Message::DataRow(_) => {}
+            Message::ReadyForQuery(_) => return Ok((rows, rows_affected)),
+            _ => return Err(Error::unexpected_message()),
         }
     }
 }
