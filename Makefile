@@ -22,7 +22,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native*.so)
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-rust test-py test-embedded django-suite demo bench pg-start pg-stop clean FORCE
+.PHONY: venv build test test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -76,6 +76,11 @@ test-embedded: build
 django-suite: build
 	$(WITH_PG) $(PY) tests/django_suite/run.py --core --compare --require-parity \
 	  --expected-failures tests/django_suite/timing_sensitive.txt
+
+# GeoDjango: Django's gis_tests on ENGINE django_rustpg.gis and on stock postgis, same run
+# (needs postgresql-15-postgis-3 and GDAL/GEOS, which that package pulls in).
+test-gis: build
+	$(WITH_PG) $(PY) tests/django_suite/run.py --engine gis --labels gis_tests --compare
 
 demo: build
 	$(WITH_PG) $(PY) examples/demo/run_demo.py

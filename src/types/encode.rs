@@ -57,6 +57,7 @@ enum Value<'a, 'py> {
     Json(u32, String),
     Range(&'a Bound<'py, PyAny>),
     Multirange(&'a Bound<'py, PyAny>),
+    /// inet/cidr, or any (type OID, text) a value names itself (`__rustpg_param__`).
     Inet(u32, String),
     List(&'a Bound<'py, PyList>),
     Dict(&'a Bound<'py, PyDict>),
@@ -193,6 +194,12 @@ impl<'py> Encoder<'py> {
             if self.hstore_oid.is_some() {
                 return Ok(Value::Dict(d));
             }
+        }
+        // A value that names its own type and text form (GeoDjango's adapter on
+        // django_rustpg.gis): `__rustpg_param__() -> (type OID or 0, text)`.
+        if let Ok(hook) = obj.getattr(pyo3::intern!(py, "__rustpg_param__")) {
+            let (oid, text): (u32, String) = hook.call0()?.extract()?;
+            return Ok(Value::Inet(oid, text));
         }
         let type_name = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
         Err(errors::programming(
