@@ -86,6 +86,48 @@ def main():
     print(f"{'engine':<14} {'case':<48} {'100k fetch ms':>14} {'pk fetch us':>12}")
     for label, case, a, b in rows:
         print(f"{label:<14} {case:<48} {a:>14.1f} {b:>12.1f}")
+    extension_types()
+
+
+def extension_types():
+    """100k values of extension types (text format: the driver's str vs psycopg's), in a
+    scratch database with ltree, citext and PostGIS when they are installed."""
+    import psycopg
+
+    base = {k: v for k, v in common.items()}
+    dsn = f"host={base['HOST']} port={base['PORT']} user={base['USER']} dbname={base['NAME']}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        have = {r[0] for r in c.execute("SELECT name FROM pg_available_extensions")}
+        if not {"ltree", "citext", "postgis"} <= have:
+            print("extension types: skipped (needs postgresql-contrib and postgresql-15-postgis-3)")
+            return
+        c.execute("DROP DATABASE IF EXISTS rustpg_bench_ext")
+        c.execute("CREATE DATABASE rustpg_bench_ext")
+    try:
+        with psycopg.connect(dsn.replace(f"dbname={base['NAME']}", "dbname=rustpg_bench_ext"), autocommit=True) as c:
+            c.execute("CREATE EXTENSION ltree; CREATE EXTENSION citext; CREATE EXTENSION postgis")
+        for alias in ENGINES.values():
+            connections[alias].close()
+            connections[alias].settings_dict["NAME"] = "rustpg_bench_ext"
+        cases = {
+            "ltree": "SELECT ('Top.n' || g)::ltree FROM generate_series(1, 100000) g",
+            "citext": "SELECT ('Name ' || g)::citext FROM generate_series(1, 100000) g",
+            "geometry (hex EWKB)": "SELECT ST_SetSRID(ST_MakePoint(g, g), 4326) FROM generate_series(1, 100000) g",
+        }
+        print(f"{'type':<22} " + " ".join(f"{label + ' ms':>18}" for label in ENGINES))
+        for name, sql in cases.items():
+            out = []
+            for alias in ENGINES.values():
+                with connections[alias].cursor() as cur:
+                    cur.execute(sql)
+                    first = cur.fetchall()
+                    out.append(best_of(lambda: (cur.execute(sql), cur.fetchall()), 5)[0] * 1000)
+            print(f"{name:<22} " + " ".join(f"{t:>18.1f}" for t in out))
+        for alias in ENGINES.values():
+            connections[alias].close()
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("DROP DATABASE IF EXISTS rustpg_bench_ext WITH (FORCE)")
 
 
 if __name__ == "__main__":
