@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite demo bench pg-start pg-stop clean FORCE \
+.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels
 .NOTPARALLEL:
 
@@ -167,6 +167,11 @@ wheels: $(DEPS_STAMP)
 	  (cd /tmp && $(abspath $(PY)) $(CURDIR)/scripts/find_pg.py --run -- $(WHEEL_VENVS)/$$tag/bin/python $(CURDIR)/scripts/smoke_wheel.py); \
 	done
 	@ls -l dist
+
+# GeoDjango: Django's gis_tests on ENGINE django_rustpg.gis and on stock postgis, same run
+# (needs postgresql-15-postgis-3 and GDAL/GEOS, which that package pulls in).
+test-gis: build
+	$(WITH_PG) $(PY) tests/django_suite/run.py --engine gis --labels gis_tests --compare
 
 demo: build
 	$(WITH_PG) $(PY) examples/demo/run_demo.py

@@ -108,6 +108,9 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
     }
 }
 
+/// Bind's parameter count is an int16 on the wire.
+const MAX_PARAMS: usize = u16::MAX as usize;
+
 /// Binds `params` to `query`. `params` None means "no parameters": `%` is left alone.
 pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<BoundQuery> {
     let params = params.filter(|p| !p.is_none());
@@ -116,10 +119,14 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape, effects });
     };
     let values = slot_values(py, &template, params)?;
-    if template.shape.multi_statement && !values.is_empty() {
-        return Err(errors::programming(py, "cannot insert multiple commands into a statement with parameters"));
-    }
     let encoder = Encoder::new(py, hstore_oid)?;
+    // What the protocol cannot carry (several statements with parameters; more than 65,535
+    // parameters) is rendered client-side with psycopg's literals, as stock Django binds
+    // everything, and runs without parameters. The only place values enter SQL text.
+    if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
+        let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
+        return Ok(BoundQuery { sql: template.render_with(&literals), params: Vec::new(), shape: template.shape, effects });
+    }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
     let mut numbers = Vec::with_capacity(values.len());
     // Identical typed values share one `$n`, so the server sees repeated expressions (in

@@ -56,6 +56,10 @@ struct Named {
     exhausted: bool,
     /// N+1 detection: the scope that recorded the DECLARE sees the fetched rows too.
     nplusone: Option<crate::nplusone::FetchWatch>,
+    /// The declared query and its parameter types, and its result formats (found at the
+    /// first FETCH), for its FETCHes.
+    query: Option<(String, Vec<u32>)>,
+    formats: Option<crate::formats::Formats>,
 }
 
 /// Large results are converted in chunks of this many rows; after each, the converted
@@ -117,7 +121,6 @@ pub struct Cursor {
     named: Option<Named>,
     /// Rows handed out by `take(Some(_))` since memory was last released.
     taken_since_release: usize,
-    reg_names: std::collections::HashMap<(u32, u32), String>,
 }
 
 impl Cursor {
@@ -138,8 +141,7 @@ impl Cursor {
             last_sql: None,
             last_given: None,
             tz_name: None,
-            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None }),
-            reg_names: std::collections::HashMap::new(),
+            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None, query: None, formats: None }),
             taken_since_release: 0,
         }
     }
@@ -164,67 +166,24 @@ impl Cursor {
         self.rownumber = None;
     }
 
-    fn absorb_rows(&mut self, py: Python<'_>, rows: Vec<Row>) -> PyResult<()> {
+    /// `formats`: the result format codes sent with Bind (text columns decode as text).
+    fn absorb_rows(&mut self, rows: Vec<Row>, formats: &[i16]) {
         if self.columns.is_none() {
             if let Some(first) = rows.first() {
                 let cols = col_infos(first.columns());
-                self.decoders = cols.iter().map(|c| Decoder::for_type(&c.type_)).collect();
+                self.decoders = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Decoder::for_column(&c.type_, crate::formats::is_binary(formats, i)))
+                    .collect();
                 self.columns = Some(cols);
             }
         }
-        self.resolve_reg_names(py, &rows)?;
         if self.rows.is_empty() {
             self.rows = VecDeque::from(rows); // reuses the buffer: no second copy at the peak
         } else {
             self.rows.extend(rows);
         }
-        Ok(())
-    }
-
-    /// reg* columns carry OIDs on the wire; one query per type turns them into names,
-    /// exactly as the server prints them (`'bigint'`, `'public.t'`).
-    fn resolve_reg_names(&mut self, py: Python<'_>, rows: &[Row]) -> PyResult<()> {
-        let reg_columns: Vec<(usize, u32, String)> = self
-            .decoders
-            .iter()
-            .enumerate()
-            .filter_map(|(i, d)| match d {
-                Decoder::RegName(t) => Some((i, *t, self.columns.as_ref()?[i].type_.name().to_string())),
-                _ => None,
-            })
-            .collect();
-        for (col, type_oid, type_name) in reg_columns {
-            let mut wanted: Vec<u32> = rows
-                .iter()
-                .filter_map(|r| raw_value(r, col).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes))
-                .filter(|v| !self.reg_names.contains_key(&(type_oid, *v)))
-                .collect();
-            wanted.sort_unstable();
-            wanted.dedup();
-            if wanted.is_empty() {
-                continue;
-            }
-            let list = format!("{{{}}}", wanted.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
-            let sql = format!("SELECT v, v::{type_name}::text FROM unnest($1::oid[]) AS v");
-            let session = self.core.session(py)?;
-            let param = crate::types::encode::Param { oid: 1028, format: crate::types::encode::Format::Text, value: Some(list.into_bytes()) };
-            let params = bind::wire_params(std::slice::from_ref(&param));
-            let found = runtime::block_on(py, async {
-                let stream = session
-                    .client
-                    .query_typed_raw(&sql, params.iter().map(|(w, t)| (w as &(dyn postgres_types::ToSql + Sync), t.clone())))
-                    .await?;
-                use futures_util::TryStreamExt;
-                stream.try_collect::<Vec<Row>>().await
-            })
-            .map_err(|e| errors::from_pg(py, &e, Some(&sql)))?;
-            for r in found {
-                let oid: u32 = r.get(0);
-                let name: String = r.get(1);
-                self.reg_names.insert((type_oid, oid), name);
-            }
-        }
-        Ok(())
     }
 
     fn run_bound(&mut self, py: Python<'_>, q: BoundQuery) -> PyResult<()> {
@@ -244,6 +203,8 @@ impl Cursor {
                 effects: crate::sql::classify::Effects { tx: crate::sql::classify::TxEffect::None, dirties_session: named.withhold, database_ddl: false, unpoolable: false, changes_schema: false },
             };
             self.core.run(py, &declare)?;
+            named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
+            named.formats = None;
             named.declared = true;
             named.exhausted = false;
             self.describe = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
@@ -257,7 +218,7 @@ impl Cursor {
         let outcome = self.core.run(py, &q)?;
         let n = outcome.rows.len();
         let returns_rows = !outcome.rows.is_empty() || may_return_rows(&q);
-        self.absorb_rows(py, outcome.rows)?;
+        self.absorb_rows(outcome.rows, &outcome.formats);
         self.rowcount = match outcome.rows_affected {
             Some(a) if n == 0 => a as i64,
             _ if n > 0 => n as i64,
@@ -285,7 +246,16 @@ impl Cursor {
         let count = (want - self.rows.len()).max(self.itersize.max(1));
         let sql = format!("FETCH FORWARD {count} FROM {}", quote_identifier(&named.name));
         let q = bind::bind(py, &sql, None, None)?;
-        let outcome = self.core.run(py, &q)?;
+        // The rows come in the formats of the declared query's columns.
+        let formats = match (&named.formats, &named.query) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some((sql, oids))) => Some(self.core.result_formats(py, sql, oids)?),
+            (None, None) => None,
+        };
+        if let Some(named) = &mut self.named {
+            named.formats = formats.clone();
+        }
+        let outcome = self.core.run_formats(py, &q, formats)?;
         let got = outcome.rows.len();
         if let Some(named) = &mut self.named {
             if got < count {
@@ -293,7 +263,7 @@ impl Cursor {
             }
         }
         self.rowcount = self.rowcount.max(0) + got as i64;
-        self.absorb_rows(py, outcome.rows)?;
+        self.absorb_rows(outcome.rows, &outcome.formats);
         if let Some(watch) = self.named.as_mut().and_then(|n| n.nplusone.as_mut()) {
             let fresh = self.rows.len().saturating_sub(got);
             watch.fetched(self.rows.range(fresh..), self.columns.as_deref());
@@ -302,7 +272,7 @@ impl Cursor {
     }
 
     fn decode_ctx<'py>(&'py self, py: Python<'py>, replace: &'py TzReplace) -> PyResult<DecodeCtx<'py>> {
-        Ok(DecodeCtx::new(py, self.tz_name.as_deref(), replace)?.with_reg_names(&self.reg_names))
+        DecodeCtx::new(py, self.tz_name.as_deref(), replace)
     }
 
     fn has_result(&self, py: Python<'_>) -> PyResult<()> {

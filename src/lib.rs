@@ -11,6 +11,7 @@ pub mod connection;
 pub mod copy;
 pub mod cursor;
 pub mod errors;
+pub mod formats;
 pub mod nplusone;
 pub mod materialize;
 pub mod memory;

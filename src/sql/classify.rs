@@ -158,3 +158,54 @@ mod tests {
         assert!(!fx("EXPLAIN SELECT 1").dirties_session);
     }
 }
+
+/// Whether a statement may return rows, and whether its columns depend only on its text
+/// (so their description can be remembered by text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    None,
+    /// Same text, same columns (until DDL).
+    ByText,
+    /// FETCH / EXECUTE / CALL: the columns depend on a cursor, prepared statement or
+    /// procedure named in the text, which can be redefined.
+    Varying,
+}
+
+pub fn result_rows(shape: &Shape, sql: &str) -> Rows {
+    match shape.keywords.first().map(String::as_str) {
+        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN") => Rows::ByText,
+        Some("FETCH" | "EXECUTE" | "CALL") => Rows::Varying,
+        Some("MOVE") => Rows::None,
+        _ if contains_ignore_ascii_case(sql, "returning") => Rows::ByText,
+        _ => Rows::None,
+    }
+}
+
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+#[cfg(test)]
+mod result_rows_tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
+    fn rows(sql: &str) -> Rows {
+        result_rows(&scan(sql, false).unwrap().shape, sql)
+    }
+
+    #[test]
+    fn which_statements_are_described_and_remembered() {
+        assert_eq!(rows("SELECT 1"), Rows::ByText);
+        assert_eq!(rows("with x as (select 1) select * from x"), Rows::ByText);
+        assert_eq!(rows("INSERT INTO t VALUES (1) RETURNING id"), Rows::ByText);
+        assert_eq!(rows("UPDATE t SET a = 1 returning *"), Rows::ByText);
+        assert_eq!(rows("INSERT INTO t VALUES (1)"), Rows::None);
+        assert_eq!(rows("CREATE TABLE t (a int)"), Rows::None);
+        assert_eq!(rows("MOVE 1 FROM c"), Rows::None);
+        // Columns depend on a cursor / prepared statement / procedure named in the text.
+        assert_eq!(rows("FETCH FORWARD 10 FROM \"c\""), Rows::Varying);
+        assert_eq!(rows("EXECUTE p(1)"), Rows::Varying);
+        assert_eq!(rows("CALL proc(1)"), Rows::Varying);
+    }
+}

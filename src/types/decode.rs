@@ -1,5 +1,7 @@
-//! Binary column values → Python objects. `Decoder::for_type` is the OID → decoder table;
-//! it is resolved once per result set, then applied per value with no lookups.
+//! Column values → Python objects. `Decoder::for_type` is the OID → decoder table; it also
+//! decides each column's wire format (binary only where the decoder gives exactly what
+//! psycopg's text loaders give under Django, text for the rest). Resolved once per result
+//! set, then applied per value with no lookups.
 use super::oid;
 use super::pyrefs::{self, PyRefs};
 use crate::codec::{self, datetime as dt, CodecError};
@@ -41,12 +43,31 @@ pub enum Decoder {
     Hstore,
     Array(Box<Decoder>),
     Range(Box<Decoder>),
-    /// regclass, regtype, ...: the binary form is an OID; Python gets the name, which the
-    /// cursor looks up once per result (see `Cursor::resolve_reg_names`).
-    RegName(u32),
-    /// Types we do not know: their binary form is text for enums, citext and friends.
+    Multirange(Box<Decoder>),
+    /// Text format, returned as `str`: what psycopg does for a type it has no loader for
+    /// (geometric types, xid, tid, reg*, enums, unregistered extension types, arrays of them).
+    Str,
+    /// Text format, loaded by psycopg's own text loader for this OID (records, arrays of
+    /// built-in types psycopg has no element loader for: lists of str).
+    Loader(u32),
+    /// A binary value of a type we have no decoder for (only when a column's type changed
+    /// between the cached Describe and the run): bytes, or str when valid UTF-8.
     Unknown,
 }
+
+/// Array types psycopg registers a loader for (`psycopg.postgres.types`): their text
+/// comes back as a list; arrays of other types come back as the array's text.
+const PSYCOPG_ARRAYS: &[u32] = &[
+    143, 199, 271, 629, 651, 719, 775, 791, 1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012,
+    1013, 1014, 1015, 1016, 1017, 1018, 1019, 1020, 1021, 1022, 1027, 1028, 1034, 1040, 1041, 1115, 1182, 1183, 1185,
+    1187, 1231, 1270, 1561, 1563, 2201, 2207, 2208, 2209, 2210, 2211, 2287, 2949, 2951, 3221, 3643, 3644, 3645, 3735,
+    3770, 3807, 3905, 3907, 3909, 3911, 3913, 3927, 4073, 4090, 4097, 4192, 6150, 6151, 6152, 6153, 6155, 6157,
+];
+
+/// psycopg's built-in range and multirange types (others are unregistered: text).
+const BUILTIN_RANGES: [u32; 6] = [3904, 3906, 3908, 3910, 3912, 3926];
+const BUILTIN_MULTIRANGES: [u32; 6] = [4451, 4532, 4533, 4534, 4535, 4536];
+const RECORD: u32 = 2249;
 
 impl Decoder {
     pub fn for_type(ty: &Type) -> Decoder {
@@ -55,7 +76,8 @@ impl Decoder {
             oid::INT2 => return Decoder::Int2,
             oid::INT4 => return Decoder::Int4,
             oid::INT8 => return Decoder::Int8,
-            oid::OID | oid::XID | oid::CID => return Decoder::Oid,
+            oid::OID => return Decoder::Oid,
+            RECORD => return Decoder::Loader(RECORD),
             oid::FLOAT4 => return Decoder::Float4,
             oid::FLOAT8 => return Decoder::Float8,
             oid::NUMERIC => return Decoder::Numeric,
@@ -82,15 +104,49 @@ impl Decoder {
             oid::XID8 => return Decoder::Xid8,
             _ => {}
         }
-        if ty.schema() == "pg_catalog" && ty.name().starts_with("reg") && matches!(ty.kind(), Kind::Simple) {
-            return Decoder::RegName(ty.oid());
-        }
         match ty.kind() {
-            Kind::Array(inner) => Decoder::Array(Box::new(Decoder::for_type(inner))),
-            Kind::Range(inner) => Decoder::Range(Box::new(Decoder::for_type(inner))),
+            Kind::Array(inner) => {
+                let elem = Decoder::for_type(inner);
+                // Django registers hstore and citext (and so their arrays) on each connection.
+                let registered = PSYCOPG_ARRAYS.contains(&ty.oid()) || matches!(inner.name(), "hstore" | "citext");
+                match (registered, elem.wants_binary()) {
+                    (true, true) => Decoder::Array(Box::new(elem)),
+                    (true, false) => Decoder::Loader(ty.oid()),
+                    (false, _) => Decoder::Str,
+                }
+            }
+            Kind::Range(inner) if BUILTIN_RANGES.contains(&ty.oid()) => Decoder::Range(Box::new(Decoder::for_type(inner))),
+            // (the kind names the range's element type)
+            Kind::Multirange(elem) if BUILTIN_MULTIRANGES.contains(&ty.oid()) => {
+                Decoder::Multirange(Box::new(Decoder::for_type(elem)))
+            }
             Kind::Domain(inner) => Decoder::for_type(inner),
             _ if ty.name() == "hstore" => Decoder::Hstore,
-            _ => Decoder::Unknown,
+            // citext's binary form is its text (Django registers it as text).
+            _ if ty.name() == "citext" => Decoder::Text,
+            _ => Decoder::Str,
+        }
+    }
+
+    /// The wire format to ask for: binary when this decoder reads binary.
+    pub fn wants_binary(&self) -> bool {
+        !matches!(self, Decoder::Str | Decoder::Loader(_))
+    }
+
+    /// The decoder for a column of type `ty` that arrived in `binary` (or text) format.
+    /// They differ from `for_type` only when the column's type changed after the cached
+    /// Describe that chose the formats.
+    pub fn for_column(ty: &Type, binary: bool) -> Decoder {
+        let d = Decoder::for_type(ty);
+        match (d.wants_binary(), binary) {
+            (true, true) | (false, false) => d,
+            (false, true) => Decoder::Unknown,
+            // Decoders that build a str from binary: the text is that str.
+            (true, false) => match d {
+                Decoder::Text | Decoder::Jsonb | Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
+                | Decoder::TsVector | Decoder::TsQuery | Decoder::PgLsn | Decoder::Xid8 => Decoder::Str,
+                _ => Decoder::Loader(ty.oid()),
+            },
         }
     }
 }
@@ -109,7 +165,8 @@ pub struct DecodeCtx<'py> {
     session_zone: Bound<'py, PyAny>,
     session_is_utc: bool,
     replace: &'py TzReplace,
-    reg_names: Option<&'py std::collections::HashMap<(u32, u32), String>>,
+    /// psycopg text loaders by OID, made on first use (`Decoder::Loader`).
+    loaders: std::cell::RefCell<Vec<(u32, PyObject)>>,
 }
 
 const UTC_NAMES: [&str; 10] =
@@ -131,12 +188,7 @@ impl<'py> DecodeCtx<'py> {
                 Err(_) => refs.utc.bind(py).clone(),
             }
         };
-        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace, reg_names: None })
-    }
-
-    pub fn with_reg_names(mut self, names: &'py std::collections::HashMap<(u32, u32), String>) -> Self {
-        self.reg_names = Some(names);
-        self
+        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace, loaders: Default::default() })
     }
 
     pub fn decode(&self, decoder: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
@@ -162,7 +214,8 @@ impl<'py> DecodeCtx<'py> {
                 let text = codec::numeric::to_text(raw).map_err(|e| self.err(e))?;
                 self.refs.decimal.bind(py).call1((text,))?.unbind()
             }
-            Decoder::Text | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
+            Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
+            Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
                 match raw.split_first() {
@@ -231,15 +284,9 @@ impl<'py> DecodeCtx<'py> {
                 PyString::new(py, &codec::text::tsvector_to_text(raw).map_err(|e| self.err(e))?).into_any().unbind()
             }
             Decoder::Hstore => self.hstore(raw)?,
-            Decoder::RegName(type_oid) => {
-                let value = u32::from_be_bytes(fixed(raw, "oid")?);
-                match self.reg_names.and_then(|m| m.get(&(*type_oid, value))) {
-                    Some(name) => PyString::new(py, name).into_any().unbind(),
-                    None => value.into_pyobject(py)?.into_any().unbind(),
-                }
-            }
             Decoder::Array(elem) => self.array(elem, raw)?,
             Decoder::Range(elem) => self.range(elem, raw)?,
+            Decoder::Multirange(elem) => self.multirange(elem, raw)?,
         })
     }
 
@@ -363,6 +410,44 @@ impl<'py> DecodeCtx<'py> {
             list.append(item)?;
         }
         Ok(list.into_any().unbind())
+    }
+
+    /// psycopg's text loader for `oid` (TextLoader's str when psycopg has none).
+    fn psycopg_load(&self, oid: u32, raw: &[u8]) -> PyResult<PyObject> {
+        let py = self.py;
+        let found = self.loaders.borrow().iter().find(|(o, _)| *o == oid).map(|(_, l)| l.clone_ref(py));
+        let loader = match found {
+            Some(l) => l,
+            None => {
+                let psycopg = py.import("psycopg")?;
+                let text = psycopg.getattr("pq")?.getattr("Format")?.getattr("TEXT")?;
+                let cls = psycopg.getattr("adapters")?.call_method1("get_loader", (oid, text))?;
+                let loader = if cls.is_none() { py.None() } else { cls.call1((oid,))?.unbind() };
+                self.loaders.borrow_mut().push((oid, loader.clone_ref(py)));
+                loader
+            }
+        };
+        if loader.is_none(py) {
+            return str_from_utf8(py, raw);
+        }
+        Ok(loader.bind(py).call_method1(pyo3::intern!(py, "load"), (PyBytes::new(py, raw),))?.unbind())
+    }
+
+    /// Binary multirange: a count, then each range as a length-prefixed binary range.
+    fn multirange(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+        static MULTIRANGE: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
+        let py = self.py;
+        let mut r = codec::read::Reader::new(raw);
+        let count = r.i32().map_err(|e| self.err(e))?;
+        let list = PyList::empty(py);
+        for _ in 0..count.max(0) {
+            let item = r.value().map_err(|e| self.err(e))?.ok_or_else(|| errors::data(py, "multirange item is NULL"))?;
+            list.append(self.range(elem, item)?)?;
+        }
+        let cls = MULTIRANGE.get_or_try_init(py, || -> PyResult<PyObject> {
+            Ok(py.import("psycopg.types.multirange")?.getattr("Multirange")?.unbind())
+        })?;
+        Ok(cls.bind(py).call1((list,))?.unbind())
     }
 
     fn range(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {

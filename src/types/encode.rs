@@ -56,6 +56,8 @@ enum Value<'a, 'py> {
     Uuid(u128),
     Json(u32, String),
     Range(&'a Bound<'py, PyAny>),
+    Multirange(&'a Bound<'py, PyAny>),
+    /// inet/cidr, or any (type OID, text) a value names itself (`__rustpg_param__`).
     Inet(u32, String),
     List(&'a Bound<'py, PyList>),
     Dict(&'a Bound<'py, PyDict>),
@@ -147,6 +149,9 @@ impl<'py> Encoder<'py> {
         if obj.is_instance(r.range.bind(py))? {
             return Ok(Value::Range(obj));
         }
+        if obj.is_instance(multirange_class(py)?)? {
+            return Ok(Value::Multirange(obj));
+        }
         if obj.is_instance_of::<PyString>() {
             return Ok(Value::Str(obj));
         }
@@ -191,6 +196,12 @@ impl<'py> Encoder<'py> {
             if self.hstore_oid.is_some() {
                 return Ok(Value::Dict(d));
             }
+        }
+        // A value that names its own type and text form (GeoDjango's adapter on
+        // django_rustpg.gis): `__rustpg_param__() -> (type OID or 0, text)`.
+        if let Ok(hook) = obj.getattr(pyo3::intern!(py, "__rustpg_param__")) {
+            let (oid, text): (u32, String) = hook.call0()?.extract()?;
+            return Ok(Value::Inet(oid, text));
         }
         let type_name = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
         Err(errors::programming(
@@ -268,6 +279,10 @@ impl<'py> Encoder<'py> {
                 let (o, s) = self.range_text(r, position)?;
                 text(o, s)
             }
+            Value::Multirange(m) => {
+                let (o, s) = self.multirange_text(m, position)?;
+                text(o, s)
+            }
             Value::List(l) => {
                 let (o, s) = self.array_text(l, position)?;
                 text(o, s)
@@ -305,6 +320,10 @@ impl<'py> Encoder<'py> {
             Value::Inet(o, s) => (o, Some(s)),
             Value::Range(r) => {
                 let (o, s) = self.range_text(r, position)?;
+                (o, Some(s))
+            }
+            Value::Multirange(m) => {
+                let (o, s) = self.multirange_text(m, position)?;
                 (o, Some(s))
             }
             Value::List(l) => {
@@ -364,6 +383,35 @@ impl<'py> Encoder<'py> {
         }
         out.push('}');
         Ok(())
+    }
+
+    /// `{range,range}`, typed as the multirange of its ranges' type (unknown when they are).
+    fn multirange_text(&self, multirange: &Bound<'py, PyAny>, position: usize) -> PyResult<(u32, String)> {
+        let mut out = String::from("{");
+        let mut sub = 0;
+        for (i, r) in multirange.try_iter()?.enumerate() {
+            let r = r?;
+            let (_, s) = self.range_text(&r, position)?;
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&s);
+            // As psycopg: the element type of the first bound seen (naive → tsmultirange).
+            for bound in ["lower", "upper"] {
+                if sub == 0 {
+                    sub = self.text_form(&r.getattr(bound)?, position)?.0;
+                }
+            }
+        }
+        out.push('}');
+        let oid = match sub {
+            oid::DATE => 4535,
+            oid::NUMERIC => 4532,
+            oid::TIMESTAMP => 4533,
+            oid::TIMESTAMPTZ => 4534,
+            _ => 0,
+        };
+        Ok((oid, out))
     }
 
     fn range_text(&self, range: &Bound<'py, PyAny>, position: usize) -> PyResult<(u32, String)> {
@@ -572,4 +620,10 @@ pub fn sequence_items<'py>(params: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py
         return Err(errors::programming(params.py(), "query parameters must be a sequence or a mapping, not a string"));
     }
     params.try_iter()?.collect()
+}
+
+/// psycopg's `Multirange` class (imported once).
+fn multirange_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CLS: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
+    Ok(CLS.get_or_try_init(py, || Ok::<_, PyErr>(py.import("psycopg.types.multirange")?.getattr("Multirange")?.unbind()))?.bind(py))
 }

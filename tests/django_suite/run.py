@@ -60,8 +60,12 @@ ENGINES = {
     "django_rustpg": ("django_rustpg", {}, ""),
     "stock": ("django.db.backends.postgresql", {}, "_stock"),
     "stock-pool": ("django.db.backends.postgresql", {"pool": True}, "_stockpool"),
+    "gis": ("django_rustpg.gis", {}, "_gis"),
+    "stock-gis": ("django.contrib.gis.db.backends.postgis", {}, "_stockgis"),
 }
-ENGINE_ALIASES = {"rustpg": "django_rustpg"}
+ENGINE_ALIASES = {"rustpg": "django_rustpg", "django_rustpg.gis": "gis"}
+# The stock engine --compare runs against (default: "stock").
+STOCK_OF = {"gis": "stock-gis"}
 
 EXIT_OK, EXIT_PARITY, EXIT_SETUP, EXIT_CRASH, EXIT_NO_TESTS = 0, 1, 2, 3, 4
 
@@ -339,7 +343,9 @@ def check_engine(engine_key, env, django_version_tuple):
         if importlib.util.find_spec("psycopg_pool") is None:
             return "skip", ("psycopg_pool is not installed "
                             "(pip install 'psycopg[pool]') -- skipping --engine stock-pool")
-    code = f"import importlib; importlib.import_module({engine + '.base'!r})"
+    # (settings configured: the GIS backends read them at import)
+    code = ("import importlib, django, django.conf; django.conf.settings.configure(); django.setup(); "
+            f"importlib.import_module({engine + '.base'!r})")
     proc = subprocess.run([sys.executable, "-c", code], env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -882,7 +888,7 @@ def main(argv=None):
                     log(f"Reusing cached stock results {stock_json} "
                         f"(from {stock.get('started_at')}, {stock['totals']['tests']} tests)")
             if stock is None:
-                stock = runner.run("stock", listname, labels, dropped)
+                stock = runner.run(STOCK_OF.get(args.engine, "stock"), listname, labels, dropped)
                 print_summary(stock)
             if stock["crashed"]:
                 warn("the stock run crashed; the parity figure is unreliable")

@@ -1,0 +1,96 @@
+"""Per-column result formats (src/formats.rs): text for types without a stock-identical
+binary decoder, binary for the rest; the remembered column description follows DDL."""
+import psycopg
+import pytest
+
+
+def rows(conn, sql, params=None):
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    return cur.fetchall()
+
+
+def test_types_without_binary_output_read_as_stock(conn, pg):
+    sql = "SELECT relacl, relacl[1], 'BOX(1 2,3 4)'::text FROM pg_class WHERE relname = 'pg_class'"
+    assert rows(conn, sql) == pg.execute(sql).fetchall()
+    got = rows(conn, "SELECT 'postgres=r/postgres'::aclitem")[0][0]
+    assert got == "postgres=r/postgres"
+
+
+def test_mixed_formats_in_one_row(conn, pg):
+    sql = "SELECT 1, point(1, 2), 'x'::text, '5'::xid, now() - now(), ROW(1, 'a')"
+    ours = rows(conn, sql)
+    assert ours == pg.execute(sql).fetchall()
+    assert ours[0][:3] == (1, "(1,2)", "x") and ours[0][3] == "5"
+
+
+def test_own_ddl_changes_a_columns_type(conn):
+    cur = conn.cursor()
+    cur.execute("CREATE TEMP TABLE rf1 (a int)")
+    cur.execute("INSERT INTO rf1 VALUES (1)")
+    assert rows(conn, "SELECT a FROM rf1") == [(1,)]
+    cur.execute("ALTER TABLE rf1 ALTER a TYPE point USING point(a, a)")
+    assert rows(conn, "SELECT a FROM rf1") == [("(1,1)",)]
+    cur.execute("ALTER TABLE rf1 ALTER a TYPE int USING a[0]::int")
+    assert rows(conn, "SELECT a FROM rf1") == [(1,)]
+
+
+def test_other_sessions_ddl_to_a_type_without_binary_output(conn, pg):
+    pg.execute("DROP TABLE IF EXISTS rf2")
+    pg.execute("CREATE TABLE rf2 (a text)")
+    try:
+        pg.execute("INSERT INTO rf2 VALUES ('postgres=r/postgres')")
+        assert rows(conn, "SELECT a FROM rf2") == [("postgres=r/postgres",)]  # described: binary
+        pg.execute("ALTER TABLE rf2 ALTER a TYPE aclitem USING a::aclitem")
+        # The remembered binary format is refused; outside a transaction the run is retried.
+        assert rows(conn, "SELECT a FROM rf2") == [("postgres=r/postgres",)]
+    finally:
+        pg.execute("DROP TABLE rf2")
+
+
+def test_other_sessions_ddl_is_followed_on_the_next_run(conn, pg):
+    pg.execute("DROP TABLE IF EXISTS rf3")
+    pg.execute("CREATE TABLE rf3 (a int)")
+    try:
+        pg.execute("INSERT INTO rf3 VALUES (3)")
+        assert rows(conn, "SELECT a FROM rf3") == [(3,)]
+        pg.execute("ALTER TABLE rf3 ALTER a TYPE point USING point(a, a)")
+        rows(conn, "SELECT a FROM rf3")  # this run notices the change
+        assert rows(conn, "SELECT a FROM rf3") == [("(3,3)",)]
+    finally:
+        pg.execute("DROP TABLE rf3")
+
+
+def test_named_cursor_fetches_text_columns(dsn_params):
+    from django_rustpg import dbapi
+
+    c = dbapi.connect(**dsn_params)
+    try:
+        cur = c.cursor("rf_named")
+        cur.itersize = 3
+        cur.execute("SELECT g, point(g, g), g::text::xid FROM generate_series(1, 7) g")
+        got = cur.fetchall()
+        assert got == [(g, f"({g},{g})", str(g)) for g in range(1, 8)]
+    finally:
+        c.close()
+
+
+def test_create_extension_is_followed(conn, pg_conninfo, dsn_params):
+    """Extension types are found per database, and again after CREATE EXTENSION."""
+    with psycopg.connect(pg_conninfo, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'ltree'").fetchone():
+            import os
+
+            if os.environ.get("CI"):
+                pytest.fail("ltree missing: install postgresql-contrib")
+            pytest.skip("ltree missing: install postgresql-contrib")
+    cur = conn.cursor()
+    cur.execute("CREATE SCHEMA IF NOT EXISTS rf_ext")
+    try:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS ltree SCHEMA rf_ext")
+        assert rows(conn, "SELECT 'A.B'::rf_ext.ltree, ARRAY['A'::rf_ext.ltree]") == [("A.B", "{A}")]
+        cur.execute("DROP EXTENSION ltree")
+        cur.execute("CREATE EXTENSION ltree SCHEMA rf_ext")  # new OIDs
+        assert rows(conn, "SELECT 'A.B'::rf_ext.ltree, ARRAY['A'::rf_ext.ltree]") == [("A.B", "{A}")]
+    finally:
+        cur.execute("DROP SCHEMA rf_ext CASCADE")
