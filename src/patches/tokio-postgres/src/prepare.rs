@@ -58,12 +58,24 @@ ORDER BY attnum
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// Statement names unique beyond this process: a transaction-mode pooler can hand one
+/// client's statements to a server session another process prepared on, where a
+/// per-process `s0, s1, ...` would name someone else's statement. The pid tells forked
+/// processes apart (they inherit the counter); the random part tells hosts apart.
+fn next_statement_name() -> String {
+    static PROCESS_NONCE: std::sync::OnceLock<(u32, u64)> = std::sync::OnceLock::new();
+    let pid = std::process::id();
+    let &(owner, nonce) = PROCESS_NONCE.get_or_init(|| (pid, rand::random::<u64>()));
+    let nonce = if owner == pid { nonce } else { rand::random::<u64>() };
+    format!("s{pid:x}_{nonce:x}_{}", NEXT_ID.fetch_add(1, Ordering::SeqCst))
+}
+
 pub async fn prepare(
     client: &Arc<InnerClient>,
     query: &str,
     types: &[Type],
 ) -> Result<Statement, Error> {
-    let name = format!("s{}", NEXT_ID.fetch_add(1, Ordering::SeqCst));
+    let name = next_statement_name();
     let buf = encode(client, &name, query, types)?;
     let mut responses = client.send(RequestMessages::Single(FrontendMessage::Raw(buf)))?;
 
