@@ -125,9 +125,14 @@ def test_restart_mid_load(private_server, mode):
             assert c.execute("SELECT 1").fetchone() == (1,)
 
     during, after, restart_s = _restart_under_load(private_server, mode, ours)
+    t0 = time.perf_counter()
+    private_server.restart(mode)
+    ours()  # the first request after the restart returned
+    recovery_ms = (time.perf_counter() - t0) * 1000
     s_during, s_after, _ = _restart_under_load(private_server, mode, stock)
     FIGURES[f"restart {mode}"] = {
         "restart_s": round(restart_s, 2),
+        "restart + first request ms": round(recovery_ms, 1),
         "ours failed while down": len(during),
         "ours failed after restart": len(after),
         "stock failed while down": len(s_during),
@@ -179,6 +184,7 @@ BAD_INPUT = [
     ("stray percent", "SELECT 'a' % %s", [1], psycopg.ProgrammingError),
     ("malformed SQL", "SELEC 1", None, psycopg.errors.SyntaxError),
     ("unknown param type", "SELECT %s", [object()], psycopg.ProgrammingError),
+    ("statement_timeout", "SET statement_timeout = 50; SELECT pg_sleep(1)", None, psycopg.errors.QueryCanceled),
 ]
 
 
@@ -208,6 +214,13 @@ def test_big_values_round_trip(private_server):
         deep = "(" * 500 + "1" + ")" * 500
         cur.execute(f"SELECT {deep}")
         assert cur.fetchone() == (1,)
+        # More parameters than the protocol's 65,535: rendered client-side, as stock does.
+        big = list(range(70_000))
+        rows = ", ".join(["(%s)"] * len(big))
+        cur.execute(f"SELECT count(*), sum(column1) FROM (VALUES {rows}) v", big)
+        assert cur.fetchone() == (70_000, sum(big))
+        cur.execute("SELECT count(*) FROM generate_series(1, 100000) g WHERE g = ANY(%s)", [big])
+        assert cur.fetchone() == (70_000,)
         many = ";".join(["SELECT 1"] * 10_000)
         cur.execute(many)
         cur.execute("SELECT 2")
