@@ -1084,23 +1084,13 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
 #[pyfunction]
 #[pyo3(signature = (**kwargs))]
 pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
-    let ConnectRequest {
-        spec,
-        pool_spec,
-        implicit_pool,
-        health_check,
-        reuse,
-        reset_always,
-        autocommit,
-        isolation_level,
-        cursor_factory,
-        prepare_threshold,
-    } = parse_connect(py, kwargs)?;
+    let req = parse_connect(py, kwargs)?;
+    let (spec, pool_spec, implicit_pool) = (req.spec, req.pool_spec, req.implicit_pool);
     let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
     let (mut obj, mut overflow, mut recycled) = checkout(py, &pool, &pool_spec, implicit_pool, &spec)?;
     // CONN_HEALTH_CHECKS: prove a reused session with a round trip (an empty query).
     let mut tries = 0;
-    while health_check && recycled && tries <= pool_spec.max_size {
+    while req.health_check && recycled && tries <= pool_spec.max_size {
         tries += 1;
         let alive = runtime::block_on(py, async { obj.client.simple_query("").await.is_ok() });
         if alive {
@@ -1114,16 +1104,16 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         owner_pid: runtime::current_pid(),
         session: Mutex::new(Some(Arc::new(obj))),
         state: Mutex::new(TxState {
-            autocommit,
+            autocommit: req.autocommit,
             status: TxStatus::Idle,
-            isolation_level,
+            isolation_level: req.isolation_level,
             read_only: None,
             deferrable: None,
             dirty: false,
             unpoolable: false,
             closed: false,
         }),
-        cursor_factory: Mutex::new(cursor_factory),
+        cursor_factory: Mutex::new(req.cursor_factory),
         adapters: Mutex::new(None),
         tz_replace: Mutex::new(Arc::new(TzReplace::Keep)),
         hstore_oid: AtomicU32::new(0),
@@ -1134,9 +1124,9 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         overflow: AtomicBool::new(overflow),
         unproven: AtomicBool::new(recycled),
         lost: AtomicBool::new(false),
-        reuse,
-        reset_always,
-        prepare_threshold,
+        reuse: req.reuse,
+        reset_always: req.reset_always,
+        prepare_threshold: req.prepare_threshold,
     };
     Ok(Connection { core: Arc::new(core) })
 }
