@@ -85,7 +85,7 @@ def validate_options(options, settings_dict):
     if level is not None and level not in (1, 2, 3, 4):
         raise ImproperlyConfigured(
             f"Invalid transaction isolation level {level} specified. Use one of the "
-            "psycopg.IsolationLevel values (OPTIONS['isolation_level'])."
+            "psycopg.IsolationLevel values. (OPTIONS['isolation_level'])"
         )
     if pool and settings_dict.get("CONN_MAX_AGE", 0) != 0:
         raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
