@@ -37,7 +37,7 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 .PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
-	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels
+	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -98,6 +98,20 @@ django-suite: build
 test-reliability: build
 	RUSTPG_RELIABILITY=full RUSTPG_CANCEL_TRIES=1000 RUSTPG_FUZZ_EXAMPLES=5000 \
 	  $(WITH_PG) $(PY) -m pytest tests/reliability -p no:cacheprovider -rs
+
+# cargo-fuzz targets in tests/fuzz (see its README), FUZZ_SECONDS each. Not part of `make test`
+# or CI: open-ended, needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the
+# stable toolchain take cargo-fuzz's nightly flags. Findings land in tests/fuzz/artifacts/.
+FUZZ_SECONDS ?= 240
+FUZZ_TARGETS ?= placeholders literal_roundtrip codec
+fuzz: $(DEPS_STAMP)
+	@command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
+	for t in $(FUZZ_TARGETS); do \
+	  PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+	  RUSTC_BOOTSTRAP=1 $(WITH_PG) cargo fuzz run --fuzz-dir tests/fuzz --sanitizer none -O -a $$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $$(test -f tests/fuzz/$$t.dict && echo -dict=tests/fuzz/$$t.dict) || exit 1; \
+	done
 
 # --- Other Django versions: .venv-dj61 (Python 3.13, Django 6.1), .venv-dj60 (3.12, 6.0) ----------
 # $(1): suffix (dj61), $(2): python, $(3): Django requirement.

@@ -104,7 +104,10 @@ pub fn decode_timetz(raw: &[u8]) -> Result<(Hms, i32), CodecError> {
     let mut r = Reader::new(raw);
     let us = r.i64()?;
     let west = r.i32()?;
-    Ok((hms_from_micros(us)?, -west))
+    let Some(east) = west.checked_neg() else {
+        return err(format!("invalid timetz offset {west} seconds"));
+    };
+    Ok((hms_from_micros(us)?, east))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,5 +183,9 @@ mod tests {
         raw.extend((-7200i32).to_be_bytes());
         let (t, east) = decode_timetz(&raw).unwrap();
         assert_eq!((t.hour, east), (1, 7200));
+        // Found by tests/fuzz (codec): negating an i32::MIN offset overflowed.
+        let mut raw = 0i64.to_be_bytes().to_vec();
+        raw.extend(i32::MIN.to_be_bytes());
+        assert!(decode_timetz(&raw).is_err());
     }
 }

@@ -79,7 +79,8 @@ pub fn tsquery_to_text(raw: &[u8]) -> Result<String, CodecError> {
     if count < 0 {
         return err("invalid tsquery size");
     }
-    let mut items = Vec::with_capacity(count as usize);
+    // Every item takes at least two bytes: a huge count in a short value must not allocate.
+    let mut items = Vec::with_capacity((count as usize).min(r.rest().len() / 2));
     for _ in 0..count {
         items.push(match r.u8()? {
             1 => {
@@ -257,6 +258,7 @@ mod tests {
         // Malformed: an operator without operands is an error, not a panic.
         let mut raw = 1i32.to_be_bytes().to_vec();
         raw.extend([2, TS_AND]);
-        assert!(tsquery_to_text(&raw).is_err());
+        assert!(tsquery_to_text(&raw).is_err());        // Found by tests/fuzz (codec): a count of ~1e9 in a 4-byte value must not allocate.
+        assert!(tsquery_to_text(&0x4106_6A06i32.to_be_bytes()).is_err());
     }
 }
