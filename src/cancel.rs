@@ -123,12 +123,7 @@ pub async fn cancel(token: CancelToken, spec: &ConnectSpec, tls: crate::tls::Con
 }
 
 fn closed_by_peer(e: &tokio_postgres::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            return matches!(io.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof);
-        }
-        source = err.source();
-    }
-    false
+    crate::errors::io_cause(e).is_some_and(|io| {
+        matches!(io.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof)
+    })
 }

@@ -516,14 +516,7 @@ fn is_lost_session(e: &tokio_postgres::Error) -> bool {
     if let Some(db) = e.as_db_error() {
         return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
     }
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if err.downcast_ref::<std::io::Error>().is_some() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
+    errors::io_cause(e).is_some()
 }
 
 /// 26000 (no such prepared statement) or 42P05 (one already has that name).

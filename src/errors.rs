@@ -119,6 +119,18 @@ pub fn from_checkout(
     }
 }
 
+/// The I/O error behind a driver error, if a socket failure caused it.
+pub fn io_cause(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = err.source();
+    }
+    None
+}
+
 fn connect_target(host: Option<&str>, port: Option<&str>) -> String {
     let port = port.filter(|p| !p.is_empty()).unwrap_or("5432");
     match host.filter(|h| !h.is_empty()) {
@@ -136,29 +148,25 @@ fn connect_failure(host: Option<&str>, port: Option<&str>, e: &tokio_postgres::E
     if let Some(db) = e.as_db_error() {
         return format!("{}: {}:  {}", connect_target(host, port), db.severity(), db.message());
     }
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            let text = io.to_string();
-            if text.contains("lookup address") {
-                let detail = text.rsplit(": ").next().unwrap_or(&text);
-                let name = host.unwrap_or_default();
-                return format!("could not translate host name \"{name}\" to address: {detail}");
-            }
-            let socket = host.is_none_or(|h| h.is_empty() || h.starts_with('/'));
-            let hint = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound if socket => {
-                    "\n\tIs the server running locally and accepting connections on that socket?"
-                }
-                std::io::ErrorKind::ConnectionRefused => {
-                    "\n\tIs the server running on that host and accepting TCP/IP connections?"
-                }
-                _ => "",
-            };
-            let reason = text.split(" (os error").next().unwrap_or(&text);
-            return format!("{}: {reason}{hint}", connect_target(host, port));
+    if let Some(io) = io_cause(e) {
+        let text = io.to_string();
+        if text.contains("lookup address") {
+            let detail = text.rsplit(": ").next().unwrap_or(&text);
+            let name = host.unwrap_or_default();
+            return format!("could not translate host name \"{name}\" to address: {detail}");
         }
-        source = err.source();
+        let socket = host.is_none_or(|h| h.is_empty() || h.starts_with('/'));
+        let hint = match io.kind() {
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound if socket => {
+                "\n\tIs the server running locally and accepting connections on that socket?"
+            }
+            std::io::ErrorKind::ConnectionRefused => {
+                "\n\tIs the server running on that host and accepting TCP/IP connections?"
+            }
+            _ => "",
+        };
+        let reason = text.split(" (os error").next().unwrap_or(&text);
+        return format!("{}: {reason}{hint}", connect_target(host, port));
     }
     format!("{}: {e}", connect_target(host, port))
 }

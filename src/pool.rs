@@ -469,10 +469,7 @@ pub fn reap_idle() {
             handle.stats.idle_closed.fetch_add(removed.removed.len() as u64 - dead, Ordering::Relaxed);
             closing.extend(removed.removed.into_iter().map(|s| s.shared.clone()));
         }
-        // Dropping the clients queues Terminate; let the connection tasks send it.
-        for shared in closing.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
-        }
+        wait_all_ended(std::mem::take(&mut closing)).await;
     });
 }
 
@@ -503,6 +500,14 @@ pub async fn warm_up(pool: &PgPool, min_size: usize) {
     }
 }
 
+/// Dropping a client queues its Terminate; waits (briefly) until each connection task has
+/// sent it and the server has seen the session go.
+async fn wait_all_ended(sessions: Vec<Arc<SessionShared>>) {
+    for shared in sessions {
+        let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
+    }
+}
+
 /// Closes every idle pooled session of this process and waits (briefly) until the server
 /// has seen them go. Used before CREATE/ALTER/DROP DATABASE.
 pub async fn close_idle_sessions() {
@@ -520,9 +525,7 @@ pub async fn close_idle_sessions() {
             false
         });
     }
-    for shared in closing {
-        let _ = tokio::time::timeout(Duration::from_secs(2), shared.wait_ended()).await;
-    }
+    wait_all_ended(closing).await;
 }
 
 /// Closes and forgets the pool for these parameters (Django's `close_pool()`).
