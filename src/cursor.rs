@@ -37,10 +37,19 @@ pub struct ColInfo {
     pub name: String,
     pub type_: Type,
     pub type_modifier: i32,
+    /// `pg_type.typlen` as the row description carries it (psycopg's internal_size).
+    pub type_size: i16,
 }
 
 fn col_infos(cols: &[Column]) -> Vec<ColInfo> {
-    cols.iter().map(|c| ColInfo { name: c.name().to_string(), type_: c.type_().clone(), type_modifier: c.type_modifier() }).collect()
+    cols.iter()
+        .map(|c| ColInfo {
+            name: c.name().to_string(),
+            type_: c.type_().clone(),
+            type_modifier: c.type_modifier(),
+            type_size: c.type_size(),
+        })
+        .collect()
 }
 
 #[inline]
@@ -416,7 +425,8 @@ fn describe(py: Python<'_>, cols: &[ColInfo], hstore_oid: Option<u32>) -> PyResu
             oid::INTERVAL => (None, if tm >= 0 && tm & 0xFFFF != 0xFFFF { Some(tm & 0xFFFF) } else { None }, None),
             _ => (None, None, None),
         };
-        let item = column_cls.call1((c.name.as_str(), oid, display_size, oid::fixed_size(oid), precision, scale, py.None()))?;
+        let internal_size = (c.type_size >= 0).then_some(c.type_size as i32);
+        let item = column_cls.call1((c.name.as_str(), oid, display_size, internal_size, precision, scale, py.None()))?;
         // Read by Column.type_display (see pyrefs); most columns need neither.
         if tm >= 0 {
             item.setattr(pyo3::intern!(py, "_fmod"), tm)?;

@@ -66,3 +66,18 @@ def test_type_display_hstore_when_registered(conn):
     cur.execute("SELECT ''::hstore AS h")
     assert cur.description[0].type_display == "hstore"
     assert tuple(cur.description[0])[:2] == ("h", oid)
+
+
+def test_internal_size_is_the_row_descriptions_type_size(conn, pg):
+    """psycopg reports the row description's type size (pg_type.typlen, None when negative)
+    for every type: the geometric types, tid, pg_lsn, name, extension types alike."""
+    sql = ("SELECT point(1, 2), '{1,2,3}'::line, '[(1,2),(3,4)]'::lseg, '(3,4),(1,2)'::box, "
+           "'((1,2),(3,4))'::path, '((1,2),(3,4),(5,6))'::polygon, '<(1,2),3>'::circle, '(1,2)'::tid, "
+           "'0/16B3748'::pg_lsn, 'n'::name, '9'::xid8, 'postgres=r/postgres'::aclitem, now()::time, "
+           "'a'::\"char\", 1::int2, '1.5'::numeric(4,1), ARRAY[point(1, 2)]")
+    ours = conn.cursor()
+    ours.execute(sql)
+    theirs = pg.execute(sql)
+    sizes = [c.internal_size for c in ours.description]
+    assert sizes == [c.internal_size for c in theirs.description]
+    assert sizes[:8] == [16, 24, 32, 32, None, None, 24, 6]

@@ -1,6 +1,7 @@
 //! Pure decoders for PostgreSQL's binary wire format: bytes in, Rust values out.
 //! Nothing here touches Python, so it is unit-tested and benchmarked on its own.
 pub mod datetime;
+pub mod extension;
 pub mod json;
 pub mod net;
 pub mod numeric;

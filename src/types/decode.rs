@@ -4,7 +4,7 @@
 //! set, then applied per value with no lookups.
 use super::oid;
 use super::pyrefs::{self, PyRefs};
-use crate::codec::{self, datetime as dt, CodecError};
+use crate::codec::{self, datetime as dt, extension::ExtensionType, CodecError};
 use crate::errors;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -41,6 +41,8 @@ pub enum Decoder {
     PgLsn,
     Xid8,
     Hstore,
+    /// ltree, PostGIS, pgvector types in binary, rendered as their text (codec::extension).
+    Extension(ExtensionType),
     Array(Box<Decoder>),
     Range(Box<Decoder>),
     Multirange(Box<Decoder>),
@@ -124,6 +126,7 @@ impl Decoder {
             _ if ty.name() == "hstore" => Decoder::Hstore,
             // citext's binary form is its text (Django registers it as text).
             _ if ty.name() == "citext" => Decoder::Text,
+            Kind::Simple => ExtensionType::for_type_name(ty.name()).map_or(Decoder::Str, Decoder::Extension),
             _ => Decoder::Str,
         }
     }
@@ -144,7 +147,7 @@ impl Decoder {
             // Decoders that build a str from binary: the text is that str.
             (true, false) => match d {
                 Decoder::Text | Decoder::Jsonb | Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
-                | Decoder::TsVector | Decoder::TsQuery | Decoder::PgLsn | Decoder::Xid8 => Decoder::Str,
+                | Decoder::TsVector | Decoder::TsQuery | Decoder::PgLsn | Decoder::Xid8 | Decoder::Extension(_) => Decoder::Str,
                 _ => Decoder::Loader(ty.oid()),
             },
         }
@@ -216,6 +219,7 @@ impl<'py> DecodeCtx<'py> {
             }
             Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
+            Decoder::Extension(ty) => str_from_utf8(py, &ty.to_text(raw).map_err(|e| self.err(e))?)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
                 match raw.split_first() {
@@ -508,4 +512,14 @@ fn text_or_bytes(py: Python<'_>, raw: &[u8], fallback_to_bytes: bool) -> PyResul
         return Ok(PyBytes::new(py, raw).into_any().unbind());
     }
     str_from_utf8(py, raw)
+}
+
+/// What a column of extension type `type_name` gives for binary value `raw` (tests check
+/// it against the extension's own client codecs, e.g. pgvector's).
+#[pyfunction]
+pub fn extension_text(py: Python<'_>, type_name: &str, raw: &[u8]) -> PyResult<PyObject> {
+    let ty = ExtensionType::for_type_name(type_name)
+        .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no native decoder for type {type_name:?}")))?;
+    let text = ty.to_text(raw).map_err(|e| errors::data(py, format!("invalid {type_name} value: {e}")))?;
+    str_from_utf8(py, &text)
 }

@@ -144,20 +144,4 @@ pub mod oid {
             _ => return None,
         })
     }
-
-    /// `typlen` for fixed-size types (cursor.description's internal_size).
-    pub fn fixed_size(oid: u32) -> Option<i32> {
-        Some(match oid {
-            BOOL | CHAR => 1,
-            INT2 => 2,
-            INT4 | OID | XID | CID | REGPROC | REGCLASS | REGTYPE | FLOAT4 | DATE => 4,
-            INT8 | FLOAT8 | TIME | TIMESTAMP | TIMESTAMPTZ | MONEY => 8,
-            TIMETZ => 12,
-            INTERVAL | UUID => 16,
-            MACADDR => 6,
-            MACADDR8 => 8,
-            NAME => 64,
-            _ => return None,
-        })
-    }
 }

@@ -135,6 +135,7 @@ where
                         table_oid: Some(field.table_oid()).filter(|n| *n != 0),
                         column_id: Some(field.column_id()).filter(|n| *n != 0),
                         type_modifier: field.type_modifier(),
+                        type_size: field.type_size(),
                         r#type: type_,
                     };
                     columns.push(column);

@@ -332,6 +332,7 @@ mod test {
             table_oid: None,
             column_id: None,
             type_modifier: 0,
+            type_size: -1,
             r#type: Type::TEXT,
         }
     }

@@ -140,6 +140,7 @@ pub async fn simple_query_first_result(
                         table_oid: Some(field.table_oid()).filter(|n| *n != 0),
                         column_id: Some(field.column_id()).filter(|n| *n != 0),
                         type_modifier: field.type_modifier(),
+                        type_size: field.type_size(),
                         r#type: get_type(client, field.type_oid()).await?,
                     });
                 }

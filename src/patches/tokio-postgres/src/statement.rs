@@ -91,6 +91,7 @@ pub struct Column {
     pub(crate) table_oid: Option<u32>,
     pub(crate) column_id: Option<i16>,
     pub(crate) type_modifier: i32,
+    pub(crate) type_size: i16,
     pub(crate) r#type: Type,
 }
 
@@ -113,6 +114,12 @@ impl Column {
     /// Return the type modifier
     pub fn type_modifier(&self) -> i32 {
         self.type_modifier
+    }
+
+    /// Returns the type's size from the row description (`pg_type.typlen`: negative for
+    /// variable-length types).
+    pub fn type_size(&self) -> i16 {
+        self.type_size
     }
 
     /// Returns the type of the column.
