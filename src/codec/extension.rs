@@ -159,8 +159,10 @@ pub fn half_to_f32(h: u16) -> f32 {
 }
 
 /// PostgreSQL's `float_to_shortest_decimal_bufn` (src/common/f2s.c): the shortest digits
-/// that read back as the same float4 (Ryū, as here), fixed-point for decimal exponents
-/// -4..=5, else `d.ddde+XX` with at least two exponent digits; `NaN`, `Infinity`, `-0`.
+/// that read back as the same float4, fixed-point for decimal exponents -4..=5, else
+/// `d.ddde+XX` with at least two exponent digits; `NaN`, `Infinity`, `-0`. PostgreSQL's
+/// Ryū excludes the rounding interval's bounds (`acceptBounds` false), the ryu crate
+/// includes them for even mantissas: see `pg_shortest`.
 pub fn push_float4(out: &mut Vec<u8>, f: f32) {
     if f.is_nan() {
         return out.extend_from_slice(b"NaN");
@@ -171,8 +173,7 @@ pub fn push_float4(out: &mut Vec<u8>, f: f32) {
     if f == 0.0 {
         return out.extend_from_slice(if f.is_sign_negative() { b"-0" } else { b"0" });
     }
-    let mut buf = ryu::Buffer::new();
-    let (digits, exp) = shortest_digits(buf.format_finite(f.abs()));
+    let (digits, exp) = pg_shortest(f.abs());
     if f.is_sign_negative() {
         out.push(b'-');
     }
@@ -204,6 +205,37 @@ pub fn push_float4(out: &mut Vec<u8>, f: f32) {
         out.push(b'0');
     }
     out.extend_from_slice(e.to_string().as_bytes());
+}
+
+/// Shortest digits strictly inside `f`'s rounding interval (`f` positive and finite).
+fn pg_shortest(f: f32) -> (Vec<u8>, i32) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(f);
+    if !on_bound(s, f) {
+        return shortest_digits(s);
+    }
+    // Rare: the shortest candidate is a bound; the correctly rounded value with the fewest
+    // digits inside the interval is what Ryū without bounds gives.
+    for precision in 0..9 {
+        let candidate = format!("{f:.precision$e}");
+        if candidate.parse::<f32>() == Ok(f) && !on_bound(&candidate, f) {
+            return shortest_digits(&candidate);
+        }
+    }
+    shortest_digits(&format!("{f:.8e}"))
+}
+
+/// Whether decimal `s` is exactly halfway between `f` and a neighbouring float4.
+fn on_bound(s: &str, f: f32) -> bool {
+    let Ok(x) = s.parse::<f64>() else { return false };
+    let (bits, here) = (f.to_bits(), f as f64);
+    let below = if bits == 0 { 0.0 } else { f32::from_bits(bits - 1) as f64 };
+    let above = f32::from_bits(bits + 1) as f64;
+    // Both midpoints are exact in f64; `x` equals one only if `s` is (or is within half an
+    // f64 ulp of) it: compare exactly then.
+    [(here + below) / 2.0, (here + above) / 2.0]
+        .into_iter()
+        .any(|mid| x == mid && shortest_digits(s) == shortest_digits(&format!("{mid:.160e}")))
 }
 
 /// Ryū's text for a positive finite number (`123.0`, `0.001`, `1.5e-7`, `1e20`) →
@@ -257,6 +289,11 @@ mod tests {
             (3.4028235e38, "3.4028235e+38"),
             (1e-45, "1e-45"),
             (100.0, "100"),
+            // Shortest candidates on a rounding bound, which PostgreSQL does not take.
+            (50816768.0, "5.0816768e+07"),
+            (100319184.0, "1.00319184e+08"),
+            (-2747983872.0, "-2.7479839e+09"),
+            (-43686848.0, "-4.3686848e+07"),
             (12.5, "12.5"),
             (f32::NAN, "NaN"),
             (f32::INFINITY, "Infinity"),
