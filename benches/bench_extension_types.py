@@ -84,10 +84,12 @@ def run(alias_ours, alias_stock, names):
         with connections[alias_ours].cursor() as cur:
             native = best_ms(cur, f"SELECT v FROM {table}")
             as_text = best_ms(cur, f"SELECT v::text FROM {table}")
-            ours = cur.execute(f"SELECT v FROM {table} LIMIT 1000") or cur.fetchall()
+            cur.execute(f"SELECT v FROM {table} LIMIT 1000")
+            ours = cur.fetchall()
         with connections[alias_stock].cursor() as cur:
             stock = best_ms(cur, f"SELECT v FROM {table}")
-            theirs = cur.execute(f"SELECT v FROM {table} LIMIT 1000") or cur.fetchall()
+            cur.execute(f"SELECT v FROM {table} LIMIT 1000")
+            theirs = cur.fetchall()
         assert ours == theirs, f"{name}: values differ from stock"
         out.append((name, native, as_text, stock))
     return out

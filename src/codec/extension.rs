@@ -173,7 +173,8 @@ pub fn push_float4(out: &mut Vec<u8>, f: f32) {
     if f == 0.0 {
         return out.extend_from_slice(if f.is_sign_negative() { b"-0" } else { b"0" });
     }
-    let (digits, exp) = pg_shortest(f.abs());
+    let mut buf = [0u8; 24];
+    let (digits, exp) = pg_shortest(f.abs(), &mut buf);
     if f.is_sign_negative() {
         out.push(b'-');
     }
@@ -182,9 +183,9 @@ pub fn push_float4(out: &mut Vec<u8>, f: f32) {
         if exp < 0 {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
         } else if exp + 1 >= n {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
             out.extend(std::iter::repeat_n(b'0', (exp + 1 - n) as usize));
         } else {
             out.extend_from_slice(&digits[..exp as usize + 1]);
@@ -200,59 +201,84 @@ pub fn push_float4(out: &mut Vec<u8>, f: f32) {
     }
     out.push(b'e');
     out.push(if exp < 0 { b'-' } else { b'+' });
-    let e = exp.unsigned_abs();
-    if e < 10 {
-        out.push(b'0');
-    }
-    out.extend_from_slice(e.to_string().as_bytes());
+    let e = exp.unsigned_abs() as u8; // float4: at most 45
+    out.extend_from_slice(&[b'0' + e / 10, b'0' + e % 10]);
 }
 
-/// Shortest digits strictly inside `f`'s rounding interval (`f` positive and finite).
-fn pg_shortest(f: f32) -> (Vec<u8>, i32) {
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(f);
-    if !on_bound(s, f) {
-        return shortest_digits(s);
+/// Shortest digits strictly inside `f`'s rounding interval (`f` positive and finite), and
+/// the decimal exponent of the first.
+fn pg_shortest(f: f32, buf: &mut [u8; 24]) -> (&[u8], i32) {
+    let mut ryu_buf = ryu::Buffer::new();
+    let (len, exp) = sig_len(ryu_buf.format_finite(f), buf);
+    // The ryu crate takes a bound only for an even mantissa, and a decimal of at most nine
+    // digits can be a midpoint only where float4's spacing is 2^-11 or more (f >= 4096).
+    if f.to_bits() & 1 == 1 || f < 4096.0 || !on_bound(&buf[..len], exp, f) {
+        return (&buf[..len], exp);
     }
-    // Rare: the shortest candidate is a bound; the correctly rounded value with the fewest
-    // digits inside the interval is what Ryū without bounds gives.
+    // The correctly rounded value with the fewest digits inside the interval is what Ryū
+    // without bounds gives.
     for precision in 0..9 {
         let candidate = format!("{f:.precision$e}");
-        if candidate.parse::<f32>() == Ok(f) && !on_bound(&candidate, f) {
-            return shortest_digits(&candidate);
+        if candidate.parse::<f32>() == Ok(f) {
+            let (len, exp) = sig_len(&candidate, buf);
+            if !on_bound(&buf[..len], exp, f) {
+                return (&buf[..len], exp);
+            }
         }
     }
-    shortest_digits(&format!("{f:.8e}"))
+    sig_digits(&format!("{f:.8e}"), buf)
 }
 
-/// Whether decimal `s` is exactly halfway between `f` and a neighbouring float4.
-fn on_bound(s: &str, f: f32) -> bool {
-    let Ok(x) = s.parse::<f64>() else { return false };
-    let (bits, here) = (f.to_bits(), f as f64);
-    let below = if bits == 0 { 0.0 } else { f32::from_bits(bits - 1) as f64 };
-    let above = f32::from_bits(bits + 1) as f64;
-    // Both midpoints are exact in f64; `x` equals one only if `s` is (or is within half an
-    // f64 ulp of) it: compare exactly then.
-    [(here + below) / 2.0, (here + above) / 2.0]
+fn sig_len(s: &str, buf: &mut [u8]) -> (usize, i32) {
+    let (digits, exp) = sig_digits(s, buf);
+    (digits.len(), exp)
+}
+
+/// Whether the decimal `digits` × 10^(exp + 1 - len) is exactly halfway between normal
+/// float4 `f` and a neighbour (integer arithmetic, both sides scaled to integers).
+fn on_bound(digits: &[u8], exp: i32, f: f32) -> bool {
+    let bits = f.to_bits();
+    let (field_exp, field_mant) = ((bits >> 23) & 0xFF, bits & 0x7F_FFFF);
+    let m = (field_mant | 0x80_0000) as u128;
+    let q = field_exp as i32 - 150 - 1; // f = m·2^(q+1); its midpoints are odd multiples of 2^q
+    let d = digits.iter().fold(0u128, |a, &b| a * 10 + (b - b'0') as u128);
+    let k = exp - (digits.len() as i32 - 1);
+    // Below a power of two the spacing halves.
+    let lower = if field_mant == 0 { (4 * m - 1, q - 1) } else { (2 * m - 1, q) };
+    let scale = |x: u128, ten: i32, two: i32| -> Option<u128> {
+        x.checked_mul(10u128.checked_pow(ten.max(0) as u32)?)?.checked_mul(2u128.checked_pow(two.max(0) as u32)?)
+    };
+    // d·10^k = n·2^q  ⇔  d·10^max(k,0)·2^max(-q,0) = n·10^max(-k,0)·2^max(q,0); an
+    // overflowing side is the larger one.
+    [(2 * m + 1, q), lower]
         .into_iter()
-        .any(|mid| x == mid && shortest_digits(s) == shortest_digits(&format!("{mid:.160e}")))
+        .any(|(n, q)| matches!((scale(d, k, -q), scale(n, -k, q)), (Some(a), Some(b)) if a == b))
 }
 
-/// Ryū's text for a positive finite number (`123.0`, `0.001`, `1.5e-7`, `1e20`) →
-/// (significant digits without trailing zeros, decimal exponent of the first digit).
-fn shortest_digits(s: &str) -> (Vec<u8>, i32) {
+/// Rust's text for a positive finite number (`123.0`, `0.001`, `1.5e-7`, `1e20`) →
+/// (significant digits without trailing zeros, in `buf`; decimal exponent of the first).
+fn sig_digits<'b>(s: &str, buf: &'b mut [u8]) -> (&'b [u8], i32) {
     let (mantissa, exp_part) = match s.split_once('e') {
         Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
         None => (s, 0),
     };
     let int_len = mantissa.find('.').unwrap_or(mantissa.len()) as i32;
-    let all: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
-    let lead = all.iter().take_while(|&&b| b == b'0').count();
-    let mut digits = all[lead..].to_vec();
-    while digits.len() > 1 && digits.last() == Some(&b'0') {
-        digits.pop();
+    let (mut len, mut lead, mut seen) = (0usize, 0i32, false);
+    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
+        if !seen && b == b'0' {
+            lead += 1;
+            continue;
+        }
+        seen = true;
+        if len < buf.len() {
+            buf[len] = b;
+            len += 1;
+        }
     }
-    (digits, int_len - 1 - lead as i32 + exp_part)
+    while len > 1 && buf[len - 1] == b'0' {
+        len -= 1;
+    }
+    (&buf[..len], int_len - 1 - lead + exp_part)
 }
 
 #[cfg(test)]
