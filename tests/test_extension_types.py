@@ -177,3 +177,17 @@ def test_malformed_binary_is_a_data_error():
         _native.extension_text("vector", b"\x00\x02\x00\x00\x00")
     with pytest.raises(ValueError, match="box2d"):
         _native.extension_text("box2d", b"")
+
+
+@pytest.mark.parametrize("name, value", [("ltree", "A.B"), ("lquery", "*.B"), ("ltxtquery", "a & b"),
+                                         ("d_path", "A.C")])
+def test_column_that_became_a_text_read_extension_type(ours, stock, name, value):
+    """ltree is read as text (not faster in binary); a column that became ltree under a
+    remembered Describe arrives in binary once, and its native decoder gives the same text."""
+    stock.execute("DROP DOMAIN IF EXISTS d_path CASCADE; CREATE DOMAIN d_path AS ltree")
+    stock.execute(f"DROP TABLE IF EXISTS became; CREATE TABLE became (v text); INSERT INTO became VALUES ('{value}')")
+    sql = "SELECT v FROM became"
+    assert fetch(ours, sql) == [(value,)]  # described: text, asked in binary
+    stock.execute(f"ALTER TABLE became ALTER v TYPE {name} USING v::{name}")
+    assert fetch(ours, sql) == [(value,)]  # the remembered binary format: native decoder
+    assert fetch(ours, sql) == [(value,)] == stock.execute(sql).fetchall()  # described again: text

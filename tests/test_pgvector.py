@@ -231,3 +231,17 @@ def test_django_fields_on_both_backends(vector_server):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["checked"] >= (12 if version >= (0, 7) else 6), report
     assert not report["diffs"], json.dumps(report["diffs"], indent=1)[:4000]
+
+
+def test_column_that_became_vector_reads_as_stock(both):
+    """vector is read as text (not faster in binary here); a column that became vector under
+    a remembered Describe arrives in binary once, and the native decoder gives the same text."""
+    ours, stock = both
+    stock.execute("DROP TABLE IF EXISTS pv_became")
+    stock.execute("CREATE TABLE pv_became (v text)")
+    stock.execute("INSERT INTO pv_became VALUES ('[1,0.1,-2.5e+07]')")
+    sql = "SELECT v FROM pv_became"
+    assert typed_rows(ours, sql) == [((str, "[1,0.1,-2.5e+07]"),)]
+    stock.execute("ALTER TABLE pv_became ALTER v TYPE vector USING v::vector")
+    assert typed_rows(ours, sql) == typed_rows(stock, sql)
+    assert typed_rows(ours, sql) == typed_rows(stock, sql)

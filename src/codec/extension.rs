@@ -36,6 +36,16 @@ impl ExtensionType {
         })
     }
 
+    /// Whether columns of this type are asked in binary: only where that measured faster
+    /// end to end than text (benches/results/extension_types.md). PostGIS's text is the hex
+    /// of its binary; ltree's binary is its text plus a byte, and printing pgvector's floats
+    /// costs the client what it saves the server, so those are read as text, and their
+    /// decoders serve columns that arrive in binary anyway (a type changed under a
+    /// remembered Describe).
+    pub fn binary_is_faster(self) -> bool {
+        matches!(self, ExtensionType::Geometry | ExtensionType::Geography)
+    }
+
     /// The value's text output (UTF-8), borrowed from `raw` where the binary form holds it.
     pub fn to_text(self, raw: &[u8]) -> Result<Cow<'_, [u8]>, CodecError> {
         match self {

@@ -126,7 +126,10 @@ impl Decoder {
             _ if ty.name() == "hstore" => Decoder::Hstore,
             // citext's binary form is its text (Django registers it as text).
             _ if ty.name() == "citext" => Decoder::Text,
-            Kind::Simple => ExtensionType::for_type_name(ty.name()).map_or(Decoder::Str, Decoder::Extension),
+            Kind::Simple => match ExtensionType::for_type_name(ty.name()) {
+                Some(ext) if ext.binary_is_faster() => Decoder::Extension(ext),
+                _ => Decoder::Str,
+            },
             _ => Decoder::Str,
         }
     }
@@ -143,7 +146,16 @@ impl Decoder {
         let d = Decoder::for_type(ty);
         match (d.wants_binary(), binary) {
             (true, true) | (false, false) => d,
-            (false, true) => Decoder::Unknown,
+            (false, true) => {
+                let mut base = ty;
+                while let Kind::Domain(inner) = base.kind() {
+                    base = inner;
+                }
+                match base.kind() {
+                    Kind::Simple => ExtensionType::for_type_name(base.name()).map_or(Decoder::Unknown, Decoder::Extension),
+                    _ => Decoder::Unknown,
+                }
+            }
             // Decoders that build a str from binary: the text is that str.
             (true, false) => match d {
                 Decoder::Text | Decoder::Jsonb | Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
