@@ -13,6 +13,7 @@ pub mod copy;
 pub mod cursor;
 pub mod errors;
 pub mod formats;
+pub mod fxhash;
 pub mod nplusone;
 pub mod materialize;
 pub mod memory;
@@ -46,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nplusone::fingerprint_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::analyze_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::capture_origin, m)?)?;
+    nplusone::add_flags(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
