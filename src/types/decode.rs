@@ -234,9 +234,9 @@ impl<'py> DecodeCtx<'py> {
             Decoder::Extension(ty) => str_from_utf8(py, &ty.to_text(raw).map_err(|e| self.err(e))?)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
-                match raw.split_first() {
-                    Some((1, text)) => str_from_utf8(py, text)?,
-                    _ => return Err(errors::data(py, "unsupported jsonb binary format version")),
+                match super::json::jsonb_text(raw) {
+                    Some(text) => str_from_utf8(py, text)?,
+                    None => return Err(errors::data(py, "unsupported jsonb binary format version")),
                 }
             }
             Decoder::Json => match super::json::loads(py, raw) {
