@@ -1,0 +1,79 @@
+"""django_rustpg.routers against a real primary and a streaming standby that replays each
+commit 300 ms late: reads right after a write see the write, reads go to the standby
+otherwise. Each scenario runs in a Django process of its own (router_probe.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = Path(__file__).with_name("router_probe.py")
+DELAY_MS = 300
+
+
+@pytest.fixture(scope="module")
+def delayed_pair():
+    from .conftest import _start_pair
+
+    pair = _start_pair(delay_ms=DELAY_MS)
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+def probe(pair, scenario, engine="django_rustpg", max_pin=15.0):
+    r = subprocess.run([sys.executable, str(PROBE), str(pair.primary.port), str(pair.standby.port), scenario,
+                        engine, str(max_pin)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert r.returncode == 0, r.stderr[-4000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("engine", ["django_rustpg", "django.db.backends.postgresql"])
+def test_a_read_right_after_a_write_sees_it_1000_times(delayed_pair, engine):
+    out = probe(delayed_pair, "ryw", engine)
+    print(f"read-your-writes ({engine}): {out}")
+    assert out["found"] == 1000 and out["missed"] == 0
+    assert out["read_on"] == {"default": 1000}
+    # The same reads made on the standby directly miss the write: the delay is real, so the
+    # router is what makes the reads above see it.
+    assert out["control_missed"] >= 990
+
+
+def test_reads_go_to_the_replica_when_the_scope_wrote_nothing(delayed_pair):
+    out = probe(delayed_pair, "no_write")
+    assert out == {"db": "replica1", "standby": True}
+
+
+def test_reads_go_back_to_the_replica_once_it_replayed_the_write(delayed_pair):
+    out = probe(delayed_pair, "caught_up")
+    assert out == {"right_after": "default", "after_replay": "replica1", "found": True}
+
+
+def test_atomic_reads_use_the_primary(delayed_pair):
+    out = probe(delayed_pair, "atomic")
+    assert out == {"inside": "default", "outside": "replica1", "count_inside_ok": True}
+
+
+def test_async_scopes_are_per_task(delayed_pair):
+    out = probe(delayed_pair, "async")
+    assert out["writers"] == [{"db": "default", "found": True}] * 2
+    assert out["reader"] == {"db": "replica1"}  # the writers' pins are theirs alone
+    assert out["task"] == "default"
+
+
+def test_middleware_carries_the_pin_to_the_same_clients_next_request(delayed_pair):
+    out = probe(delayed_pair, "middleware")
+    assert out["cookie"] is True
+    assert out["same_client"] == {"default:1": 20}
+    # Another client has no pin: it reads the standby, which has not replayed the write yet.
+    assert out["other_client"].get("replica1:0", 0) >= 18, out
+
+
+def test_the_time_cap_ends_the_pin(delayed_pair):
+    out = probe(delayed_pair, "cap", max_pin=0.05)
+    assert out == {"first": "default", "after_cap": "replica1"}
