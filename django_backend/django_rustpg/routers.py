@@ -120,6 +120,17 @@ def current_scope():
     return scope
 
 
+def mark_written(using=None):
+    """Pins this scope's reads after a write the router did not see (raw SQL on the primary)."""
+    router = next(iter(_routers()), None) or ReplicaRouter()
+    t = router.topology
+    current_scope().wrote(using or t.default_primary, t.max_pin)
+
+
+def _pick(aliases):
+    return aliases[0] if len(aliases) == 1 else random.choice(aliases)
+
+
 class _NewScope:
     def __init__(self):
         self._tokens = []
@@ -248,15 +259,15 @@ class ReplicaRouter:
             return primary
         scope = _scope.get()
         if scope is None or not (scope.pending or scope.pins):
-            return random.choice(replicas) if len(replicas) > 1 else replicas[0]
+            return _pick(replicas)
         pin = target(scope, primary)
         if pin is None:
-            return random.choice(replicas) if len(replicas) > 1 else replicas[0]
+            return _pick(replicas)
         lsn, deadline = pin
         if time.monotonic() >= deadline:
             with scope.lock:
                 scope.pins.pop(primary, None)
-            return random.choice(replicas) if len(replicas) > 1 else replicas[0]
+            return _pick(replicas)
         caught_up = [r for r in replicas if (REPLICA_CHECK.replayed(r, t.check_every) or -1) >= lsn]
         if len(caught_up) == len(replicas):
             with scope.lock:
@@ -264,7 +275,7 @@ class ReplicaRouter:
                     del scope.pins[primary]
         if not caught_up:
             return primary
-        return random.choice(caught_up) if len(caught_up) > 1 else caught_up[0]
+        return _pick(caught_up)
 
     def allow_relation(self, obj1, obj2, **hints):
         t = self.topology
