@@ -108,7 +108,7 @@ def test_missing_statement_inside_a_transaction_is_a_clear_error(bouncer):
 def bouncer_121(private_server):
     """PgBouncer >= 1.21 with max_prepared_statements, when PGBOUNCER_121 names its binary.
     Debian 12 (bookworm, bookworm-backports) ships 1.18 only, and Debian 13's 1.24 package
-    needs glibc 2.38; 1.24 built from Debian's source package works (see docs/replicas.md)."""
+    needs glibc 2.38; 1.24 built from Debian's source package works (docs/pgbouncer.md)."""
     import sys
 
     sys.path.insert(0, str(ROOT / "scripts"))

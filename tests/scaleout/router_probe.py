@@ -128,6 +128,18 @@ def scenario(name):
                 count_inside = Item.objects.count()
             outside = Item.objects.all().db
         return {"inside": inside, "outside": outside, "count_inside_ok": count_inside >= 0}
+    if name == "save_from_replica":
+        # An object read from the standby is saved on the primary (a write there would fail:
+        # the standby is read-only).
+        Item.objects.using("default").create(n=-3, tag=RUN + "to-save")
+        wait_replayed()
+        with read_your_writes():
+            obj = Item.objects.filter(tag=RUN + "to-save").first()
+            read_from = obj._state.db
+            obj.tag = RUN + "saved"
+            obj.save()
+            return {"read_from": read_from, "saved_to": obj._state.db,
+                    "on_primary": Item.objects.using("default").filter(tag=RUN + "saved").count()}
     if name == "async":
         return asyncio.run(async_scopes())
     if name == "middleware":

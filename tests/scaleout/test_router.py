@@ -59,6 +59,11 @@ def test_atomic_reads_use_the_primary(delayed_pair):
     assert out == {"inside": "default", "outside": "replica1", "count_inside_ok": True}
 
 
+def test_an_object_read_from_the_replica_is_saved_on_the_primary(delayed_pair):
+    out = probe(delayed_pair, "save_from_replica")
+    assert out == {"read_from": "replica1", "saved_to": "default", "on_primary": 1}
+
+
 def test_async_scopes_are_per_task(delayed_pair):
     out = probe(delayed_pair, "async")
     assert out["writers"] == [{"db": "default", "found": True}] * 2
