@@ -106,7 +106,7 @@ def read_after_write(n):
 def scenario(name):
     if name == "ryw":
         start = time.perf_counter()
-        out = read_after_write(1000)
+        out = read_after_write(int(os.environ.get("RUSTPG_RYW_WRITES", "1000")))
         out["seconds"] = round(time.perf_counter() - start, 2)
         return out
     if name == "no_write":

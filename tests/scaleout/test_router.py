@@ -25,10 +25,11 @@ def delayed_pair():
         pair.stop()
 
 
-def probe(pair, scenario, engine="django_rustpg", max_pin=15.0):
-    r = subprocess.run([sys.executable, str(PROBE), str(pair.primary.port), str(pair.standby.port), scenario,
-                        engine, str(max_pin)], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def probe(pair, scenario, engine="django_rustpg", max_pin=15.0, ports=None, writes=1000):
+    ports = ports or (pair.primary.port, pair.standby.port)
+    r = subprocess.run([sys.executable, str(PROBE), str(ports[0]), str(ports[1]), scenario,
+                        engine, str(max_pin)], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1", "RUSTPG_RYW_WRITES": str(writes)})
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -82,3 +83,26 @@ def test_middleware_carries_the_pin_to_the_same_clients_next_request(delayed_pai
 def test_the_time_cap_ends_the_pin(delayed_pair):
     out = probe(delayed_pair, "cap", max_pin=0.05)
     assert out == {"first": "default", "after_cap": "replica1"}
+
+
+@pytest.mark.parametrize("engine", ["django_rustpg", "django.db.backends.postgresql"])
+def test_read_your_writes_through_pgbouncer(delayed_pair, engine):
+    """Each server behind a transaction-mode PgBouncer of its own: the WAL positions are the
+    cluster's, whichever server session answers, so the router works unchanged."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from pgbouncer import Bouncer
+
+    try:
+        bouncers = [Bouncer("127.0.0.1", node.port) for node in (delayed_pair.primary, delayed_pair.standby)]
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("pgbouncer is not installed (Debian package: pgbouncer)")
+    try:
+        out = probe(delayed_pair, "ryw", engine, ports=[b.port for b in bouncers], writes=300)
+    finally:
+        for b in bouncers:
+            b.stop()
+    print(f"read-your-writes through PgBouncer ({engine}): {out}")
+    assert out["found"] == 300 and out["missed"] == 0
+    assert out["control_missed"] >= 290
