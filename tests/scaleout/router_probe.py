@@ -140,6 +140,23 @@ def scenario(name):
             obj.save()
             return {"read_from": read_from, "saved_to": obj._state.db,
                     "on_primary": Item.objects.using("default").filter(tag=RUN + "saved").count()}
+    if name == "config_errors":
+        from django.core.exceptions import ImproperlyConfigured
+        from django.test import override_settings
+
+        from django_rustpg.routers import Topology
+
+        messages = []
+        for bad in ({"RUSTPG_REPLICAS": {}}, {"RUSTPG_REPLICAS": {"default": ["nope"]}},
+                    {"RUSTPG_REPLICAS": {"nope": ["replica1"]}}, {"RUSTPG_REPLICAS": {"default": "replica1"}},
+                    {"RUSTPG_READ_YOUR_WRITES": {"MAX_PINN": 1}}, {"RUSTPG_READ_YOUR_WRITES": {"MAX_PIN": -1}}):
+            try:
+                with override_settings(**bad):
+                    Topology()
+                messages.append(None)
+            except ImproperlyConfigured as e:
+                messages.append(str(e))
+        return messages
     if name == "async":
         return asyncio.run(async_scopes())
     if name == "middleware":

@@ -65,6 +65,16 @@ def test_an_object_read_from_the_replica_is_saved_on_the_primary(delayed_pair):
     assert out == {"read_from": "replica1", "saved_to": "default", "on_primary": 1}
 
 
+def test_bad_settings_name_the_key(delayed_pair):
+    out = probe(delayed_pair, "config_errors")
+    assert "RUSTPG_REPLICAS must map" in out[0]
+    assert "'nope' is not in DATABASES" in out[1]
+    assert "primary 'nope' is not in DATABASES" in out[2]
+    assert "RUSTPG_REPLICAS['default'] must be a list" in out[3]
+    assert "unknown key(s) ['MAX_PINN']" in out[4]
+    assert "RUSTPG_READ_YOUR_WRITES['MAX_PIN']" in out[5]
+
+
 def test_async_scopes_are_per_task(delayed_pair):
     out = probe(delayed_pair, "async")
     assert out["writers"] == [{"db": "default", "found": True}] * 2
