@@ -105,6 +105,12 @@ class Bouncer:
         self.params = {"host": self.host, "port": self.port, "user": user, "dbname": "postgres"}
 
     def stop(self):
+        # runuser does not always pass SIGTERM on: signal pgbouncer itself too.
+        try:
+            with open(os.path.join(self.tmp, "pid")) as f:
+                os.kill(int(f.read().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
