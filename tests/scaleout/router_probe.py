@@ -140,6 +140,19 @@ def scenario(name):
             obj.save()
             return {"read_from": read_from, "saved_to": obj._state.db,
                     "on_primary": Item.objects.using("default").filter(tag=RUN + "saved").count()}
+    if name == "raw_sql":
+        from django_rustpg.routers import mark_written
+
+        out = {}
+        for marked in (False, True):
+            with read_your_writes():
+                with connections["default"].cursor() as cur:
+                    cur.execute("INSERT INTO router_probe_item (n, tag) VALUES (%s, %s)", [int(marked), RUN + "raw"])
+                if marked:
+                    mark_written()
+                qs = Item.objects.filter(n=int(marked), tag=RUN + "raw")
+                out[f"marked={marked}"] = [qs.db, qs.exists()]
+        return out
     if name == "config_errors":
         from django.core.exceptions import ImproperlyConfigured
         from django.test import override_settings

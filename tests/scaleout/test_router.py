@@ -65,6 +65,12 @@ def test_an_object_read_from_the_replica_is_saved_on_the_primary(delayed_pair):
     assert out == {"read_from": "replica1", "saved_to": "default", "on_primary": 1}
 
 
+def test_raw_sql_writes_pin_after_mark_written(delayed_pair):
+    out = probe(delayed_pair, "raw_sql")
+    # Routers never see connection.cursor(): unmarked, the read goes to the lagging standby.
+    assert out == {"marked=False": ["replica1", False], "marked=True": ["default", True]}
+
+
 def test_bad_settings_name_the_key(delayed_pair):
     out = probe(delayed_pair, "config_errors")
     assert "RUSTPG_REPLICAS must map" in out[0]
