@@ -35,6 +35,7 @@ DEFAULTS = {"MAX_PIN": 15.0, "CHECK_EVERY": 0.005, "COOKIE": "rustpg_lsn"}
 # synchronous_commit=off, where pg_current_wal_lsn() may not be yet.
 PRIMARY_LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 REPLAY_LSN_SQL = "SELECT pg_last_wal_replay_lsn()::text"
+FAILED_CHECK_BACKOFF = 1.0  # seconds before a replica that could not be asked is asked again
 
 
 def parse_lsn(text):
@@ -182,13 +183,15 @@ class ReplicaCheck:
         """The replica's replay position, or None when it cannot be asked (then it is not used)."""
         now = time.monotonic()
         cached = self.seen.get(alias)
-        if cached is not None and now - cached[1] < check_every:
+        if cached is not None and now - cached[1] < (check_every if cached[0] is not None else FAILED_CHECK_BACKOFF):
             return cached[0]
         try:
             with connections[alias].cursor() as cur:
                 cur.execute(REPLAY_LSN_SQL)
                 text = cur.fetchone()[0]
         except DatabaseError:
+            with self.lock:
+                self.seen[alias] = (None, now)
             return None
         # NULL: not in recovery (a replica alias pointing at a primary, as in development).
         lsn = parse_lsn(text) if text is not None else float("inf")
@@ -236,23 +239,30 @@ class ReplicaRouter:
         return self._topology
 
     def _primary(self, hints):
+        """The primary of the group the hinted instance came from, the default primary without
+        a hint, None (no opinion) for an instance of an alias outside RUSTPG_REPLICAS."""
         t = self.topology
         instance = hints.get("instance")
         db = getattr(getattr(instance, "_state", None), "db", None)
-        if db is not None:
-            return t.primary_of.get(db, db if db in t.replicas else t.default_primary)
-        return t.default_primary
+        if db is None:
+            return t.default_primary
+        if db in t.replicas:
+            return db
+        return t.primary_of.get(db)
 
     def db_for_write(self, model, **hints):
         t = self.topology
         primary = self._primary(hints)
-        current_scope().wrote(primary, t.max_pin)
+        if primary is not None:
+            current_scope().wrote(primary, t.max_pin)
         return primary
 
     def db_for_read(self, model, **hints):
         t = self.topology
         primary = self._primary(hints)
-        replicas = t.replicas.get(primary)
+        if primary is None:
+            return None
+        replicas = t.replicas[primary]
         if not replicas:
             return primary
         if in_transaction(primary):

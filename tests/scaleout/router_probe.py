@@ -26,10 +26,17 @@ def database(port):
     return {"ENGINE": ENGINE, "NAME": "postgres", "USER": "postgres", "HOST": "127.0.0.1", "PORT": str(port)}
 
 
+DATABASES = {"default": database(PRIMARY), "replica1": database(STANDBY)}
+REPLICAS = ["replica1"]
+if SCENARIO == "replica_down":
+    # A second standby that is not there (nothing listens on port 9).
+    DATABASES["replica2"] = {**database(9), "OPTIONS": {"connect_timeout": 2}}
+    REPLICAS.append("replica2")
+
 settings.configure(
-    DATABASES={"default": database(PRIMARY), "replica1": database(STANDBY)},
+    DATABASES=DATABASES,
     DATABASE_ROUTERS=["django_rustpg.routers.ReplicaRouter"],
-    RUSTPG_REPLICAS={"default": ["replica1"]},
+    RUSTPG_REPLICAS={"default": REPLICAS},
     RUSTPG_READ_YOUR_WRITES={"MAX_PIN": MAX_PIN},
     INSTALLED_APPS=["django.contrib.contenttypes"],
     MIDDLEWARE=["django_rustpg.routers.ReadYourWritesMiddleware"],
@@ -140,6 +147,15 @@ def scenario(name):
             obj.save()
             return {"read_from": read_from, "saved_to": obj._state.db,
                     "on_primary": Item.objects.using("default").filter(tag=RUN + "saved").count()}
+    if name == "replica_down":
+        with read_your_writes():
+            Item.objects.create(n=-4, tag=RUN + "down")
+            qs = Item.objects.filter(tag=RUN + "down")
+            right_after = [qs.db, qs.exists()]
+            wait_replayed()
+            time.sleep(0.02)
+            qs = Item.objects.filter(tag=RUN + "down")
+            return {"right_after": right_after, "after_replay": [qs.db, qs.exists()]}
     if name == "raw_sql":
         from django_rustpg.routers import mark_written
 

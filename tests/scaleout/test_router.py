@@ -65,6 +65,11 @@ def test_an_object_read_from_the_replica_is_saved_on_the_primary(delayed_pair):
     assert out == {"read_from": "replica1", "saved_to": "default", "on_primary": 1}
 
 
+def test_a_replica_that_cannot_be_reached_gets_no_pinned_reads(delayed_pair):
+    out = probe(delayed_pair, "replica_down")
+    assert out == {"right_after": ["default", True], "after_replay": ["replica1", True]}
+
+
 def test_raw_sql_writes_pin_after_mark_written(delayed_pair):
     out = probe(delayed_pair, "raw_sql")
     # Routers never see connection.cursor(): unmarked, the read goes to the lagging standby.
