@@ -74,7 +74,21 @@ def read_view(request):
     return HttpResponse(f"{qs.db}:{int(qs.exists())}")
 
 
-urlpatterns = [path("write", write_view), path("read", read_view)]
+async def async_write_view(request):
+    await Item.objects.acreate(n=int(request.GET["n"]), tag=RUN + "web")
+    return HttpResponse("ok")
+
+
+async def async_read_view(request):
+    from asgiref.sync import sync_to_async
+
+    qs = Item.objects.filter(n=int(request.GET["n"]), tag=RUN + "web")
+    db = await sync_to_async(lambda: qs.db)()
+    return HttpResponse(f"{db}:{int(await qs.aexists())}")
+
+
+urlpatterns = [path("write", write_view), path("read", read_view),
+               path("awrite", async_write_view), path("aread", async_read_view)]
 
 
 def on_standby(alias):
@@ -190,6 +204,8 @@ def scenario(name):
         return asyncio.run(async_scopes())
     if name == "middleware":
         return middleware()
+    if name == "async_middleware":
+        return asyncio.run(async_middleware())
     if name == "cap":
         with read_your_writes():
             Item.objects.create(n=-2, tag=RUN + "cap")
@@ -233,6 +249,21 @@ def middleware():
         out["cookie"] = "rustpg_lsn" in client.cookies
         for who, c in (("same_client", client), ("other_client", stranger)):
             body = c.get(f"/read?n={3000 + i}").content.decode()
+            out[who][body] = out[who].get(body, 0) + 1
+    return out
+
+
+async def async_middleware():
+    """The same through ASGI: async views, the middleware's async path."""
+    from django.test import AsyncClient
+
+    client, stranger = AsyncClient(), AsyncClient()
+    out = {"same_client": {}, "other_client": {}, "cookie": None}
+    for i in range(20):
+        await client.get(f"/awrite?n={4000 + i}")
+        out["cookie"] = "rustpg_lsn" in client.cookies
+        for who, c in (("same_client", client), ("other_client", stranger)):
+            body = (await c.get(f"/aread?n={4000 + i}")).content.decode()
             out[who][body] = out[who].get(body, 0) + 1
     return out
 

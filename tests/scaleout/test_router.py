@@ -101,6 +101,13 @@ def test_middleware_carries_the_pin_to_the_same_clients_next_request(delayed_pai
     assert out["other_client"].get("replica1:0", 0) >= 18, out
 
 
+def test_async_middleware_carries_the_pin_too(delayed_pair):
+    out = probe(delayed_pair, "async_middleware")
+    assert out["cookie"] is True
+    assert out["same_client"] == {"default:1": 20}
+    assert out["other_client"].get("replica1:0", 0) >= 18, out
+
+
 def test_the_time_cap_ends_the_pin(delayed_pair):
     out = probe(delayed_pair, "cap", max_pin=0.05)
     assert out == {"first": "default", "after_cap": "replica1"}
