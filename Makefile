@@ -104,13 +104,17 @@ test-reliability: build
 # every database name served, so the runner can create, clone and drop test databases) on
 # django_rustpg and stock psycopg, with DISABLE_SERVER_SIDE_CURSORS=True as Django's docs
 # prescribe; fails unless every test passing on stock passes here. Then prepared statements
-# behind it (tests/reliability/test_pooler.py, and PgBouncer >= 1.21 when PGBOUNCER_121 names one).
+# behind it (tests/reliability/test_pooler.py), also through PgBouncer >= 1.21: PGBOUNCER_121, else
+# one scripts/build_pgbouncer.sh builds from Debian 13's source package (Debian 12 has 1.18).
 BOUNCER_DB_NAME ?= django_rustpg_bouncer
 test-pgbouncer: build
 	$(WITH_PG) $(PY) scripts/pgbouncer.py --run -- $(PY) tests/django_suite/run.py --core --compare \
 	  --require-parity --db-name $(BOUNCER_DB_NAME) \
 	  --database-settings '{"DISABLE_SERVER_SIDE_CURSORS": true}' $(SUITE_EXPECTED)
-	RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py -p no:cacheprovider -rs
+	@pgb=$${PGBOUNCER_121:-$$(scripts/build_pgbouncer.sh || true)}; \
+	if [ -z "$$pgb" ] && [ -n "$$CI" ]; then echo "error: no PgBouncer >= 1.21 (scripts/build_pgbouncer.sh failed)" >&2; exit 1; fi; \
+	echo "PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py"; \
+	PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py -p no:cacheprovider -rs
 
 # A private primary + streaming standby (tests/scaleout/cluster.py): read replicas with
 # read-your-writes (1,000 writes each read back at once through the router).

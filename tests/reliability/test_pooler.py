@@ -108,7 +108,7 @@ def test_missing_statement_inside_a_transaction_is_a_clear_error(bouncer):
 def bouncer_121(private_server):
     """PgBouncer >= 1.21 with max_prepared_statements, when PGBOUNCER_121 names its binary.
     Debian 12 (bookworm, bookworm-backports) ships 1.18 only, and Debian 13's 1.24 package
-    needs glibc 2.38; 1.24 built from Debian's source package works (docs/pgbouncer.md)."""
+    needs glibc 2.38; scripts/build_pgbouncer.sh builds 1.24 from Debian's source package."""
     import sys
 
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -116,7 +116,8 @@ def bouncer_121(private_server):
 
     exe = os.environ.get("PGBOUNCER_121")
     if not exe:
-        pytest.skip("PGBOUNCER_121 is not set: no PgBouncer >= 1.21 packaged for Debian 12")
+        pytest.skip("PGBOUNCER_121 is not set: no PgBouncer >= 1.21 packaged for Debian 12 "
+                    "(make test-pgbouncer builds one with scripts/build_pgbouncer.sh)")
     if version(exe) < (1, 21):
         pytest.fail(f"PGBOUNCER_121={exe} is PgBouncer {version(exe)}, not >= 1.21")
     b = Bouncer("127.0.0.1", private_server.port, exe=exe, max_prepared=100, extra="admin_users = postgres\n")
