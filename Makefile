@@ -117,9 +117,10 @@ test-pgbouncer: build
 	PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py -p no:cacheprovider -rs
 
 # A private primary + streaming standby (tests/scaleout/cluster.py): read replicas with
-# read-your-writes (1,000 writes each read back at once through the router).
+# read-your-writes (1,000 writes each read back at once through the router). For make test
+# (issue13-hosts' SCALEOUT_SHORT): RUSTPG_RYW_WRITES=200 ... tests/scaleout/test_router.py.
 test-scaleout: build
-	$(WITH_PG) $(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
+	$(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
 
 # cargo-fuzz targets in tests/fuzz (see its README), FUZZ_SECONDS each. Not part of `make test`
 # or CI: open-ended, needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the

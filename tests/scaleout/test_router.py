@@ -12,6 +12,7 @@ import pytest
 
 PROBE = Path(__file__).with_name("router_probe.py")
 DELAY_MS = 300
+WRITES = int(os.environ.get("RUSTPG_RYW_WRITES", "1000"))  # make test: 200
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def delayed_pair():
         pair.stop()
 
 
-def probe(pair, scenario, engine="django_rustpg", max_pin=15.0, ports=None, writes=1000):
+def probe(pair, scenario, engine="django_rustpg", max_pin=15.0, ports=None, writes=WRITES):
     ports = ports or (pair.primary.port, pair.standby.port)
     r = subprocess.run([sys.executable, str(PROBE), str(ports[0]), str(ports[1]), scenario,
                         engine, str(max_pin)], capture_output=True, text=True, timeout=600,
@@ -38,11 +39,11 @@ def probe(pair, scenario, engine="django_rustpg", max_pin=15.0, ports=None, writ
 def test_a_read_right_after_a_write_sees_it_1000_times(delayed_pair, engine):
     out = probe(delayed_pair, "ryw", engine)
     print(f"read-your-writes ({engine}): {out}")
-    assert out["found"] == 1000 and out["missed"] == 0
-    assert out["read_on"] == {"default": 1000}
+    assert out["found"] == WRITES and out["missed"] == 0
+    assert out["read_on"] == {"default": WRITES}
     # The same reads made on the standby directly miss the write: the delay is real, so the
     # router is what makes the reads above see it.
-    assert out["control_missed"] >= 900
+    assert out["control_missed"] >= WRITES * 0.9
 
 
 def test_reads_go_to_the_replica_when_the_scope_wrote_nothing(delayed_pair):
