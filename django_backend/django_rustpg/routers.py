@@ -24,10 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-try:
-    from asgiref.sync import markcoroutinefunction
-except ImportError:  # asgiref < 3.8
-    markcoroutinefunction = None
+from asgiref.sync import markcoroutinefunction
 
 DEFAULTS = {"MAX_PIN": 15.0, "CHECK_EVERY": 0.005, "COOKIE": "rustpg_lsn"}
 
@@ -308,7 +305,7 @@ class ReadYourWritesMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
-        if self.is_async and markcoroutinefunction is not None:
+        if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request):
