@@ -37,7 +37,8 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 .PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
-	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check
+	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check \
+	test-pgbouncer test-scaleout
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -104,6 +105,28 @@ django-suite: build
 test-reliability: build
 	RUSTPG_RELIABILITY=full RUSTPG_CANCEL_TRIES=1000 RUSTPG_FUZZ_EXAMPLES=5000 \
 	  $(WITH_PG) $(PY) -m pytest tests/reliability -p no:cacheprovider -rs
+
+# Django's core labels through a transaction-mode PgBouncer on a private port (scripts/pgbouncer.py:
+# every database name served, so the runner can create, clone and drop test databases) on
+# django_rustpg and stock psycopg, with DISABLE_SERVER_SIDE_CURSORS=True as Django's docs
+# prescribe; fails unless every test passing on stock passes here. Then prepared statements
+# behind it (tests/reliability/test_pooler.py), also through PgBouncer >= 1.21: PGBOUNCER_121, else
+# one scripts/build_pgbouncer.sh builds from Debian 13's source package (Debian 12 has 1.18).
+BOUNCER_DB_NAME ?= django_rustpg_bouncer
+test-pgbouncer: build
+	$(WITH_PG) $(PY) scripts/pgbouncer.py --run -- $(PY) tests/django_suite/run.py --core --compare \
+	  --require-parity --db-name $(BOUNCER_DB_NAME) \
+	  --database-settings '{"DISABLE_SERVER_SIDE_CURSORS": true}' $(SUITE_EXPECTED)
+	@pgb=$${PGBOUNCER_121:-$$(scripts/build_pgbouncer.sh || true)}; \
+	if [ -z "$$pgb" ] && [ -n "$$CI" ]; then echo "error: no PgBouncer >= 1.21 (scripts/build_pgbouncer.sh failed)" >&2; exit 1; fi; \
+	echo "PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py"; \
+	PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py -p no:cacheprovider -rs
+
+# A private primary + streaming standby (tests/scaleout/cluster.py): read replicas with
+# read-your-writes (1,000 writes each read back at once through the router). For make test
+# (issue13-hosts' SCALEOUT_SHORT): RUSTPG_RYW_WRITES=200 ... tests/scaleout/test_router.py.
+test-scaleout: build
+	$(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
 
 # cargo-fuzz targets in tests/fuzz (see its README), FUZZ_SECONDS each. Not part of `make test`
 # or CI: open-ended, needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the

@@ -390,6 +390,8 @@ class Runner:
         module = "django_suite_settings_" + re.sub(r"\W", "_", engine_key)
         settings_dir = self.settings_root / f"{engine_key}-{self.django_version}"
         databases = build_databases(engine_key, args.database_url, args.db_name, args.options)
+        for alias in databases.values():
+            alias.update(args.database_settings)
         write_settings(settings_dir, module, databases, args.recorder, auto_field_setting(self.tests_dir))
         env = self.env_for(settings_dir, record_path)
 
@@ -759,6 +761,9 @@ def build_parser():
                    help="backend under test (default: django_rustpg)")
     p.add_argument("--options", default="{}", metavar="JSON",
                    help="extra DATABASES OPTIONS merged in, as a JSON object")
+    p.add_argument("--database-settings", default="{}", metavar="JSON",
+                   help="extra top-level DATABASES keys for every alias, as a JSON object "
+                        "(e.g. {\"DISABLE_SERVER_SIDE_CURSORS\": true} behind PgBouncer)")
     p.add_argument("--parallel", type=int, default=2, help="runtests --parallel (default 2)")
     p.add_argument("--compare", action="store_true",
                    help="also run (or reuse) the stock backend and print the PARITY line")
@@ -819,6 +824,12 @@ def main(argv=None):
             raise ValueError("not an object")
     except ValueError as e:
         parser.error(f"--options must be a JSON object: {e}")
+    try:
+        args.database_settings = json.loads(args.database_settings)
+        if not isinstance(args.database_settings, dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        parser.error(f"--database-settings must be a JSON object: {e}")
 
     if args.parse_only:
         parsed = sp.parse_file(args.parse_only)

@@ -79,68 +79,15 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{scenario}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
-class Bouncer:
-    """PgBouncer in transaction mode in front of the private server, on its own port."""
-
-    def __init__(self, server, find_pg):
-        import shutil
-        import socket
-        import tempfile
-        import time
-
-        exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-        if not os.path.exists(exe):
-            raise FileNotFoundError("pgbouncer")
-        user = find_pg.server_user()
-        self.tmp = tempfile.mkdtemp(prefix="rustpg-bouncer-")
-        if user:
-            import pwd
-
-            pw = pwd.getpwnam(user)
-            os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        ini = os.path.join(self.tmp, "pgbouncer.ini")
-        with open(os.path.join(self.tmp, "users.txt"), "w") as f:
-            f.write('"postgres" ""\n')
-        with open(ini, "w") as f:
-            f.write(
-                "[databases]\n"
-                f"postgres = host=127.0.0.1 port={server.port} dbname=postgres\n"
-                "[pgbouncer]\n"
-                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
-                f"auth_type = trust\nauth_file = {self.tmp}/users.txt\n"
-                "pool_mode = transaction\ndefault_pool_size = 3\nmax_client_conn = 500\n"
-                f"logfile = {self.tmp}/log\npidfile = {self.tmp}/pid\n"
-                "ignore_startup_parameters = extra_float_digits,options\n"
-            )
-        for name in os.listdir(self.tmp):
-            if user:
-                os.chown(os.path.join(self.tmp, name), pw.pw_uid, pw.pw_gid)
-        self.proc = subprocess.Popen(find_pg.as_user(user, [exe, ini]), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            self.stop()
-            raise RuntimeError("pgbouncer did not start")
-        self.params = {**server.params, "port": self.port}
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
 def bouncer(private_server):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pgbouncer import Bouncer
+
     try:
-        b = Bouncer(private_server, _find_pg())
+        b = Bouncer("127.0.0.1", private_server.port)
     except FileNotFoundError:
         if os.environ.get("CI"):
             raise
