@@ -16,6 +16,8 @@ DATABASES = {
         "PORT": str(url.port or query.get("port", [""])[0] or ""),
     }
 }
+# The same database on Django's stock backend (psycopg 3), for the side-by-side table at the end.
+DATABASES["stock"] = {**DATABASES["default"], "ENGINE": "django.db.backends.postgresql"}
 INSTALLED_APPS = ["django.contrib.contenttypes", "demoapp"]
 SECRET_KEY = "demo"
 USE_TZ = True
