@@ -209,11 +209,11 @@ bench-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 # Real endpoints under gunicorn + wrk (long: ~10 min): benches/results/http.md
 bench-http: build
 	$(call BENCH_DEPS,$(VENV))
-	$(WITH_PG) $(PY) benches/http.py
+	$(WITH_PG) $(PY) benches/http_bench.py
 
 bench-http-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	$(call BENCH_DEPS,.venv-dj61)
-	$(WITH_PG) .venv-dj61/bin/python benches/http.py
+	$(WITH_PG) .venv-dj61/bin/python benches/http_bench.py
 
 # Leaves a server running for interactive work:  eval "$(make -s pg-start)"
 pg-start:

@@ -1,4 +1,4 @@
-"""Settings of the HTTP endpoint scenarios (benches/http.py): djbench's settings plus the
+"""Settings of the HTTP endpoint scenarios (benches/http_bench.py): djbench's settings plus the
 admin, sessions, auth and Django REST framework. The other scenarios keep settings.py."""
 from djbench.settings import *  # noqa: F401,F403
 

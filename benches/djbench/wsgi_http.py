@@ -1,7 +1,7 @@
 """WSGI entry of the HTTP endpoint scenarios.
 
 With BENCH_PROFILE=1 every response carries where its time went (microseconds), for
-benches/http.py's profile pass: X-App-Us (the whole Django application), X-Db-Us (inside
+benches/http_bench.py's profile pass: X-App-Us (the whole Django application), X-Db-Us (inside
 the database cursor: execute and fetches, i.e. driver + network + PostgreSQL; for
 django_rustpg this includes building model instances natively) and X-Pg-Us (PostgreSQL's
 own planning + execution of the same statements, from EXPLAIN ANALYZE re-run after the
@@ -42,12 +42,14 @@ if os.environ.get("BENCH_PROFILE") == "1":
 
     _execute = utils.CursorWrapper._execute
 
+    _timed_execute = timed(_execute)
+
     def _recording_execute(self, sql, params, *ignored):
         if not getattr(state, "busy", True):
             state.statements.append((sql, params))
-        return _execute(self, sql, params, *ignored)
+        return _timed_execute(self, sql, params, *ignored)
 
-    utils.CursorWrapper._execute = timed(_recording_execute)
+    utils.CursorWrapper._execute = _recording_execute
     _getattr = utils.CursorWrapper.__getattr__
 
     def _timed_getattr(self, attr):
