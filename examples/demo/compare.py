@@ -16,7 +16,7 @@ from django.db import connections, transaction
 from demoapp.models import Author, Book
 
 ROWS = 10_000
-REPS = 7
+REPS = 5
 SAME = 0.05  # ratios within 5% of 1 are reported as a tie
 
 
@@ -47,7 +47,7 @@ def shapes(pks):
 def run():
     _seed()
     ids = list(Book.objects.order_by("id").values_list("id", flat=True))
-    pks = ids[:: max(1, len(ids) // 500)][:500]
+    pks = ids[:: max(1, len(ids) // 300)][:300]
     rows = []
     for name, fn in shapes(pks):
         times = {"stock": [], "default": []}
@@ -67,7 +67,7 @@ def run():
     losses = [n for n, _, _, x in rows if x < 1 - SAME]
     print()
     if wins:
-        print("Where django_rustpg wins: " + "; ".join(wins) + " (many rows: decoding and object building in Rust).")
+        print("Where django_rustpg wins: " + "; ".join(wins) + " (rows decoded and model instances built in Rust).")
     if ties:
         print("Where it is about the same (within 5%): " + "; ".join(ties)
               + " (one small query at a time: Django's own Python and the round trip dominate).")

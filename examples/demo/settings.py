@@ -9,7 +9,7 @@ query = parse_qs(url.query)
 DATABASES = {
     "default": {
         "ENGINE": "django_rustpg",
-        "NAME": "django_rustpg_demo",
+        "NAME": os.environ.get("DEMO_DB", "django_rustpg_demo"),
         "USER": unquote(url.username or "postgres"),
         "PASSWORD": unquote(url.password or ""),
         "HOST": query.get("host", [url.hostname or ""])[0],
