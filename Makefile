@@ -140,7 +140,8 @@ test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	# The hand-overs below the ORM on 6.1's interpreter too: dead sessions, text-format types,
 	# client-side rendering of multi-statement strings.
 	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/reliability/test_session_health.py \
-	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py
+	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py \
+	  tests/test_compiler.py tests/test_array_binary.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 

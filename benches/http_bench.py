@@ -143,7 +143,8 @@ def lua_script(paths, cookie):
 
 
 def wrk(server, script, seconds):
-    p = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script,
+    # --timeout: at the default 2 s a loaded machine turns slow requests into uncounted errors.
+    p = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-s", script,
                         server.url("/")], capture_output=True, text=True, timeout=seconds + 60)
     out = p.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -154,6 +155,9 @@ def wrk(server, script, seconds):
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
         raise RuntimeError(f"wrk: {bad.group(1)} non-2xx responses\n{out}")
+    errors = re.search(r"Socket errors: (.*)", out)
+    if errors:
+        raise RuntimeError(f"wrk: socket errors ({errors.group(1)})\n{out}")
     return {"rps": float(rps.group(1)), "p99_ms": bench.parse_duration_ms(p99.group(1)),
             "p50_ms": bench.parse_duration_ms(p50.group(1)),
             "requests": int(re.search(r"(\d+) requests in", out).group(1))}
