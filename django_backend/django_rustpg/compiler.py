@@ -168,7 +168,7 @@ def _column(values, types, transform):
 
 class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
     # id(field) -> iterator over that field's prepared values, in self.query.objs order.
-    _rustpg_columns = None
+    _rustpg_columns: "dict | None" = None
 
     def as_sql(self):
         self._rustpg_columns = self._prepared_columns()
