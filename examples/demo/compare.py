@@ -67,7 +67,7 @@ def run():
     losses = [n for n, _, _, x in rows if x < 1 - SAME]
     print()
     if wins:
-        print("Where django_rustpg wins: " + "; ".join(wins) + " (rows decoded and model instances built in Rust).")
+        print("Where django_rustpg wins: " + "; ".join(wins) + ".")
     if ties:
         print("Where it is about the same (within 5%): " + "; ".join(ties)
               + " (one small query at a time: Django's own Python and the round trip dominate).")
