@@ -10,16 +10,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import psycopg_conninfo
-
 DB = "django_rustpg_compiler_probe"
 ALL_ITEM_COLUMNS = ["small", "num", "big", "pos", "flag", "name", "email", "text", "ratio", "price", "day", "at",
                     "ref", "data", "code"]
 
 
 @pytest.fixture(scope="module")
-def probe_db(dsn_params):
-    admin = psycopg_conninfo(dsn_params)
+def probe_db(dsn_params, pg_conninfo):
+    admin = pg_conninfo
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {DB}")
