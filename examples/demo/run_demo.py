@@ -1,4 +1,5 @@
-"""`make demo`: a short walk through the ORM on django_rustpg, then an N+1 finding and its fix."""
+"""`make demo`: a short walk through the ORM on django_rustpg, an N+1 finding and its fix, then
+stock psycopg 3 and django_rustpg side by side."""
 
 import datetime
 import os
@@ -104,6 +105,10 @@ def main():
     if run_nplusone is not None:
         step("N+1 detection: a finding, then its fix")
         run_nplusone()
+    step("Side by side: stock psycopg 3 vs django_rustpg, same process, same database")
+    from compare import run as run_compare
+
+    run_compare()
     print("\nDemo finished.")
 
 

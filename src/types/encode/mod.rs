@@ -9,6 +9,8 @@
 mod text;
 
 use super::oid;
+
+mod array_binary;
 use super::pyrefs::{self, PyRefs};
 use crate::codec::datetime::{days_from_civil, PG_EPOCH_DAYS, USECS_PER_DAY};
 use crate::errors;
@@ -285,10 +287,13 @@ impl<'py> Encoder<'py> {
                 let (o, s) = self.multirange_text(m, position)?;
                 text(o, s)
             }
-            Value::List(l) => {
-                let (o, s) = self.array_text(l, position)?;
-                text(o, s)
-            }
+            Value::List(l) => match array_binary::encode_list(self, l, position)? {
+                Some(param) => param,
+                None => {
+                    let (o, s) = self.array_text(l, position)?;
+                    text(o, s)
+                }
+            },
             Value::Dict(d) => text(self.hstore_oid.unwrap_or(0), self.hstore_text(d, position)?),
         })
     }
