@@ -11,6 +11,9 @@ ENGINES = {
     "psycopg3": ("django.db.backends.postgresql", {}),
     "psycopg3_pool": ("django.db.backends.postgresql", {"pool": True}),
     "psycopg2": ("django.db.backends.postgresql", {}),
+    # Prepared plans on both sides (benches/latency.py's prep5 group); Django's default is None.
+    "rustpg_prep5": ("django_rustpg", {"prepare_threshold": 5}),
+    "psycopg3_prep5": ("django.db.backends.postgresql", {"prepare_threshold": 5}),
 }
 ENGINE_NAME = os.environ.get("BENCH_ENGINE", "psycopg3")
 

@@ -1,0 +1,163 @@
+"""Instructions per operation for each scenario and engine, counted by callgrind (`make bench-instr`).
+
+Each (scenario, engine) is one process under `valgrind --tool=callgrind`: Django setup and
+one warm-up run of the scenario go uninstrumented, then one run is counted (client process
+only: Django, the driver, the interpreter, libc; not the server). Instruction counts do not
+move with machine load, so they can be compared across runs and commits.
+
+    .venv/bin/python benches/instr.py                                  # all scenarios, 3 engines
+    .venv/bin/python benches/instr.py --scenarios get_by_pk --engines rustpg,psycopg2
+    .venv/bin/python benches/instr.py --check                          # compare with the budgets
+
+Writes benches/results/instr.json and instr.md. `--check` compares django_rustpg's
+figures with benches/instr_budgets.json and fails when one grew by more than 5%;
+`--update-budgets` rewrites that file from this run (say why in the commit when a budget rises).
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCHES))
+from callgrind import callgrind_prefix, read_total  # noqa: E402
+from run import RESULTS, child_env, engine_python, ensure_psycopg2_venv, run_json  # noqa: E402
+
+BUDGETS = BENCHES / "instr_budgets.json"
+TOLERANCE = 0.05
+# What one operation is in each scenario: (count, unit).
+OPS = {
+    "get_by_pk": (2_000, "get()"),
+    "list_models_1k": (20_000, "row"),
+    "list_models_20k": (20_000, "row"),
+    "values_20k": (20_000, "row"),
+    "values_list_100k": (100_000, "row"),
+    "select_related_5k": (5_000, "row"),
+    "prefetch_200": (200, "author"),
+    "n_plus_one_200": (201, "query"),
+    "raw_fetch_100k": (100_000, "row"),
+    "iterator_100k": (100_000, "row"),
+    "threads_8x500": (4_000, "get()"),
+    "bulk_create_10k": (10_000, "row"),
+    "create_1k": (1_000, "create()"),
+    "update_filter": (1, "update()"),
+}
+ENGINES = ["rustpg", "psycopg2", "psycopg3"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def child(engine, name):
+    """Runs in the measured process: warm up, then count one run."""
+    from collections import deque
+
+    import scenarios
+    from callgrind import measured
+
+    scenarios.load_django()
+    sc = scenarios.SCENARIOS[name]
+    result = sc.run(sc.setup()) if sc.setup else sc.run()
+    if not isinstance(result, list):
+        deque(result, maxlen=0)
+    del result
+    arg = sc.setup() if sc.setup else None
+    import gc
+
+    gc.collect()
+    with measured():
+        result = sc.run(arg) if sc.setup else sc.run()
+        if not isinstance(result, list):
+            deque(result, maxlen=0)
+        del result, arg
+    print(json.dumps({"engine": engine, "scenario": name}))
+
+
+def measure(engine, name):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = [*callgrind_prefix(out), engine_python(engine), __file__, "--child", engine, name]
+        t0 = time.time()
+        res = run_json(cmd, child_env(BENCH_ENGINE=engine), timeout=3600)
+        if "error" in res:
+            raise SystemExit(f"{engine} {name} failed:\n{res['error']}\n{res.get('stderr', '')}")
+        total = read_total(out)
+    count, unit = OPS[name]
+    log(f"  {name} {engine}: {total / count:,.0f} instructions/{unit} ({time.time() - t0:.0f}s)")
+    return total
+
+
+def check(results):
+    """Lines describing every django_rustpg figure more than TOLERANCE above its budget."""
+    budgets = json.loads(BUDGETS.read_text())["rustpg"]
+    over = []
+    for name, per_op in results.get("rustpg", {}).items():
+        budget = budgets.get(name)
+        if budget and per_op > budget * (1 + TOLERANCE):
+            over.append(f"{name}: {per_op:,.0f} instructions/{OPS[name][1]}, budget {budget:,.0f} "
+                        f"(+{per_op / budget - 1:.1%})")
+    return over
+
+
+def render(results, engines, scenarios):
+    head = ["scenario", "per"] + engines + [f"{e} / django_rustpg" for e in engines if e != "rustpg"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in scenarios:
+        cells = [name, OPS[name][1]]
+        cells += [f"{results[e][name]:,.0f}" if name in results.get(e, {}) else "" for e in engines]
+        ours = results.get("rustpg", {}).get(name)
+        for e in engines:
+            if e != "rustpg":
+                theirs = results.get(e, {}).get(name)
+                cells.append(f"{theirs / ours:.2f}" if ours and theirs else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(OPS))
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--check", action="store_true", help="fail when a django_rustpg figure is >5%% over budget")
+    ap.add_argument("--update-budgets", action="store_true", help="write this run's django_rustpg figures as budgets")
+    ap.add_argument("--out", default=str(RESULTS / "instr"), help="writes <out>.json and <out>.md")
+    ap.add_argument("--child", nargs=2, metavar=("ENGINE", "SCENARIO"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(*args.child)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    engines = [e for e in args.engines.split(",") if e]
+    if "psycopg2" in engines:
+        ensure_psycopg2_venv()
+    results = {}
+    for name in scenarios:
+        for e in engines:
+            results.setdefault(e, {})[name] = measure(e, name) / OPS[name][0]
+    md = render(results, engines, scenarios)
+    print(md)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"per_operation": results, "units": {n: OPS[n][1] for n in scenarios}},
+                                                   indent=1, sort_keys=True))
+    out.with_suffix(".md").write_text("Instructions per operation (callgrind, client process only)\n\n" + md + "\n")
+    if args.update_budgets:
+        budgets = json.loads(BUDGETS.read_text()) if BUDGETS.exists() else {"rustpg": {}}
+        budgets["rustpg"].update({k: round(v) for k, v in results.get("rustpg", {}).items()})
+        BUDGETS.write_text(json.dumps(budgets, indent=1, sort_keys=True) + "\n")
+        log(f"wrote {BUDGETS}")
+    if args.check:
+        over = check(results)
+        for line in over:
+            log(f"over budget: {line}")
+        if over:
+            return 1
+        log("instruction budgets: all within 5%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
