@@ -3,9 +3,10 @@
 //! COPY TO runs on entry and buffers the data; COPY FROM collects writes and sends them on
 //! a clean exit (an exception inside the block sends nothing).
 
-use crate::connection::ConnCore;
+use crate::session::ConnCore;
 use crate::errors;
 use crate::runtime;
+use crate::sql::classify;
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt};
 use pyo3::prelude::*;
@@ -26,8 +27,7 @@ pub struct Copy {
 
 impl Copy {
     pub fn new(core: Arc<ConnCore>, sql: String) -> Self {
-        let upper = sql.to_ascii_uppercase();
-        let to_client = upper.contains("TO STDOUT");
+        let to_client = classify::copy_to_client(&sql);
         Copy { core, sql, to_client, outgoing: Vec::new(), incoming: VecDeque::new(), rowcount: -1 }
     }
 }

@@ -7,17 +7,21 @@
 pub mod bind;
 pub mod cancel;
 pub mod codec;
+pub mod connect_params;
 pub mod connection;
 pub mod copy;
 pub mod cursor;
 pub mod errors;
 pub mod formats;
+pub mod fxhash;
 pub mod nplusone;
 pub mod materialize;
 pub mod memory;
 pub mod pool;
 pub mod prepared;
+pub mod row;
 pub mod runtime;
+pub mod session;
 pub mod sql;
 pub mod tls;
 pub mod types;
@@ -43,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nplusone::fingerprint_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::analyze_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::capture_origin, m)?)?;
+    nplusone::add_flags(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
