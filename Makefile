@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
+.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench bench-instr pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz
 .NOTPARALLEL:
 
@@ -196,6 +196,13 @@ demo: build
 
 bench: build
 	$(WITH_PG) $(PY) benches/run.py
+
+# Instructions per operation of every scenario under callgrind (django_rustpg, psycopg2,
+# psycopg 3), written to benches/results/instr.{md,json}, then checked against
+# benches/instr_budgets.json: fails when one of ours grew by more than 5%. Needs valgrind
+# and a C compiler; slow (each run is counted once, ~30-60 min on 2 cores), so not in `bench`.
+bench-instr: build
+	$(WITH_PG) $(PY) benches/instr.py --check
 
 # Leaves a server running for interactive work:  eval "$(make -s pg-start)"
 pg-start:

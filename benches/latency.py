@@ -10,6 +10,10 @@ round), and the report gives the median of the per-round ratios with their sprea
 Groups: `default` compares django_rustpg at default OPTIONS with the fastest stock
 configuration of that round (psycopg 3, psycopg 3 + pool, psycopg2); `prep5` compares
 `OPTIONS={"prepare_threshold": 5}` on both django_rustpg and stock psycopg 3.
+`--cpu` reports, instead of wall time, CPU time per operation of the client process and of
+its server backend (from /proc/<pid>/schedstat; the server must be local): a machine shared
+with other work moves these far less than wall time, and their sum is what a round trip
+costs apart from waiting for the scheduler.
 Needs a seeded bench database (benches/run.py seeds `BENCH_DB`, default django_rustpg_bench).
 """
 import argparse
@@ -24,6 +28,7 @@ sys.path.insert(0, str(BENCHES))
 from run import RESULTS, child_env, engine_python, ensure_psycopg2_venv, run_json  # noqa: E402
 
 SINGLE_ROW = ["get_by_pk", "n_plus_one_200", "update_filter", "create_1k", "threads_8x500"]
+FULL_OPS = {"get_by_pk": 2_000, "n_plus_one_200": 201, "update_filter": 1, "create_1k": 1_000}  # per scenario run
 GROUPS = {
     "default": {"ours": "rustpg", "stock": ["psycopg3", "psycopg3_pool", "psycopg2"], "target": 1.05},
     "prep5": {"ours": "rustpg_prep5", "stock": ["psycopg3_prep5"], "target": 1.3},
@@ -42,6 +47,48 @@ def worker(engine, scenario, reps):
     return statistics.median(out["times"])
 
 
+def cpu_child(engine, name):
+    """In a worker: CPU of this process and of its backend during one run of `name`."""
+    import scenarios
+
+    scenarios.load_django()
+    sc = scenarios.SCENARIOS[name]
+    sc.run(sc.setup()) if sc.setup else sc.run()
+    arg = sc.setup() if sc.setup else None
+    with scenarios.connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+
+    def backend_ns():
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+    c0, s0, t0 = time.process_time_ns(), backend_ns(), time.perf_counter()
+    sc.run(arg) if sc.setup else sc.run()
+    wall = time.perf_counter() - t0
+    ops = FULL_OPS[name]
+    print(json.dumps({"client_us": (time.process_time_ns() - c0) / ops / 1e3,
+                      "server_us": (backend_ns() - s0) / ops / 1e3, "wall_us": wall / ops * 1e6}))
+
+
+def cpu(args, scenarios, engines):
+    lines = ["| scenario | engine | client CPU µs/op | server CPU µs/op | sum | wall µs/op |", "|---|---|---|---|---|---|"]
+    for sc in scenarios:
+        per = {}
+        for r in range(args.rounds):
+            for e in engines[r % len(engines):] + engines[:r % len(engines)]:
+                cmd = [engine_python(e), Path(__file__).resolve(), "--cpu-child", e, sc]
+                out = run_json(cmd, child_env(BENCH_ENGINE=e), timeout=900)
+                if "error" in out:
+                    raise SystemExit(f"{e} {sc}: {out['error']}")
+                per.setdefault(e, []).append(out)
+        for e in engines:
+            m = {k: statistics.median(o[k] for o in per[e]) for k in ("client_us", "server_us", "wall_us")}
+            lines.append(f"| {sc} | {e} | {m['client_us']:.1f} | {m['server_us']:.1f} | "
+                         f"{m['client_us'] + m['server_us']:.1f} | {m['wall_us']:.1f} |")
+        log(lines[-1])
+    print("\n".join(lines))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(SINGLE_ROW))
@@ -49,7 +96,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per worker (median taken)")
     ap.add_argument("--out", default=str(RESULTS / "latency.json"))
+    ap.add_argument("--cpu", action="store_true", help="client and server CPU per operation instead of wall ratios")
+    ap.add_argument("--cpu-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cpu_child:
+        return cpu_child(*args.cpu_child)
     scenarios = [s for s in args.scenarios.split(",") if s]
     groups = [g for g in args.groups.split(",") if g]
     engines = []
@@ -59,6 +110,8 @@ def main(argv=None):
                 engines.append(e)
     if "psycopg2" in engines:
         ensure_psycopg2_venv()
+    if args.cpu:
+        return cpu(args, [s for s in scenarios if s != "threads_8x500"], engines)
     t0 = time.time()
     rounds = []
     for r in range(args.rounds):
