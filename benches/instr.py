@@ -84,7 +84,7 @@ def child(engine, name):
     print(json.dumps({"engine": engine, "scenario": name}))
 
 
-def measure(engine, name):
+def measure(engine, name, split=None):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = [*callgrind_prefix(out), engine_python(engine), __file__, "--child", engine, name]
@@ -93,9 +93,46 @@ def measure(engine, name):
         if "error" in res:
             raise SystemExit(f"{engine} {name} failed:\n{res['error']}\n{res.get('stderr', '')}")
         total = read_total(out)
+        if split is not None:
+            split.update(split_by_object(next(Path(tmp).glob("callgrind.out.*"))))
     count, unit = OPS[name]
     log(f"  {name} {engine}: {total / count:,.0f} instructions/{unit} ({time.time() - t0:.0f}s)")
     return total
+
+
+def split_by_object(dump):
+    """Instructions by where they ran: the driver's extension (decoding, row and object
+    building in Rust), the garbage collector, the allocator and the rest of the interpreter
+    (Django's Python, converters, object building in Python)."""
+    import re
+    import subprocess
+
+    def annotate(*flags):
+        return subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no", *flags, str(dump)],
+                              capture_output=True, text=True, check=True).stdout
+
+    line_re = re.compile(r"^\s*([\d,]+) \([ \d.]+%\)\s+(.*?)(?: \[(.*)\])?$")
+    parts = {"driver": 0, "gc": 0, "allocator": 0, "interpreter": 0, "other": 0}
+    for line in annotate("--inclusive=no").splitlines():
+        m = line_re.match(line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        ir, fn, obj = int(m.group(1).replace(",", "")), m.group(2), m.group(3) or ""
+        if "_native" in obj or "psycopg" in obj or "libpq" in obj or "libssl" in obj or "libcrypto" in obj:
+            parts["driver"] += ir
+        elif "malloc" in fn or "obmalloc" in fn or ":free" in fn or "memmove" in fn:
+            parts["allocator"] += ir
+        elif "libpython" in obj or "/python" in obj:
+            parts["interpreter"] += ir
+        else:
+            parts["other"] += ir
+    for line in annotate("--inclusive=yes").splitlines():
+        m = line_re.match(line)
+        if m and m.group(2).endswith(":gc_collect_main"):
+            parts["gc"] = int(m.group(1).replace(",", ""))
+            parts["interpreter"] -= parts["gc"]  # an approximation: GC's own frames sit in libpython
+            break
+    return parts
 
 
 def render(results, engines, scenarios):
@@ -121,6 +158,7 @@ def main(argv=None):
     ap.add_argument("--update-budgets", action="store_true", help="write this run's django_rustpg figures as budgets")
     ap.add_argument("--out", default=str(RESULTS / "instr"), help="writes <out>.json and <out>.md")
     ap.add_argument("--no-seed", action="store_true", help="reuse the seeded bench database")
+    ap.add_argument("--split", action="store_true", help="also split each figure by where it ran (driver, GC, ...)")
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "SCENARIO"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -131,16 +169,20 @@ def main(argv=None):
         ensure_psycopg2_venv()
     if not args.no_seed:
         seed()
-    results = {}
+    results, splits = {}, {}
     for name in scenarios:
         for e in engines:
-            results.setdefault(e, {})[name] = measure(e, name) / OPS[name][0]
+            split = {} if args.split else None
+            results.setdefault(e, {})[name] = measure(e, name, split) / OPS[name][0]
+            if split:
+                splits.setdefault(e, {})[name] = {k: v / OPS[name][0] for k, v in split.items()}
+                log("    per " + OPS[name][1] + ": " + ", ".join(f"{k} {v / OPS[name][0]:,.0f}" for k, v in split.items()))
     md = render(results, engines, scenarios)
     print(md)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"per_operation": results, "units": {n: OPS[n][1] for n in scenarios}},
-                                                   indent=1, sort_keys=True))
+    out.with_suffix(".json").write_text(json.dumps({"per_operation": results, "units": {n: OPS[n][1] for n in scenarios},
+                                                    "split": splits}, indent=1, sort_keys=True))
     out.with_suffix(".md").write_text("Instructions per operation (callgrind, client process only)\n\n" + md + "\n")
     if args.update_budgets:
         budgets = json.loads(BUDGETS.read_text()) if BUDGETS.exists() else {"rustpg": {}}
