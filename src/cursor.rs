@@ -403,7 +403,7 @@ impl Cursor {
 
     /// Up to `size` rows (all when None) built by a materialization plan.
     #[pyo3(signature = (plan, size=None))]
-    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::Plan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
         let mut rows = self.take(py, size)?;
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
@@ -497,11 +497,11 @@ impl Cursor {
 
     /// `with cursor.copy("COPY t FROM STDIN") as copy: copy.write_row(...)`.
     #[pyo3(signature = (statement, params=None))]
-    fn copy(&self, py: Python<'_>, statement: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<crate::copy::Copy> {
+    fn copy(&self, py: Python<'_>, statement: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<crate::copy::CopyOp> {
         self.check_open(py)?;
         let text = bind::query_text(py, statement)?;
         let sql = bind::mogrify(py, &text, params, self.core.hstore_oid())?;
-        Ok(crate::copy::Copy::new(self.core.clone(), sql))
+        Ok(crate::copy::CopyOp::new(self.core.clone(), sql))
     }
 
     #[pyo3(signature = (query, params=None))]

@@ -341,6 +341,8 @@ impl Scope {
             d.set_item("sql", &g.sql)?;
             d.set_item("count", g.count)?;
             d.set_item("calls", g.calls)?;
+            // The one place the threshold applies: repetitions (calls) that make a finding.
+            d.set_item("reached", g.calls >= threshold)?;
             d.set_item("total_ms", g.total_ns as f64 / 1e6)?;
             d.set_item("distinct", g.distinct.len())?;
             d.set_item("distinct_saturated", g.saturated)?;
