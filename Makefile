@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 pg-start pg-stop clean FORCE \
+.PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 bench-instr pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check \
 	test-pgbouncer test-scaleout
 .NOTPARALLEL:
@@ -268,6 +268,13 @@ bench-http: build
 bench-http-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	$(call BENCH_DEPS,.venv-dj61)
 	$(WITH_PG) .venv-dj61/bin/python benches/http_bench.py
+
+# Instructions per operation of every scenario under callgrind (django_rustpg, psycopg2,
+# psycopg 3), written to benches/results/instr.{md,json}, then checked against
+# benches/instr_budgets.json: fails when one of ours grew by more than 5%. Needs valgrind
+# and a C compiler; slow (each run is counted once, ~30-60 min on 2 cores), so not in `bench`.
+bench-instr: build
+	$(WITH_PG) $(PY) benches/instr.py --check
 
 # Leaves a server running for interactive work:  eval "$(make -s pg-start)"
 pg-start:

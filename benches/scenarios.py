@@ -333,7 +333,8 @@ class Digest:
 # ---------------------------------------------------------------- worker
 
 EXPECTED_DRIVER = {"rustpg": "django_rustpg.dbapi", "psycopg3": "psycopg",
-                   "psycopg3_pool": "psycopg", "psycopg2": "psycopg2"}
+                   "psycopg3_pool": "psycopg", "psycopg2": "psycopg2",
+                   "rustpg_prep5": "django_rustpg.dbapi", "psycopg3_prep5": "psycopg"}
 
 
 def load_django():

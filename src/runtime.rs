@@ -8,13 +8,33 @@
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Once};
 use tokio::runtime::Runtime;
 
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 
+/// This process's id, 0 until asked and again in a child right after fork: every
+/// statement asks (fork safety), and `getpid` is a system call each time.
+static PID: AtomicU32 = AtomicU32::new(0);
+static FORGET_PID_IN_CHILD: Once = Once::new();
+
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
 pub fn current_pid() -> u32 {
-    std::process::id()
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    FORGET_PID_IN_CHILD.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
 }
 
 pub fn get() -> Arc<Runtime> {
@@ -46,8 +66,16 @@ where
     F::Output: Send,
 {
     let rt = get();
+    if std::mem::size_of::<F>() > LARGE_FUTURE {
+        // A pool checkout's future holds a whole connect (TLS handshake included): moving
+        // it through allow_threads and block_on copied ~15 KB several times per checkout.
+        let fut = Box::pin(fut);
+        return py.allow_threads(move || rt.block_on(fut));
+    }
     py.allow_threads(move || rt.block_on(fut))
 }
+
+const LARGE_FUTURE: usize = 2048;
 
 /// Runs `fut` without the GIL being held at all (callers already released it).
 pub fn block_on_unlocked<F: Future>(fut: F) -> F::Output {

@@ -11,6 +11,11 @@ ENGINES = {
     "psycopg3": ("django.db.backends.postgresql", {}),
     "psycopg3_pool": ("django.db.backends.postgresql", {"pool": True}),
     "psycopg2": ("django.db.backends.postgresql", {}),
+    # Prepared plans on both sides (benches/latency.py's prep5 group); Django's default is None.
+    # Stock Django binds client-side unless told otherwise, and psycopg prepares only
+    # statements whose text repeats: server_side_binding is what lets it prepare at all.
+    "rustpg_prep5": ("django_rustpg", {"prepare_threshold": 5}),
+    "psycopg3_prep5": ("django.db.backends.postgresql", {"prepare_threshold": 5, "server_side_binding": True}),
 }
 ENGINE_NAME = os.environ.get("BENCH_ENGINE", "psycopg3")
 

@@ -78,6 +78,23 @@ def test_no_failed_request_after_idle_sessions_are_terminated(private_server):
     assert _requests(private_server, app, 6) == []
 
 
+def test_checkout_discards_a_session_terminated_while_idle(private_server):
+    """Seen at checkout (the pool polls the idle socket), before any statement runs."""
+    app = _app("checkout")
+    (pid,) = _warm_pool(private_server, app, 1)
+    private_server.psql(f"SELECT pg_terminate_backend({pid})")
+    deadline = time.monotonic() + 10
+    while private_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")[0][0]:
+        assert time.monotonic() < deadline, "the terminated backend did not exit"
+        time.sleep(0.05)
+    c = _connect(private_server, application_name=app)
+    try:
+        assert c.pool_status()["discarded_dead"] == 1  # no statement has run on c yet
+        assert _one(c, "SELECT pg_backend_pid()") != pid
+    finally:
+        c.close()
+
+
 def test_terminated_session_makes_connection_closed_like_psycopg(private_server):
     app = _app("closed")
     c = _connect(private_server, application_name=app)

@@ -182,6 +182,8 @@ pub struct Client {
     inner: Arc<InnerClient>,
     #[cfg(feature = "runtime")]
     socket_config: Option<SocketConfig>,
+    #[cfg(all(feature = "runtime", unix))]
+    socket_fd: Option<std::os::unix::io::RawFd>,
     ssl_mode: SslMode,
     ssl_negotiation: SslNegotiation,
     process_id: i32,
@@ -204,6 +206,8 @@ impl Client {
             }),
             #[cfg(feature = "runtime")]
             socket_config: None,
+            #[cfg(all(feature = "runtime", unix))]
+            socket_fd: None,
             ssl_mode,
             ssl_negotiation,
             process_id,
@@ -216,6 +220,18 @@ impl Client {
     }
 
     #[cfg(feature = "runtime")]
+    #[cfg(all(feature = "runtime", unix))]
+    pub(crate) fn set_socket_fd(&mut self, fd: std::os::unix::io::RawFd) {
+        self.socket_fd = Some(fd);
+    }
+
+    /// The descriptor of the socket under this session (TLS or not), for a readiness
+    /// check without the connection's task; valid while the connection is alive.
+    #[cfg(all(feature = "runtime", unix))]
+    pub fn socket_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.socket_fd
+    }
+
     pub(crate) fn set_socket_config(&mut self, socket_config: SocketConfig) {
         self.socket_config = Some(socket_config);
     }

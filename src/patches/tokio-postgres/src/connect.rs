@@ -160,7 +160,11 @@ where
         .make_tls_connect(hostname.unwrap_or(""))
         .map_err(|e| Error::tls(e.into()))?;
     let has_hostname = hostname.is_some();
+    #[cfg(unix)]
+    let fd = socket.raw_fd();
     let (mut client, mut connection) = connect_raw(socket, tls, has_hostname, config).await?;
+    #[cfg(unix)]
+    client.set_socket_fd(fd);
 
     if config.target_session_attrs != TargetSessionAttrs::Any {
         let mut rows = pin!(client.simple_query_raw("SHOW transaction_read_only"));
