@@ -15,9 +15,10 @@ use parking_lot::Mutex;
 use postgres_types::ToSql;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::config::TargetSessionAttrs;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
@@ -64,6 +65,8 @@ pub struct ConnCore {
     reset_always: bool,
     /// Runs of one statement on a session after which it is prepared (None: never).
     prepare_threshold: Option<u32>,
+    /// target_session_attrs: a session whose server no longer has them gets no statement.
+    target: TargetSessionAttrs,
 }
 
 /// What a statement returned.
@@ -114,14 +117,15 @@ impl ConnCore {
         }
     }
 
-    /// Swaps a session the server ended before it could run anything for a fresh one.
-    fn replace_dead_session(&self, py: Python<'_>) -> PyResult<(Arc<PooledSession>, bool)> {
+    /// Swaps a session that ran nothing (the server ended it, or no longer has the session
+    /// attributes asked for) for a fresh one; `discarded` counts why.
+    fn replace_session(&self, py: Python<'_>, discarded: &AtomicU64) -> PyResult<(Arc<PooledSession>, bool)> {
         if let Some(old) = self.session.lock().take() {
             if let Ok(obj) = Arc::try_unwrap(old) {
                 drop(Object::take(obj));
             }
         }
-        self.pool.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
+        discarded.fetch_add(1, Ordering::Relaxed);
         let (obj, overflow, recycled) = checkout(py, &self.pool, &self.pool_spec, self.implicit_pool, &self.spec)?;
         self.overflow.store(overflow, Ordering::Relaxed);
         let session = Arc::new(obj);
@@ -192,9 +196,19 @@ impl ConnCore {
         let mut session = self.session(py)?;
         let mut unproven = self.unproven.swap(false, Ordering::Relaxed);
         let outside_transaction = self.state.lock().status == TxStatus::Idle;
+        let stats = &self.pool.stats;
+        // The server is known (ParameterStatus) not to have the session attributes asked
+        // for: it gets no statement. Outside a transaction, a fresh session does.
+        if !self.admits_target(&session) {
+            if !outside_transaction {
+                self.lost.store(true, Ordering::Relaxed);
+                return Err(errors::operational(py, self.not_target_message()));
+            }
+            (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+        }
         let mut replaced = 0;
         loop {
-            match self.run_on_session(py, q, session, formats_hint.clone()) {
+            match self.run_on_session(py, q, session.clone(), formats_hint.clone()) {
                 // The pooled session was ended by the server (restart, pg_terminate_backend)
                 // while idle, before it could run this statement: outside a transaction
                 // nothing can have happened, so run it on a fresh session, as stock
@@ -202,17 +216,60 @@ impl ConnCore {
                 // have died at once: a replacement that also sat idle gets the same rule.
                 Err(e) if unproven && outside_transaction && is_lost_session(&e) && replaced <= self.pool_spec.max_size => {
                     replaced += 1;
-                    (session, unproven) = self.replace_dead_session(py)?;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_dead)?;
                     self.state.lock().status = TxStatus::Idle;
                 }
-                other => return other.map_err(|e| self.fail(py, &e, &q.sql)),
+                // Refused as read-only by a server that no longer has the attributes asked
+                // for (turned read-only, a standby): the refused statement did nothing, so
+                // outside a transaction it runs on a fresh session, which connects through
+                // the host list again.
+                Err(e) if outside_transaction && replaced <= self.pool_spec.max_size && self.refused_for_target(py, &session, &e) => {
+                    replaced += 1;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+                    self.state.lock().status = TxStatus::Idle;
+                }
+                other => return other.map_err(|e| self.fail(py, &e, &q.sql, &session)),
             }
         }
     }
 
-    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str) -> PyErr {
+    /// False when the session's server reported a state `target_session_attrs` refuses. A
+    /// session that changed its own settings (SET default_transaction_read_only) is judged
+    /// by `in_hot_standby` alone: its read-only state may be its own doing.
+    fn admits_target(&self, session: &PooledSession) -> bool {
+        let own_settings = self.state.lock().dirty;
+        pool::admits_target(session, self.target, own_settings)
+    }
+
+    /// A read-only refusal (25006) under a target that needs a writable server, by a server
+    /// known (after the refusal) not to be one.
+    fn refused_for_target(&self, py: Python<'_>, session: &PooledSession, e: &tokio_postgres::Error) -> bool {
+        if !matches!(self.target, TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary)
+            || e.code() != Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+        {
+            return false;
+        }
+        // The ParameterStatus that says so comes with the refusal's ReadyForQuery.
+        runtime::block_on(py, pool::observe_idle_sockets());
+        !self.admits_target(session)
+    }
+
+    fn not_target_message(&self) -> String {
+        let target = self.spec.target_session_attrs.as_deref().unwrap_or("any");
+        format!(
+            "the server of this session no longer has target_session_attrs={target} (it is read-only or in \
+             hot standby): the session is discarded; retry the transaction on a new connection"
+        )
+    }
+
+    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str, session: &PooledSession) -> PyErr {
         if is_lost_session(e) {
             self.lost.store(true, Ordering::Relaxed);
+        }
+        // Inside a transaction: the caller retries the transaction, on a new session.
+        if self.refused_for_target(py, session, e) {
+            self.lost.store(true, Ordering::Relaxed);
+            return errors::operational(py, format!("{}: {}", e.as_db_error().map(|d| d.message()).unwrap_or(""), self.not_target_message()));
         }
         if self.prepare_threshold.is_some() && is_pooler_statement_error(e) {
             return errors::operational(
@@ -957,12 +1014,37 @@ fn secs(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(f))
 }
 
-const KNOWN_KEYWORDS: [&str; 26] = [
+/// `kw` with the keys of its service (`service`, else PGSERVICE) added where `kw` has none.
+fn with_service<'py>(py: Python<'py>, kw: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let merged = kw.copy()?;
+    let Some(name) = opt_str(kw, "service")?.or_else(|| std::env::var("PGSERVICE").ok()) else {
+        return Ok(merged);
+    };
+    let pairs = crate::service_file::lookup(&name).map_err(|e| errors::operational(py, e))?;
+    for (key, value) in pairs {
+        if !SERVICE_FILE_KEYWORDS.contains(&key.as_str()) {
+            return Err(errors::operational(py, format!("invalid connection option \"{key}\"")));
+        }
+        if opt_str(kw, &key)?.is_none() {
+            merged.set_item(key, value)?;
+        }
+    }
+    Ok(merged)
+}
+
+/// Keys a service file may set (connection parameters, not the driver's own options).
+const SERVICE_FILE_KEYWORDS: [&str; 16] = [
+    "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
+    "connect_timeout", "hostaddr", "target_session_attrs", "load_balance_hosts", "keepalives", "keepalives_idle",
+    "sslcert",
+];
+
+const KNOWN_KEYWORDS: [&str; 27] = [
     "health_check",
     "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
     "connect_timeout", "client_encoding", "timezone", "pool", "reset_on_return", "autocommit", "cursor_factory",
     "context", "prepare_threshold", "isolation_level", "hostaddr", "service", "target_session_attrs", "keepalives",
-    "keepalives_idle", "sslcert",
+    "keepalives_idle", "sslcert", "load_balance_hosts",
 ];
 
 struct ConnectRequest {
@@ -987,6 +1069,7 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
             return Err(errors::programming(py, format!("invalid connection option \"{k}\"")));
         }
     }
+    let kw = &with_service(py, kw)?;
     if let Some(enc) = opt_str(kw, "client_encoding")? {
         let norm = enc.to_ascii_lowercase().replace(['-', '_'], "");
         if norm != "utf8" && norm != "unicode" {
@@ -1009,6 +1092,9 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
             None => None,
             Some(t) => Some(t.parse().map_err(|_| errors::programming(py, format!("invalid connect_timeout: {t}")))?),
         },
+        hostaddr: opt_str(kw, "hostaddr")?.or_else(|| std::env::var("PGHOSTADDR").ok()),
+        target_session_attrs: opt_str(kw, "target_session_attrs")?.or_else(|| std::env::var("PGTARGETSESSIONATTRS").ok()),
+        load_balance_hosts: opt_str(kw, "load_balance_hosts")?.or_else(|| std::env::var("PGLOADBALANCEHOSTS").ok()),
     };
     let mut pool_spec = PoolSpec::default();
     let mut reuse = true;
@@ -1079,6 +1165,7 @@ fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult
 pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Connection> {
     let req = parse_connect(py, kwargs)?;
     let (spec, pool_spec, implicit_pool) = (req.spec, req.pool_spec, req.implicit_pool);
+    let spec_target = spec.target_session_attrs.clone();
     let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
     let (mut obj, mut overflow, mut recycled) = checkout(py, &pool, &pool_spec, implicit_pool, &spec)?;
     // CONN_HEALTH_CHECKS: prove a reused session with a round trip (an empty query).
@@ -1120,6 +1207,7 @@ pub fn connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<C
         reuse: req.reuse,
         reset_always: req.reset_always,
         prepare_threshold: req.prepare_threshold,
+        target: crate::hosts::target_session_attrs(spec_target.as_deref()).unwrap_or(TargetSessionAttrs::Any),
     };
     Ok(Connection { core: Arc::new(core) })
 }

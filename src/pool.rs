@@ -39,6 +39,9 @@ pub struct ConnectSpec {
     pub sslmode: String,
     pub sslrootcert: Option<String>,
     pub connect_timeout: Option<u64>,
+    pub hostaddr: Option<String>,
+    pub target_session_attrs: Option<String>,
+    pub load_balance_hosts: Option<String>,
     /// Set on every new session (not a startup option, so `RESET TIMEZONE` still means
     /// the server's default) and again whenever a session is reset for reuse.
     pub timezone: Option<String>,
@@ -159,6 +162,8 @@ pub struct PoolStats {
     pub overflow_checkouts: AtomicU64,
     pub timeouts: AtomicU64,
     pub discarded_dead: AtomicU64,
+    /// Sessions dropped because their server no longer had the target_session_attrs.
+    pub discarded_read_only: AtomicU64,
     pub idle_closed: AtomicU64,
     /// A session lost a prepared statement it made, or found another's name: a
     /// transaction-mode pooler is in front, so this pool stops preparing.
@@ -190,6 +195,22 @@ impl PoolStats {
     }
 }
 
+/// False when the server reported (ParameterStatus, PostgreSQL 14+) a state that
+/// `target` refuses: a standby promoted under `standby`, a server turned read-only under
+/// `read-write`. Unknown (older servers) counts as admitted.
+/// `own_settings`: the session changed its own settings, so only `in_hot_standby` counts.
+pub fn admits_target(session: &Session, target: tokio_postgres::config::TargetSessionAttrs, own_settings: bool) -> bool {
+    use tokio_postgres::config::TargetSessionAttrs::{Any, PreferStandby};
+    if matches!(target, Any | PreferStandby) {
+        return true;
+    }
+    let on = |name| session.shared.parameter(name).map(|v| v == "on");
+    match (on("in_hot_standby"), on("default_transaction_read_only")) {
+        (Some(hot_standby), Some(read_only)) => target.admits(hot_standby, read_only && !own_settings),
+        _ => true,
+    }
+}
+
 /// True once the server side of the session is gone (its connection task has ended).
 pub fn is_gone(session: &Session) -> bool {
     session.client.is_closed() || session.shared.ended.load(Ordering::Acquire)
@@ -207,8 +228,16 @@ pub async fn observe_idle_sockets() {
 /// Unread notifications kept per session; beyond this the oldest are kept, newer dropped.
 const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
 
-const REMEMBERED_PARAMS: [&str; 6] =
-    ["TimeZone", "server_version", "server_encoding", "client_encoding", "integer_datetimes", "standard_conforming_strings"];
+const REMEMBERED_PARAMS: [&str; 8] = [
+    "TimeZone",
+    "server_version",
+    "server_encoding",
+    "client_encoding",
+    "integer_datetimes",
+    "standard_conforming_strings",
+    "in_hot_standby",
+    "default_transaction_read_only",
+];
 
 impl managed::Manager for PgManager {
     type Type = Session;
@@ -240,6 +269,10 @@ impl managed::Manager for PgManager {
         if is_gone(session) {
             self.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
             return Err(RecycleError::message("connection closed by the server"));
+        }
+        if !admits_target(session, self.config.get_target_session_attrs(), false) {
+            self.stats.discarded_read_only.fetch_add(1, Ordering::Relaxed);
+            return Err(RecycleError::message("the server no longer has the session attributes asked for"));
         }
         if self.spec.max_lifetime.is_some_and(|max| metrics.age() > max) {
             return Err(RecycleError::message("connection reached max_lifetime"));
@@ -328,20 +361,7 @@ static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PoolHandle>)>> = Mutex::new(No
 /// Builds the tokio-postgres configuration for a spec. `Err` is a user-facing message.
 pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     let mut config = Config::new();
-    match spec.host.as_deref() {
-        Some(h) if !h.is_empty() => {
-            for host in h.split(',') {
-                config.host(host.trim());
-            }
-        }
-        _ => {
-            config.host_path("/var/run/postgresql");
-        }
-    }
-    if let Some(port) = spec.port.as_deref().filter(|p| !p.is_empty()) {
-        let port: u16 = port.parse().map_err(|_| format!("invalid port number: \"{port}\""))?;
-        config.port(port);
-    }
+    crate::hosts::apply(&mut config, spec)?;
     let user = spec
         .user
         .clone()
@@ -358,9 +378,6 @@ pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     }
     if let Some(a) = &spec.application_name {
         config.application_name(a);
-    }
-    if let Some(t) = spec.connect_timeout.filter(|t| *t > 0) {
-        config.connect_timeout(Duration::from_secs(t.max(2)));
     }
     let (mode, verify) = crate::tls::parse_sslmode(&spec.sslmode, spec.sslrootcert.is_some())?;
     // As libpq: no TLS over Unix-domain sockets (there is no host name to verify either).
@@ -400,7 +417,7 @@ pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PoolHandle, 
         Pool::builder(manager)
             .max_size(max_size)
             .wait_timeout(Some(pool_spec.timeout))
-            .create_timeout(spec.connect_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t.max(2))))
+            .create_timeout(crate::hosts::connect_deadline(spec))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| e.to_string())
