@@ -3,7 +3,7 @@
 //! COPY TO runs on entry and buffers the data; COPY FROM collects writes and sends them on
 //! a clean exit (an exception inside the block sends nothing).
 
-use crate::connection::ConnCore;
+use crate::session::ConnCore;
 use crate::errors;
 use crate::runtime;
 use bytes::Bytes;

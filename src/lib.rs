@@ -7,6 +7,7 @@
 pub mod bind;
 pub mod cancel;
 pub mod codec;
+pub mod connect_params;
 pub mod connection;
 pub mod copy;
 pub mod cursor;
@@ -18,8 +19,10 @@ pub mod materialize;
 pub mod memory;
 pub mod pool;
 pub mod prepared;
+pub mod row;
 pub mod runtime;
 pub mod service_file;
+pub mod session;
 pub mod sql;
 pub mod tls;
 pub mod types;

@@ -5,7 +5,7 @@
 //! and hands over a `Plan`; per row, this code decodes each column once, applies Django's
 //! converters in Django's order, and fills the target objects directly.
 
-use crate::cursor::raw_value;
+use crate::row::raw_value;
 use crate::types::decode::generic_setattr;
 use crate::types::decode::{DecodeCtx, Decoder};
 use pyo3::prelude::*;

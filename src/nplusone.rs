@@ -20,7 +20,7 @@
 //! bytes), never values, in a bounded map.
 
 use crate::bind::BoundQuery;
-use crate::cursor::{raw_value, ColInfo};
+use crate::row::{raw_value, ColInfo};
 use crate::sql::fingerprint::{self, Fingerprint, FxBuild, FxHasher, FxMap};
 use crate::types::encode::{Format, Param};
 use crate::types::oid;

@@ -1,0 +1,336 @@
+//! Running statements on the session: BEGIN pipelined in front when a transaction must open,
+//! unnamed or prepared (`crate::prepared`), result formats from `crate::formats`; a stale
+//! plan or a session the server ended while idle is retried where nothing can have happened.
+
+use super::{ConnCore, TxStatus};
+use crate::bind::{wire_params, BoundQuery};
+use crate::errors;
+use crate::formats;
+use crate::pool::{self, PooledSession};
+use crate::prepared;
+use crate::runtime;
+use crate::sql::classify;
+use postgres_types::ToSql;
+use pyo3::prelude::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio_postgres::types::Type;
+use tokio_postgres::Row;
+
+/// What a statement returned.
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub rows_affected: Option<u64>,
+    /// The result format codes sent with Bind (see `crate::formats`).
+    pub formats: crate::formats::Formats,
+}
+
+impl ConnCore {
+    /// Runs one bound statement and buffers its rows (GIL released while waiting).
+    pub fn run(&self, py: Python<'_>, q: &BoundQuery) -> PyResult<Outcome> {
+        self.run_formats(py, q, None)
+    }
+
+    /// The result formats for `sql` (described now unless remembered).
+    pub fn result_formats(&self, py: Python<'_>, sql: &str, param_oids: &[u32]) -> PyResult<formats::Formats> {
+        let db = formats::database_key(&self.spec);
+        if let Some(f) = formats::lookup(db, sql, param_oids) {
+            return Ok(f);
+        }
+        let session = self.session(py)?;
+        let types: Vec<Type> = param_oids.iter().map(|o| crate::bind::wire_type(*o)).collect();
+        let described = runtime::block_on(py, async { session.client.prepare_typed(sql, &types).await })
+            .map_err(|e| errors::from_pg(py, &e, Some(sql)))?;
+        let f = formats::for_columns(described.columns());
+        formats::store(db, sql, param_oids, f.clone());
+        Ok(f)
+    }
+
+    /// `run`, with the result formats given (a FETCH from a cursor declared for a described
+    /// query) instead of found by describing `q`.
+    pub fn run_formats(&self, py: Python<'_>, q: &BoundQuery, formats_hint: Option<formats::Formats>) -> PyResult<Outcome> {
+        let mut session = self.session(py)?;
+        let mut unproven = self.unproven.swap(false, Ordering::Relaxed);
+        let outside_transaction = self.state.lock().status == TxStatus::Idle;
+        let stats = &self.pool.stats;
+        // The server is known (ParameterStatus) not to have the session attributes asked
+        // for: it gets no statement. Outside a transaction, a fresh session does.
+        if !self.admits_target(&session) {
+            if !outside_transaction {
+                self.lost.store(true, Ordering::Relaxed);
+                return Err(errors::operational(py, self.not_target_message()));
+            }
+            (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+        }
+        let mut replaced = 0;
+        loop {
+            match self.run_on_session(py, q, session.clone(), formats_hint.clone()) {
+                // The pooled session was ended by the server (restart, pg_terminate_backend)
+                // while idle, before it could run this statement: outside a transaction
+                // nothing can have happened, so run it on a fresh session, as stock
+                // Django's fresh connection per request would. Several idle sessions may
+                // have died at once: a replacement that also sat idle gets the same rule.
+                Err(e) if unproven && outside_transaction && is_lost_session(&e) && replaced <= self.pool_spec.max_size => {
+                    replaced += 1;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_dead)?;
+                    self.state.lock().status = TxStatus::Idle;
+                }
+                // Refused as read-only by a server that no longer has the attributes asked
+                // for (turned read-only, a standby): the refused statement did nothing, so
+                // outside a transaction it runs on a fresh session, which connects through
+                // the host list again.
+                Err(e) if outside_transaction && replaced <= self.pool_spec.max_size && self.refused_for_target(py, &session, &e) => {
+                    replaced += 1;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+                    self.state.lock().status = TxStatus::Idle;
+                }
+                other => return other.map_err(|e| self.fail(py, &e, &q.sql, &session)),
+            }
+        }
+    }
+
+    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str, session: &PooledSession) -> PyErr {
+        if is_lost_session(e) {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        // Inside a transaction: the caller retries the transaction, on a new session.
+        if self.refused_for_target(py, session, e) {
+            self.lost.store(true, Ordering::Relaxed);
+            let refusal = e.as_db_error().map(|d| d.message()).unwrap_or("read-only");
+            return errors::operational(py, format!("{refusal}: {}", self.not_target_message()));
+        }
+        if self.prepare_threshold.is_some() && is_pooler_statement_error(e) {
+            return errors::operational(
+                py,
+                format!(
+                    "{}: the server session lost this session's prepared statements inside a \
+                     transaction (a transaction-mode pooler such as PgBouncer < 1.21 in front?); \
+                     prepared statements are now off for this pool. Retry the transaction, and set \
+                     prepare_threshold=None or PgBouncer's max_prepared_statements",
+                    e.as_db_error().map(|d| d.message()).unwrap_or("prepared statement missing")
+                ),
+            );
+        }
+        errors::from_pg(py, e, Some(sql))
+    }
+
+    fn run_on_session(
+        &self,
+        py: Python<'_>,
+        q: &BoundQuery,
+        session: Arc<PooledSession>,
+        formats_hint: Option<formats::Formats>,
+    ) -> Result<Outcome, tokio_postgres::Error> {
+        let begin = self.begin_for(q.effects);
+        if q.effects.database_ddl {
+            runtime::block_on(py, pool::close_idle_sessions());
+        }
+        let result = if q.shape.multi_statement {
+            runtime::block_on(py, async {
+                if let Some(b) = &begin {
+                    session.client.batch_execute(b).await?;
+                }
+                // Simple protocol, as psycopg's client-side binding: one implicit transaction,
+                // the first statement's result (text format).
+                let (rows, rows_affected) = session.client.simple_query_first_result(&q.sql).await?;
+                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: std::sync::Arc::from([0i16]) })
+            })
+        } else {
+            let params = wire_params(&q.params);
+            let sql = q.sql.as_str();
+            let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+            let preparing = self.prepare_threshold.filter(|_| !q.effects.unpoolable && !self.pool.stats.prepared_off.load(Ordering::Relaxed));
+            let plan = match preparing {
+                Some(threshold) => session.shared.statements.lock().plan(sql, &oids, threshold),
+                None => prepared::Plan::Unnamed,
+            };
+            let was_prepared = matches!(plan, prepared::Plan::Prepared(_));
+            let named = !matches!(plan, prepared::Plan::Unnamed);
+            let outside_transaction = begin.is_none() && self.state.lock().status == TxStatus::Idle;
+            let db = formats::database_key(&self.spec);
+            let hinted = formats_hint.is_some();
+            let want = match (formats_hint, classify::result_rows(&q.shape, sql)) {
+                (Some(f), _) => Want::Known(f),
+                (None, classify::Rows::None) => Want::Known(formats::all_binary()),
+                (None, classify::Rows::ByText) => match formats::lookup(db, sql, &oids) {
+                    Some(f) => Want::Known(f),
+                    None => Want::Describe(Some(db)),
+                },
+                (None, classify::Rows::Varying) => Want::Describe(None),
+            };
+            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, plan, begin.as_deref(), want.clone()));
+            match result {
+                // Another session's DDL changed this prepared statement's row type. Outside
+                // a transaction the failed run had no effect: prepare it again and retry.
+                Err(e) if was_prepared && outside_transaction && is_stale_plan(&e) => {
+                    session.shared.statements.lock().forget(sql, &oids);
+                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Prepare, None, want))
+                }
+                // A cached format asked binary of a type that has none (its column's type
+                // changed): the run failed before doing anything; outside a transaction, describe again.
+                Err(e) if formats::is_binary_refused(&e) => {
+                    formats::forget(db, sql, &oids);
+                    if outside_transaction && matches!(want, Want::Known(_)) && !hinted {
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Unnamed, None, Want::Describe(Some(db))))
+                    } else {
+                        Err(e)
+                    }
+                }
+                Ok(outcome) => {
+                    // Columns no longer what the cached Describe said: describe next time.
+                    if let Some(first) = outcome.rows.first() {
+                        if matches!(want, Want::Known(_)) && *formats::for_columns(first.columns()) != *outcome.formats {
+                            formats::forget(db, sql, &oids);
+                        }
+                    }
+                    Ok(outcome)
+                }
+                // The server session does not hold what this session prepared: a
+                // transaction-mode pooler moved us. Stop preparing on this pool; outside a
+                // transaction the failed run had no effect, so run it unnamed.
+                Err(e) if named && is_pooler_statement_error(&e) => {
+                    self.prepared_statements_lost(py);
+                    session.shared.statements.lock().clear();
+                    if outside_transaction {
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Unnamed, None, want))
+                    } else {
+                        Err(e)
+                    }
+                }
+                other => other,
+            }
+        };
+        if q.effects.changes_schema {
+            formats::forget_database(formats::database_key(&self.spec));
+        }
+        self.after(q.effects, result.is_ok());
+        // Keep the prepared statements valid: DDL or DISCARD/DEALLOCATE on this session
+        // forgets them all; a statement whose plan no longer fits (another session's DDL)
+        // or whose name the server lost is forgotten, so the next run prepares it again.
+        if self.prepare_threshold.is_some() {
+            if q.effects.unpoolable || q.effects.changes_schema {
+                session.shared.statements.lock().clear();
+            } else if let Err(e) = &result {
+                if is_stale_plan(e) || e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+                    let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+                    session.shared.statements.lock().forget(&q.sql, &oids);
+                }
+            }
+        }
+        result
+    }
+}
+
+/// How `run_single` gets the result formats for Bind.
+#[derive(Clone)]
+enum Want {
+    Known(formats::Formats),
+    /// Describe first (one more round trip); remember the answer for this database if given.
+    Describe(Option<u64>),
+}
+
+/// One single-statement round trip (two when the statement must be described first):
+/// unnamed, or by a prepared statement (prepared first when `plan` says so), with `BEGIN`
+/// pipelined in front when given.
+async fn run_single(
+    session: &PooledSession,
+    sql: &str,
+    params: &[(crate::bind::Wire<'_>, Type)],
+    oids: &[u32],
+    plan: prepared::Plan,
+    begin: Option<&str>,
+    want: Want,
+) -> Result<Outcome, tokio_postgres::Error> {
+    let client = &session.client;
+    let query = async {
+        let types = || params.iter().map(|(_, t)| t.clone()).collect::<Vec<Type>>();
+        let statement = match plan {
+            prepared::Plan::Unnamed => None,
+            prepared::Plan::Prepared(statement) => Some(statement),
+            // A statement that cannot be prepared (a syntax error, an aborted transaction)
+            // runs unnamed below and fails there with its own error; a later run tries again.
+            prepared::Plan::Prepare => {
+                let statement = client.prepare_typed(sql, &types()).await.ok();
+                if let Some(statement) = &statement {
+                    session.shared.statements.lock().insert(sql, oids, statement.clone());
+                }
+                statement
+            }
+        };
+        let formats = match (&statement, want) {
+            (Some(statement), _) => formats::for_columns(statement.columns()),
+            (None, Want::Known(f)) => f,
+            // The Describe fails exactly where the statement would (same text, same types).
+            (None, Want::Describe(db)) => {
+                let described = client.prepare_typed(sql, &types()).await?;
+                let f = formats::for_columns(described.columns());
+                if let Some(db) = db {
+                    formats::store(db, sql, oids, f.clone());
+                }
+                f
+            }
+        };
+        let stream = match &statement {
+            Some(statement) => {
+                client
+                    .query_raw_with_result_formats(statement, params.iter().map(|(w, _)| w as &(dyn ToSql + Sync)), &formats)
+                    .await?
+            }
+            None => {
+                client
+                    .query_typed_raw_with_result_formats(
+                        sql,
+                        params.iter().map(|(w, t)| (w as &(dyn ToSql + Sync), t.clone())),
+                        &formats,
+                    )
+                    .await?
+            }
+        };
+        let mut outcome = collect(stream).await?;
+        outcome.formats = formats;
+        Ok(outcome)
+    };
+    match begin {
+        // Pipelined: BEGIN and the statement (or its Describe) leave in one write.
+        Some(b) => {
+            let (began, outcome) = tokio::join!(client.batch_execute(b), query);
+            began?;
+            outcome
+        }
+        None => query.await,
+    }
+}
+
+/// The server ended the session (shutdown, restart, pg_terminate_backend) or the socket
+/// is gone: what a pooled session that died while idle fails with.
+fn is_lost_session(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        return matches!(db.code().code(), "57P01" | "57P02" | "57P03");
+    }
+    errors::io_cause(e).is_some()
+}
+
+/// 26000 (no such prepared statement) or 42P05 (one already has that name).
+fn is_pooler_statement_error(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| matches!(db.code().code(), "26000" | "42P05"))
+}
+
+/// "cached plan must not change result type": a prepared statement outlived a schema change.
+fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan")
+    })
+}
+
+async fn collect(stream: tokio_postgres::RowStream) -> Result<Outcome, tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.next().await {
+        rows.push(row?);
+    }
+    Ok(Outcome { rows, rows_affected: stream.rows_affected(), formats: crate::formats::all_binary() })
+}
