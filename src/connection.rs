@@ -243,6 +243,7 @@ impl Connection {
         d.set_item("wait_ms_p50", stats.wait_percentile_ms(0.5))?;
         d.set_item("wait_ms_p99", stats.wait_percentile_ms(0.99))?;
         d.set_item("discarded_dead", stats.discarded_dead.load(Ordering::Relaxed))?;
+        d.set_item("discarded_read_only", stats.discarded_read_only.load(Ordering::Relaxed))?;
         d.set_item("closed_idle", stats.idle_closed.load(Ordering::Relaxed))?;
         Ok(d.into_any().unbind())
     }

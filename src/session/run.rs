@@ -55,7 +55,7 @@ impl ConnCore {
         let stats = &self.pool.stats;
         // The server is known (ParameterStatus) not to have the session attributes asked
         // for: it gets no statement. Outside a transaction, a fresh session does.
-        if !self.admits_target(&session) {
+        if !self.admits_target_now(py, &session) {
             if !outside_transaction {
                 self.lost.store(true, Ordering::Relaxed);
                 return Err(errors::operational(py, self.not_target_message()));

@@ -13,6 +13,9 @@ impl ConnCore {
     /// session that changed its own settings (SET default_transaction_read_only) is judged
     /// by `in_hot_standby` alone: its read-only state may be its own doing.
     pub(super) fn admits_target(&self, session: &PooledSession) -> bool {
+        if matches!(self.target, TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby) {
+            return true;
+        }
         let own_settings = self.state.lock().dirty;
         pool::admits_target(session, self.target, own_settings)
     }
@@ -25,9 +28,18 @@ impl ConnCore {
         {
             return false;
         }
-        // The ParameterStatus that says so comes with the refusal's ReadyForQuery.
+        !self.admits_target_now(py, session)
+    }
+
+    /// `admits_target` after reading what the server sent since the last statement: the
+    /// ParameterStatus saying it turned read-only arrives before a ReadyForQuery the
+    /// statement's result did not wait for.
+    pub(super) fn admits_target_now(&self, py: Python<'_>, session: &PooledSession) -> bool {
+        if matches!(self.target, TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby) {
+            return true;
+        }
         runtime::block_on(py, pool::observe_idle_sockets());
-        !self.admits_target(session)
+        self.admits_target(session)
     }
 
     pub(super) fn not_target_message(&self) -> String {
