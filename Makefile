@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-reliability test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
+.PHONY: venv build test test-reliability test-scaleout test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz
 .NOTPARALLEL:
 
@@ -74,8 +74,16 @@ test-rust: $(DEPS_STAMP)
 
 # tests/backend configures Django its own way: it runs in a process of its own.
 test-py: build
-	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend
+	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend --ignore=tests/scaleout
 	$(WITH_PG) $(PY) -m pytest tests/backend
+	$(PY) -m pytest -p no:cacheprovider $(SCALEOUT_SHORT)
+
+# A private primary + streaming standby (tests/scaleout/cluster.py): libpq multi-host
+# semantics, session failover, failover under 8 writer threads next to psycopg 3 (figures in
+# the summary). `make test` runs SCALEOUT_SHORT (~30 s).
+SCALEOUT_SHORT := tests/scaleout/test_multihost.py tests/scaleout/test_session_failover.py
+test-scaleout: build
+	$(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
 
 test-embedded: build
 	@if $(PY) -c 'import pgserver' 2>/dev/null; then \

@@ -5,7 +5,7 @@
 ENGINE is django_rustpg or django.db.backends.postgresql (psycopg 3). Every iteration is a
 request: close_old_connections() before and after (CONN_MAX_AGE=0, Django's default), one
 autocommit INSERT of a unique (thread, n). The test creates CONTROL_DIR/stop to end the run;
-the process then writes CONTROL_DIR/result.json: every acknowledged write with its time, and
+the process then writes CONTROL_DIR/result.json: every acknowledged write with its time and server port, and
 every error with its time and class (Django's class / the driver's class).
 """
 
@@ -50,7 +50,8 @@ def error_class(e):
     name = type(e).__name__
     if cause is not None and type(cause).__name__ != name:
         name += "/" + type(cause).__name__
-    return name
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(e, "sqlstate", None)
+    return f"{name}[{sqlstate}]" if sqlstate else name
 
 
 def writer(tid):
@@ -60,9 +61,11 @@ def writer(tid):
         close_old_connections()
         try:
             with connection.cursor() as cur:
-                cur.execute("INSERT INTO failover_writes (thread, n) VALUES (%s, %s)", [tid, n])
+                cur.execute("INSERT INTO failover_writes (thread, n) VALUES (%s, %s) RETURNING inet_server_port()",
+                            [tid, n])
+                port = cur.fetchone()[0]
             with lock:
-                acked.append((tid, n, time.time()))
+                acked.append((tid, n, time.time(), port))
         except Exception as e:  # noqa: BLE001 - every failure is counted by class
             with lock:
                 errors.append((time.time(), error_class(e), str(e).splitlines()[0][:200] if str(e) else ""))
