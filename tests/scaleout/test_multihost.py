@@ -240,3 +240,30 @@ def test_connect_timeout_on_a_single_hung_host_is_an_operational_error(pg_pair):
         assert time.monotonic() - started < 6
     finally:
         silent.close()
+
+
+def test_info_reports_the_host_connected_to(pg_pair):
+    c = dbapi.connect(user="postgres", dbname="postgres", pool=False, host=f"127.0.0.2,{LOCAL}",
+                      port=f"{pg_pair.primary.port},{pg_pair.standby.port}")
+    try:
+        assert (c.info.host, c.info.port) == (LOCAL, pg_pair.standby.port)
+    finally:
+        c.close()
+    with psycopg.connect(user="postgres", dbname="postgres", host=f"127.0.0.2,{LOCAL}",
+                         port=f"{pg_pair.primary.port},{pg_pair.standby.port}") as s:
+        assert (s.info.host, s.info.port) == (LOCAL, pg_pair.standby.port)
+
+
+def test_cancel_reaches_the_server_of_the_session(pg_pair):
+    # The session is on the second host of the list, with a port of its own.
+    c = dbapi.connect(user="postgres", dbname="postgres", pool=False, host=f"{LOCAL},{LOCAL}",
+                      port=f"{pg_pair.standby.port},{pg_pair.primary.port}", target_session_attrs="read-write")
+    try:
+        assert c.info.port == pg_pair.primary.port
+        threading.Timer(0.5, c.cancel).start()
+        started = time.monotonic()
+        with pytest.raises(dbapi.errors.QueryCanceled):
+            c.cursor().execute("SELECT pg_sleep(20)")
+        assert time.monotonic() - started < 10
+    finally:
+        c.close()
