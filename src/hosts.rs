@@ -3,10 +3,20 @@
 //! checked here (libpq's wording in errors) and handed to tokio-postgres, which tries the
 //! hosts in turn (see src/patches/tokio-postgres/PATCH.md for the attributes it checks).
 
-use crate::pool::ConnectSpec;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio_postgres::config::{Config, LoadBalanceHosts, TargetSessionAttrs};
+
+/// The connection parameters this module reads (borrowed from a `pool::ConnectSpec`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Targets<'a> {
+    pub host: Option<&'a str>,
+    pub port: Option<&'a str>,
+    pub hostaddr: Option<&'a str>,
+    pub target_session_attrs: Option<&'a str>,
+    pub load_balance_hosts: Option<&'a str>,
+    pub connect_timeout: Option<u64>,
+}
 
 /// libpq's directory for Unix-domain sockets when no host is given.
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -52,10 +62,10 @@ pub fn ports(list: Option<&str>) -> Result<Vec<u16>, String> {
 
 /// Sets hosts, ports, hostaddrs, session attributes, load balancing and the per-host
 /// connect timeout of `config` from `spec`.
-pub fn apply(config: &mut Config, spec: &ConnectSpec) -> Result<(), String> {
-    let hosts = split(spec.host.as_deref());
-    let hostaddrs = split(spec.hostaddr.as_deref());
-    let ports = ports(spec.port.as_deref())?;
+pub fn apply(config: &mut Config, spec: Targets<'_>) -> Result<(), String> {
+    let hosts = split(spec.host);
+    let hostaddrs = split(spec.hostaddr);
+    let ports = ports(spec.port)?;
     for h in &hosts {
         match *h {
             "" => config.host_path(DEFAULT_SOCKET_DIR),
@@ -80,8 +90,8 @@ pub fn apply(config: &mut Config, spec: &ConnectSpec) -> Result<(), String> {
     for p in ports {
         config.port(p);
     }
-    config.target_session_attrs(target_session_attrs(spec.target_session_attrs.as_deref())?);
-    config.load_balance_hosts(load_balance_hosts(spec.load_balance_hosts.as_deref())?);
+    config.target_session_attrs(target_session_attrs(spec.target_session_attrs)?);
+    config.load_balance_hosts(load_balance_hosts(spec.load_balance_hosts)?);
     if let Some(t) = per_host_timeout(spec) {
         config.connect_timeout(t);
     }
@@ -89,15 +99,15 @@ pub fn apply(config: &mut Config, spec: &ConnectSpec) -> Result<(), String> {
 }
 
 /// libpq's connect_timeout: per host and address, at least 2 s; 0 or unset waits forever.
-pub fn per_host_timeout(spec: &ConnectSpec) -> Option<Duration> {
+pub fn per_host_timeout(spec: Targets<'_>) -> Option<Duration> {
     spec.connect_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t.max(2)))
 }
 
 /// The longest a whole connect may take: every host once, twice with prefer-standby.
-pub fn connect_deadline(spec: &ConnectSpec) -> Option<Duration> {
+pub fn connect_deadline(spec: Targets<'_>) -> Option<Duration> {
     let per_host = per_host_timeout(spec)?;
-    let targets = split(spec.host.as_deref()).len().max(split(spec.hostaddr.as_deref()).len()).max(1) as u32;
-    let passes = if spec.target_session_attrs.as_deref() == Some("prefer-standby") { 2 } else { 1 };
+    let targets = split(spec.host).len().max(split(spec.hostaddr).len()).max(1) as u32;
+    let passes = if spec.target_session_attrs == Some("prefer-standby") { 2 } else { 1 };
     // Plus one for the session setup statements after connecting.
     Some(per_host * (targets * passes + 1))
 }
@@ -106,20 +116,20 @@ pub fn connect_deadline(spec: &ConnectSpec) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn spec(host: &str, port: &str) -> ConnectSpec {
-        ConnectSpec { host: Some(host.into()), port: Some(port.into()), ..Default::default() }
+    fn spec<'a>(host: &'a str, port: &'a str) -> Targets<'a> {
+        Targets { host: Some(host), port: Some(port), ..Default::default() }
     }
 
     #[test]
     fn lists_and_errors() {
         let mut c = Config::new();
-        apply(&mut c, &spec("a,b", "1,2")).unwrap();
+        apply(&mut c, spec("a,b", "1,2")).unwrap();
         assert_eq!(c.get_ports(), &[1, 2]);
-        assert_eq!(apply(&mut Config::new(), &spec("a,b", "1,2,3")).unwrap_err(), "could not match 3 port numbers to 2 hosts");
-        assert!(apply(&mut Config::new(), &spec("a", "x")).unwrap_err().contains("\"port\""));
+        assert_eq!(apply(&mut Config::new(), spec("a,b", "1,2,3")).unwrap_err(), "could not match 3 port numbers to 2 hosts");
+        assert!(apply(&mut Config::new(), spec("a", "x")).unwrap_err().contains("\"port\""));
         assert_eq!(ports(Some(",7")).unwrap(), vec![5432, 7]);
         assert!(target_session_attrs(Some("bogus")).unwrap_err().contains("target_session_attrs"));
-        let s = ConnectSpec { connect_timeout: Some(1), target_session_attrs: Some("prefer-standby".into()), ..spec("a,b", "") };
-        assert_eq!(connect_deadline(&s), Some(Duration::from_secs(10)));
+        let s = Targets { connect_timeout: Some(1), target_session_attrs: Some("prefer-standby"), ..spec("a,b", "") };
+        assert_eq!(connect_deadline(s), Some(Duration::from_secs(10)));
     }
 }

@@ -47,6 +47,20 @@ pub struct ConnectSpec {
     pub timezone: Option<String>,
 }
 
+impl ConnectSpec {
+    /// Where sessions may connect (see `crate::hosts`).
+    pub fn targets(&self) -> crate::hosts::Targets<'_> {
+        crate::hosts::Targets {
+            host: self.host.as_deref(),
+            port: self.port.as_deref(),
+            hostaddr: self.hostaddr.as_deref(),
+            target_session_attrs: self.target_session_attrs.as_deref(),
+            load_balance_hosts: self.load_balance_hosts.as_deref(),
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
 /// The SET statements that give a fresh or reset session its baseline state.
 pub fn session_setup_sql(spec: &ConnectSpec) -> String {
     match &spec.timezone {
@@ -361,7 +375,7 @@ static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PoolHandle>)>> = Mutex::new(No
 /// Builds the tokio-postgres configuration for a spec. `Err` is a user-facing message.
 pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     let mut config = Config::new();
-    crate::hosts::apply(&mut config, spec)?;
+    crate::hosts::apply(&mut config, spec.targets())?;
     let user = spec
         .user
         .clone()
@@ -417,7 +431,7 @@ pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PoolHandle, 
         Pool::builder(manager)
             .max_size(max_size)
             .wait_timeout(Some(pool_spec.timeout))
-            .create_timeout(crate::hosts::connect_deadline(spec))
+            .create_timeout(crate::hosts::connect_deadline(spec.targets()))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| e.to_string())
