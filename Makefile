@@ -36,7 +36,7 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test test-reliability test-scaleout test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
+.PHONY: venv build test typecheck test-reliability test-scaleout test-rust test-py test-embedded django-suite test-gis demo bench pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz
 .NOTPARALLEL:
 
@@ -47,7 +47,7 @@ $(DEPS_STAMP): pyproject.toml
 	  echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV) || \
 	  { echo "error: '$(PYTHON) -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }; \
 	fi
-	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery hypothesis
+	$(PY) -m pip install -q --disable-pip-version-check maturin pytest "Django>=5.2,<5.3" "psycopg[binary]>=3.1.8" psycopg-pool dj-database-url celery hypothesis mypy
 	@$(PY) -m pip install -q --disable-pip-version-check pgserver || \
 	  echo "warning: pgserver did not install; test-embedded will be skipped (and fail under CI)" >&2
 	@touch $@
@@ -62,7 +62,13 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_INPUTS) $(if $(NATIVE_SO),,FORCE)
 
 FORCE:
 
-test: build test-rust test-py test-embedded $(if $(wildcard tests/django_suite/run.py),django-suite) test-dj61
+test: build typecheck test-rust test-py test-embedded $(if $(wildcard tests/django_suite/run.py),django-suite) test-dj61
+
+# The package against its native surface, django_rustpg/_native.pyi (config: mypy.ini).
+# A venv made before mypy joined the deps line gets it here.
+typecheck: $(DEPS_STAMP)
+	@$(PY) -m mypy --version >/dev/null 2>&1 || $(PY) -m pip install -q --disable-pip-version-check mypy
+	$(PY) -m mypy --config-file mypy.ini
 
 # Same PYO3_PYTHON as maturin uses, so alternating with `build` does not rebuild pyo3.
 # Runs under find_pg so Rust tests can use DATABASE_URL too.

@@ -37,13 +37,13 @@ def measure(label, run_one, n, depth):
     scope's counter is switched off (the driver's hook sees no open scope: one atomic
     load) and on around single statements, so both halves share the machine's load."""
     from django_rustpg import nplusone
-    from django_rustpg.nplusone import _runtime
+    from django_rustpg.nplusone import _markers
 
     walls = ([], [])
     cpus = ([], [])
 
     def body():
-        native = _runtime.scope_var.get()
+        native = _markers.scope_var.get()
         perf, cput = time.perf_counter_ns, time.thread_time_ns
         for i in range(2 * n):
             enabled = i % 2 == 1

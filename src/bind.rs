@@ -2,8 +2,8 @@
 //! Values are never spliced into the executed SQL; `mogrify` exists for display only.
 
 use crate::errors;
-use crate::sql::classify::{classify, Effects};
-use crate::sql::fingerprint::FxMap;
+use crate::sql::classify::{effects, Effects};
+use crate::fxhash::FxMap;
 use crate::sql::placeholders::{scan, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
 use bytes::BytesMut;
@@ -52,7 +52,7 @@ thread_local! {
     static SCANNED: std::cell::RefCell<[FxMap<String, Scanned>; 2]> = Default::default();
 }
 
-/// `scan` and `classify`, cached by SQL text.
+/// `scan` and `effects`, cached by SQL text.
 fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> {
     let slot = with_params as usize;
     if query.len() <= SCANNED_MAX_LEN {
@@ -61,7 +61,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
         }
     }
     let template = scan_or_raise(py, query, with_params)?;
-    let effects = classify(&template.shape, query);
+    let effects = effects(&template.shape, query);
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
             let mut c = c.borrow_mut();

@@ -6,6 +6,7 @@
 use crate::session::ConnCore;
 use crate::errors;
 use crate::runtime;
+use crate::sql::classify;
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt};
 use pyo3::prelude::*;
@@ -13,8 +14,9 @@ use pyo3::types::{PyBytes, PyString};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-#[pyclass(module = "django_rustpg._native")]
-pub struct Copy {
+/// psycopg's `Copy` object (Python name kept for psycopg compatibility).
+#[pyclass(module = "django_rustpg._native", name = "Copy")]
+pub struct CopyOp {
     core: Arc<ConnCore>,
     sql: String,
     to_client: bool,
@@ -24,11 +26,10 @@ pub struct Copy {
     rowcount: i64,
 }
 
-impl Copy {
+impl CopyOp {
     pub fn new(core: Arc<ConnCore>, sql: String) -> Self {
-        let upper = sql.to_ascii_uppercase();
-        let to_client = upper.contains("TO STDOUT");
-        Copy { core, sql, to_client, outgoing: Vec::new(), incoming: VecDeque::new(), rowcount: -1 }
+        let to_client = classify::copy_to_client(&sql);
+        CopyOp { core, sql, to_client, outgoing: Vec::new(), incoming: VecDeque::new(), rowcount: -1 }
     }
 }
 
@@ -59,7 +60,7 @@ fn push_text_row(out: &mut Vec<u8>, row: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 #[pymethods]
-impl Copy {
+impl CopyOp {
     fn __enter__(mut slf: PyRefMut<'_, Self>) -> PyResult<PyRefMut<'_, Self>> {
         if slf.to_client {
             let py = slf.py();

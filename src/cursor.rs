@@ -6,6 +6,7 @@ use crate::errors;
 use crate::row::{col_infos, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_EVERY};
 use crate::runtime;
 use crate::session::{ConnCore, Connection, TxStatus};
+use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
 use postgres_types::Type;
@@ -137,7 +138,7 @@ impl Cursor {
                 sql: format!("DECLARE {}{scroll} CURSOR{hold} FOR {}", quote_identifier(&named.name), q.sql),
                 params: q.params.clone(),
                 shape: q.shape.clone(),
-                effects: crate::sql::classify::Effects { tx: crate::sql::classify::TxEffect::None, dirties_session: named.withhold, database_ddl: false, unpoolable: false, changes_schema: false },
+                effects: classify::Effects { dirties_session: named.withhold, ..classify::Effects::NONE },
             };
             self.core.run(py, &declare)?;
             named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
@@ -154,7 +155,7 @@ impl Cursor {
         }
         let outcome = self.core.run(py, &q)?;
         let n = outcome.rows.len();
-        let returns_rows = !outcome.rows.is_empty() || may_return_rows(&q);
+        let returns_rows = !outcome.rows.is_empty() || classify::may_return_rows(&q.shape, &q.sql);
         self.absorb_rows(outcome.rows, &outcome.formats);
         self.rowcount = match outcome.rows_affected {
             Some(a) if n == 0 => a as i64,
@@ -289,12 +290,6 @@ impl Cursor {
     }
 }
 
-fn may_return_rows(q: &BoundQuery) -> bool {
-    match q.shape.keywords.first().map(String::as_str) {
-        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "FETCH" | "EXPLAIN" | "MOVE") => true,
-        _ => q.sql.to_ascii_uppercase().contains("RETURNING"),
-    }
-}
 
 
 
@@ -408,7 +403,7 @@ impl Cursor {
 
     /// Up to `size` rows (all when None) built by a materialization plan.
     #[pyo3(signature = (plan, size=None))]
-    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::Plan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
         let mut rows = self.take(py, size)?;
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
@@ -502,11 +497,11 @@ impl Cursor {
 
     /// `with cursor.copy("COPY t FROM STDIN") as copy: copy.write_row(...)`.
     #[pyo3(signature = (statement, params=None))]
-    fn copy(&self, py: Python<'_>, statement: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<crate::copy::Copy> {
+    fn copy(&self, py: Python<'_>, statement: &Bound<'_, PyAny>, params: Option<&Bound<'_, PyAny>>) -> PyResult<crate::copy::CopyOp> {
         self.check_open(py)?;
         let text = bind::query_text(py, statement)?;
         let sql = bind::mogrify(py, &text, params, self.core.hstore_oid())?;
-        Ok(crate::copy::Copy::new(self.core.clone(), sql))
+        Ok(crate::copy::CopyOp::new(self.core.clone(), sql))
     }
 
     #[pyo3(signature = (query, params=None))]

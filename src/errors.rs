@@ -263,21 +263,6 @@ fn line_pointer(query: &str, position: usize) -> Option<String> {
     Some(format!("{prefix}{line}\n{}^", " ".repeat(caret_col)))
 }
 
-/// Turns a Rust panic inside a driver call into a Python exception instead of an abort.
-pub fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(new_err(py, Kind::Internal, format!("internal driver error (please report): {msg}")))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::line_pointer;

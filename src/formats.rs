@@ -8,7 +8,7 @@
 //! actually sent); "no binary output function" forgets it and the caller retries.
 
 use crate::pool::ConnectSpec;
-use crate::sql::fingerprint::{FxHasher, FxMap};
+use crate::fxhash::{FxHasher, FxMap};
 use crate::types::decode::Decoder;
 use parking_lot::Mutex;
 use std::hash::{Hash, Hasher};

@@ -1,8 +1,9 @@
 //! django_rustpg's native core: a PostgreSQL driver (pool, binding, binary decoding) with a
 //! PEP 249 surface for Django, plus the SQL tools the backend builds on.
 //!
-//! Layers point one way: `connection`/`cursor` (PyO3) → `bind`/`types` → `pool`/`runtime`
-//! → `codec`/`sql` (pure Rust, no Python).
+//! Layers point one way (`tests/test_layering.py` checks there is no circle):
+//! `connection`/`cursor`/`copy`/`materialize`/`nplusone` (PyO3) → `session`/`connect_params`/`row`
+//! → `bind`/`types`/`errors` → `pool`/`runtime` → `codec`/`sql` (pure Rust, no Python).
 
 pub mod bind;
 pub mod cancel;
@@ -13,6 +14,7 @@ pub mod copy;
 pub mod cursor;
 pub mod errors;
 pub mod formats;
+pub mod fxhash;
 pub mod hosts;
 pub mod nplusone;
 pub mod materialize;
@@ -35,8 +37,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::ConnectionInfo>()?;
     m.add_class::<connection::Notifies>()?;
     m.add_class::<cursor::Cursor>()?;
-    m.add_class::<materialize::Plan>()?;
-    m.add_class::<copy::Copy>()?;
+    m.add_class::<materialize::MaterializePlan>()?;
+    m.add_class::<copy::CopyOp>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_pool, m)?)?;
@@ -48,6 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nplusone::fingerprint_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::analyze_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::capture_origin, m)?)?;
+    nplusone::add_flags(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -2,12 +2,13 @@
 //! flat values, dicts, or model instances (with select_related chains and annotations).
 //!
 //! The Python side (`django_rustpg/materialize.py`) reads Django's compiler once per query
-//! and hands over a `Plan`; per row, this code decodes each column once, applies Django's
+//! and hands over a `MaterializePlan`; per row, this code decodes each column once, applies Django's
 //! converters in Django's order, and fills the target objects directly.
 
 use crate::row::raw_value;
 use crate::types::decode::generic_setattr;
 use crate::types::decode::{DecodeCtx, Decoder};
+use crate::types::json;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use tokio_postgres::Row;
@@ -50,7 +51,7 @@ enum Target {
 }
 
 #[pyclass(module = "django_rustpg._native", frozen)]
-pub struct Plan {
+pub struct MaterializePlan {
     /// Columns decoded per row (the select list; extra ordering columns are skipped).
     width: usize,
     converters: Vec<ColumnConverters>,
@@ -108,7 +109,7 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyDict>) -> PyResult<ModelPlan> 
 }
 
 #[pymethods]
-impl Plan {
+impl MaterializePlan {
     /// kind: "tuples" (order: optional column order), "flat", "dicts" (names), "models" (model).
     #[new]
     #[pyo3(signature = (kind, width, converters, connection, order=None, names=None, model=None))]
@@ -142,11 +143,11 @@ impl Plan {
                 *slot = true;
             }
         }
-        Ok(Plan { width, converters, json_columns, connection, target })
+        Ok(MaterializePlan { width, converters, json_columns, connection, target })
     }
 }
 
-impl Plan {
+impl MaterializePlan {
     pub fn materialize(&self, ctx: &DecodeCtx<'_>, decoders: &[Decoder], rows: &[Row]) -> PyResult<Vec<PyObject>> {
         let py = ctx.py;
         let width = self.width.min(decoders.len());
@@ -174,7 +175,7 @@ impl Plan {
                     let raw = raw_value(row, conv.column);
                     let parsed = match raw {
                         None => Some(py.None()),
-                        Some(r) => r.strip_prefix(&[1u8]).and_then(|text| crate::types::json::loads(py, text)),
+                        Some(r) => json::jsonb_text(r).and_then(|text| json::loads(py, text)),
                     };
                     match parsed {
                         Some(value) => {

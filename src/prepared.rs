@@ -22,7 +22,7 @@ pub struct StatementCache {
 }
 
 /// What to run a statement with.
-pub enum Plan {
+pub enum Route {
     /// The unnamed statement (parsed and planned by the server every time).
     Unnamed,
     /// Prepare it now (one extra round trip), then run it by name.
@@ -32,12 +32,12 @@ pub enum Plan {
 }
 
 impl StatementCache {
-    pub fn plan(&mut self, sql: &str, oids: &[u32], threshold: u32) -> Plan {
+    pub fn route(&mut self, sql: &str, oids: &[u32], threshold: u32) -> Route {
         self.clock += 1;
         let key = (sql.to_owned(), oids.to_vec());
         if let Some((stmt, used)) = self.prepared.get_mut(&key) {
             *used = self.clock;
-            return Plan::Prepared(stmt.clone());
+            return Route::Prepared(stmt.clone());
         }
         if self.counts.len() >= MAX_COUNTED && !self.counts.contains_key(&key) {
             self.counts.clear();
@@ -45,9 +45,9 @@ impl StatementCache {
         let seen = self.counts.entry(key).or_insert(0);
         *seen += 1;
         if *seen > threshold {
-            Plan::Prepare
+            Route::Prepare
         } else {
-            Plan::Unnamed
+            Route::Unnamed
         }
     }
 
@@ -87,10 +87,10 @@ mod tests {
     #[test]
     fn counts_up_to_the_threshold() {
         let mut c = StatementCache::default();
-        assert!(matches!(c.plan("SELECT 1", &[], 2), Plan::Unnamed));
-        assert!(matches!(c.plan("SELECT 1", &[], 2), Plan::Unnamed));
-        assert!(matches!(c.plan("SELECT 1", &[], 2), Plan::Prepare));
-        assert!(matches!(c.plan("SELECT 1", &[23], 0), Plan::Prepare)); // other types: other key
+        assert!(matches!(c.route("SELECT 1", &[], 2), Route::Unnamed));
+        assert!(matches!(c.route("SELECT 1", &[], 2), Route::Unnamed));
+        assert!(matches!(c.route("SELECT 1", &[], 2), Route::Prepare));
+        assert!(matches!(c.route("SELECT 1", &[23], 0), Route::Prepare)); // other types: other key
         assert!(c.is_empty());
     }
 }

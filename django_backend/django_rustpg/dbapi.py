@@ -25,7 +25,7 @@ from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, close_
 try:  # Code written for psycopg_pool catches its PoolTimeout: be one when it is installed.
     from psycopg_pool import PoolTimeout as _PoolTimeoutBase
 except ImportError:
-    _PoolTimeoutBase = OperationalError
+    _PoolTimeoutBase = OperationalError  # type: ignore[assignment,misc]
 
 
 class PoolTimeout(_PoolTimeoutBase):

@@ -400,7 +400,7 @@ def _model_rows(iterable, connection, db):
     ):
         rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:
-        plan = _native.Plan(
+        plan = _native.MaterializePlan(
             "models",
             compiler.col_count,
             converters,
@@ -428,7 +428,7 @@ def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
     init signals, composite keys, or fetch modes that track peers."""
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     converters = _all_converters(compiler, fields)
-    rows = _rows(cursor, _native.Plan("tuples", _column_width(compiler), converters, connection), iterable)
+    rows = _rows(cursor, _native.MaterializePlan("tuples", _column_width(compiler), converters, connection), iterable)
     if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
         rows = compiler.composite_fields_to_tuples(rows, fields)
     klass_info = compiler.klass_info
@@ -505,7 +505,7 @@ def _value_rows(iterable, connection, db, kind):
     if converters is None:
         # Composite fields: Django's row post-processing, on natively decoded tuples.
         fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-        plan = _native.Plan("tuples", _column_width(compiler), _all_converters(compiler, fields), connection)
+        plan = _native.MaterializePlan("tuples", _column_width(compiler), _all_converters(compiler, fields), connection)
         rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable), fields)
         if kind == "dicts":
             return ({n: row[i] for i, n in enumerate(names)} for row in rows)
@@ -513,7 +513,7 @@ def _value_rows(iterable, connection, db, kind):
             return (row[0] for row in rows)
         return map(tuple, rows)
     order = _values_list_order(queryset) if kind == "tuples" else None
-    plan = _native.Plan(kind, compiler.col_count, converters, connection, order=order, names=names)
+    plan = _native.MaterializePlan(kind, compiler.col_count, converters, connection, order=order, names=names)
     return _rows(cursor, plan, iterable)
 
 

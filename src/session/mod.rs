@@ -176,8 +176,7 @@ impl ConnCore {
         sql: &str,
     ) -> PyResult<T> {
         let session = self.session(py)?;
-        let effects =
-            Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false, changes_schema: false };
+        let effects = Effects::NONE;
         if let Some(begin) = self.begin_for(effects) {
             if let Err(e) = runtime::block_on(py, async { session.client.batch_execute(&begin).await }) {
                 self.after(effects, false);

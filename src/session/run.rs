@@ -140,12 +140,12 @@ impl ConnCore {
             let sql = q.sql.as_str();
             let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
             let preparing = self.prepare_threshold.filter(|_| !q.effects.unpoolable && !self.pool.stats.prepared_off.load(Ordering::Relaxed));
-            let plan = match preparing {
-                Some(threshold) => session.shared.statements.lock().plan(sql, &oids, threshold),
-                None => prepared::Plan::Unnamed,
+            let route = match preparing {
+                Some(threshold) => session.shared.statements.lock().route(sql, &oids, threshold),
+                None => prepared::Route::Unnamed,
             };
-            let was_prepared = matches!(plan, prepared::Plan::Prepared(_));
-            let named = !matches!(plan, prepared::Plan::Unnamed);
+            let was_prepared = matches!(route, prepared::Route::Prepared(_));
+            let named = !matches!(route, prepared::Route::Unnamed);
             let outside_transaction = begin.is_none() && self.state.lock().status == TxStatus::Idle;
             let db = formats::database_key(&self.spec);
             let hinted = formats_hint.is_some();
@@ -158,20 +158,20 @@ impl ConnCore {
                 },
                 (None, classify::Rows::Varying) => Want::Describe(None),
             };
-            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, plan, begin.as_deref(), want.clone()));
+            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, route, begin.as_deref(), want.clone()));
             match result {
                 // Another session's DDL changed this prepared statement's row type. Outside
                 // a transaction the failed run had no effect: prepare it again and retry.
                 Err(e) if was_prepared && outside_transaction && is_stale_plan(&e) => {
                     session.shared.statements.lock().forget(sql, &oids);
-                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Prepare, None, want))
+                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Prepare, None, want))
                 }
                 // A cached format asked binary of a type that has none (its column's type
                 // changed): the run failed before doing anything; outside a transaction, describe again.
                 Err(e) if formats::is_binary_refused(&e) => {
                     formats::forget(db, sql, &oids);
                     if outside_transaction && matches!(want, Want::Known(_)) && !hinted {
-                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Unnamed, None, Want::Describe(Some(db))))
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, Want::Describe(Some(db))))
                     } else {
                         Err(e)
                     }
@@ -192,7 +192,7 @@ impl ConnCore {
                     self.prepared_statements_lost(py);
                     session.shared.statements.lock().clear();
                     if outside_transaction {
-                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Plan::Unnamed, None, want))
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, want))
                     } else {
                         Err(e)
                     }
@@ -230,26 +230,26 @@ enum Want {
 }
 
 /// One single-statement round trip (two when the statement must be described first):
-/// unnamed, or by a prepared statement (prepared first when `plan` says so), with `BEGIN`
+/// unnamed, or by a prepared statement (prepared first when `route` says so), with `BEGIN`
 /// pipelined in front when given.
 async fn run_single(
     session: &PooledSession,
     sql: &str,
     params: &[(crate::bind::Wire<'_>, Type)],
     oids: &[u32],
-    plan: prepared::Plan,
+    route: prepared::Route,
     begin: Option<&str>,
     want: Want,
 ) -> Result<Outcome, tokio_postgres::Error> {
     let client = &session.client;
     let query = async {
         let types = || params.iter().map(|(_, t)| t.clone()).collect::<Vec<Type>>();
-        let statement = match plan {
-            prepared::Plan::Unnamed => None,
-            prepared::Plan::Prepared(statement) => Some(statement),
+        let statement = match route {
+            prepared::Route::Unnamed => None,
+            prepared::Route::Prepared(statement) => Some(statement),
             // A statement that cannot be prepared (a syntax error, an aborted transaction)
             // runs unnamed below and fails there with its own error; a later run tries again.
-            prepared::Plan::Prepare => {
+            prepared::Route::Prepare => {
                 let statement = client.prepare_typed(sql, &types()).await.ok();
                 if let Some(statement) = &statement {
                     session.shared.statements.lock().insert(sql, oids, statement.clone());

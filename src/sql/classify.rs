@@ -1,10 +1,14 @@
-//! What a statement does to the session, read off its leading keywords.
-//!
-//! The pool uses this to know when a connection needs `DISCARD ALL` before reuse, and the
-//! connection uses it to follow the transaction status (tokio-postgres keeps the
-//! ReadyForQuery status byte to itself).
+//! What kind of statement this is: the one place that decides. Read off the leading
+//! keywords (or the parsed AST, for the N+1 detector's kind):
+//! - its session effects: the session tracks the transaction status with them
+//!   (tokio-postgres keeps the ReadyForQuery status byte to itself) and resets or closes a
+//!   session that a statement left dirty before the pool hands it out again;
+//! - whether it returns rows, and whether their columns depend only on its text;
+//! - the direction of a COPY;
+//! - its kind (read, write, DDL, ...) for the N+1 detector.
 
 use super::placeholders::Shape;
+use sqlparser::ast::Statement;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxEffect {
@@ -32,7 +36,14 @@ pub struct Effects {
     pub changes_schema: bool,
 }
 
-pub fn classify(shape: &Shape, text_lower_hint: &str) -> Effects {
+impl Effects {
+    /// What a statement that leaves the session as it was does.
+    pub const NONE: Effects =
+        Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false, changes_schema: false };
+}
+
+/// The session effects of a statement (`text_lower_hint`: its text, any case).
+pub fn effects(shape: &Shape, text_lower_hint: &str) -> Effects {
     let kw = |i: usize| shape.keywords.get(i).map(String::as_str).unwrap_or("");
     let tx = match kw(0) {
         "BEGIN" | "START" => TxEffect::Begin,
@@ -104,7 +115,7 @@ mod tests {
     use crate::sql::placeholders::scan;
 
     fn fx(sql: &str) -> Effects {
-        classify(&scan(sql, false).unwrap().shape, sql)
+        effects(&scan(sql, false).unwrap().shape, sql)
     }
 
     #[test]
@@ -181,6 +192,19 @@ pub fn result_rows(shape: &Shape, sql: &str) -> Rows {
     }
 }
 
+/// Whether an empty result still has columns to describe (`cursor.description`).
+pub fn may_return_rows(shape: &Shape, sql: &str) -> bool {
+    match shape.keywords.first().map(String::as_str) {
+        Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "FETCH" | "EXPLAIN" | "MOVE") => true,
+        _ => contains_ignore_ascii_case(sql, "returning"),
+    }
+}
+
+/// `COPY ... TO STDOUT` sends data to the client; anything else (`FROM STDIN`) takes it.
+pub fn copy_to_client(sql: &str) -> bool {
+    contains_ignore_ascii_case(sql, "to stdout")
+}
+
 fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
@@ -208,4 +232,138 @@ mod result_rows_tests {
         assert_eq!(rows("EXECUTE p(1)"), Rows::Varying);
         assert_eq!(rows("CALL proc(1)"), Rows::Varying);
     }
+
+    #[test]
+    fn which_empty_results_have_columns() {
+        let may = |sql: &str| may_return_rows(&scan(sql, false).unwrap().shape, sql);
+        assert!(may("SELECT 1 WHERE false") && may("MOVE 1 FROM c") && may("FETCH 1 FROM c"));
+        assert!(may("delete from t returning id") && may("INSERT INTO t VALUES (1) RETURNING *"));
+        assert!(!may("INSERT INTO t VALUES (1)") && !may("EXECUTE p(1)") && !may("CREATE TABLE t (a int)"));
+    }
+
+    #[test]
+    fn copy_directions() {
+        assert!(copy_to_client("COPY t TO STDOUT"));
+        assert!(copy_to_client("copy (select 1) to stdout with (format csv)"));
+        assert!(!copy_to_client("COPY t FROM STDIN"));
+    }
 }
+
+/// What a statement does, as far as the detector cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    /// BEGIN / COMMIT / ROLLBACK.
+    Transaction,
+    /// SAVEPOINT / RELEASE / ROLLBACK TO.
+    Savepoint,
+    /// DECLARE / FETCH / CLOSE / MOVE.
+    Cursor,
+    Ddl,
+    /// SET / SHOW / EXPLAIN / LOCK / TRUNCATE / COPY / ...
+    Utility,
+    Other,
+}
+
+impl StatementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementKind::Select => "select",
+            StatementKind::Insert => "insert",
+            StatementKind::Update => "update",
+            StatementKind::Delete => "delete",
+            StatementKind::Transaction => "transaction",
+            StatementKind::Savepoint => "savepoint",
+            StatementKind::Cursor => "cursor",
+            StatementKind::Ddl => "ddl",
+            StatementKind::Utility => "utility",
+            StatementKind::Other => "other",
+        }
+    }
+}
+
+/// The N+1 detector's kind of a parsed statement.
+pub fn kind_of_statement(s: &Statement) -> StatementKind {
+    match s {
+        Statement::Query(_) => StatementKind::Select,
+        Statement::Insert(_) => StatementKind::Insert,
+        Statement::Update { .. } => StatementKind::Update,
+        Statement::Delete(_) => StatementKind::Delete,
+        Statement::StartTransaction { .. } | Statement::Commit { .. } => StatementKind::Transaction,
+        Statement::Rollback { savepoint: None, .. } => StatementKind::Transaction,
+        Statement::Rollback { .. } | Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
+            StatementKind::Savepoint
+        }
+        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => StatementKind::Cursor,
+        Statement::CreateTable(_)
+        | Statement::CreateIndex(_)
+        | Statement::CreateView { .. }
+        | Statement::CreateSequence { .. }
+        | Statement::CreateExtension { .. }
+        | Statement::CreateSchema { .. }
+        | Statement::CreateFunction(_)
+        | Statement::CreateType { .. }
+        | Statement::CreateDatabase { .. }
+        | Statement::AlterTable { .. }
+        | Statement::AlterIndex { .. }
+        | Statement::AlterView { .. }
+        | Statement::Drop { .. }
+        | Statement::DropFunction { .. }
+        | Statement::DropExtension { .. }
+        | Statement::Comment { .. } => StatementKind::Ddl,
+        Statement::Set(_)
+        | Statement::ShowVariable { .. }
+        | Statement::Explain { .. }
+        | Statement::Truncate { .. }
+        | Statement::Copy { .. }
+        | Statement::LISTEN { .. }
+        | Statement::NOTIFY { .. }
+        | Statement::Analyze { .. }
+        | Statement::Prepare { .. }
+        | Statement::Execute { .. }
+        | Statement::Deallocate { .. } => StatementKind::Utility,
+        _ => StatementKind::Other,
+    }
+}
+
+/// For texts that did not parse: the kind from the leading keyword(s).
+pub fn kind_from_text(normalized: &str) -> StatementKind {
+    let mut words = normalized.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or("");
+    let second = words.next().unwrap_or("");
+    match first {
+        "select" | "with" | "values" | "table" => StatementKind::Select,
+        "insert" => StatementKind::Insert,
+        "update" => StatementKind::Update,
+        "delete" => StatementKind::Delete,
+        "begin" | "start" | "commit" | "end" | "abort" => StatementKind::Transaction,
+        "rollback" if second == "to" => StatementKind::Savepoint,
+        "rollback" => StatementKind::Transaction,
+        "savepoint" | "release" => StatementKind::Savepoint,
+        "declare" | "fetch" | "close" | "move" => StatementKind::Cursor,
+        "create" | "alter" | "drop" | "comment" => StatementKind::Ddl,
+        "set" | "show" | "explain" | "lock" | "truncate" | "copy" | "listen" | "notify" | "unlisten" | "vacuum"
+        | "analyze" | "reset" | "discard" | "prepare" | "execute" | "deallocate" => StatementKind::Utility,
+        _ => StatementKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_text() {
+        assert_eq!(kind_from_text("select ?"), StatementKind::Select);
+        assert_eq!(kind_from_text("with x as (select ?) select * from x"), StatementKind::Select);
+        assert_eq!(kind_from_text("rollback to savepoint s"), StatementKind::Savepoint);
+        assert_eq!(kind_from_text("rollback"), StatementKind::Transaction);
+        assert_eq!(kind_from_text("move ? from c"), StatementKind::Cursor);
+        assert_eq!(kind_from_text("vacuum t"), StatementKind::Utility);
+        assert_eq!(kind_from_text("frobnicate"), StatementKind::Other);
+    }
+}
+

@@ -218,9 +218,9 @@ impl<'py> DecodeCtx<'py> {
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
-                match raw.split_first() {
-                    Some((1, text)) => str_from_utf8(py, text)?,
-                    _ => return Err(errors::data(py, "unsupported jsonb binary format version")),
+                match super::json::jsonb_text(raw) {
+                    Some(text) => str_from_utf8(py, text)?,
+                    None => return Err(errors::data(py, "unsupported jsonb binary format version")),
                 }
             }
             Decoder::Json => match super::json::loads(py, raw) {

@@ -9,6 +9,14 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
+/// The JSON text of a binary jsonb value: after its version byte (1; None for another).
+pub fn jsonb_text(raw: &[u8]) -> Option<&[u8]> {
+    match raw.split_first() {
+        Some((1, text)) => Some(text),
+        _ => None,
+    }
+}
+
 pub fn loads(py: Python<'_>, text: &[u8]) -> Option<PyObject> {
     if !integers_fit_i64(text) {
         return None;

@@ -320,7 +320,7 @@ def _create_data():
 
 # --------------------------------------------------------------------------- plan spy
 class PlanSpy:
-    """Stands in for ``_native.Plan``: records (kind, alias) of each Plan, builds the real one."""
+    """Stands in for ``_native.MaterializePlan``: records (kind, alias) of each Plan, builds the real one."""
 
     def __init__(self, real):
         self.real = real
@@ -344,8 +344,8 @@ def plan_spy(monkeypatch):
         return
     from django_rustpg import _native, materialize
 
-    spy = PlanSpy(_native.Plan)
-    monkeypatch.setattr(materialize._native, "Plan", spy)
+    spy = PlanSpy(_native.MaterializePlan)
+    monkeypatch.setattr(materialize._native, "MaterializePlan", spy)
     executed = []
     real_execute = materialize._execute
 

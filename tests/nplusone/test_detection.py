@@ -339,14 +339,14 @@ def test_rows_of_a_server_side_cursor_confirm_the_loop_over_them(data):
 
 
 def test_write_groups_without_captured_frames_still_build_a_finding():
-    from django_rustpg.nplusone import _findings, _runtime as rt
+    from django_rustpg.nplusone import _findings, _markers as rt
 
     code = test_write_groups_without_captured_frames_still_build_a_finding.__code__
     group = {
-        "id": 0, "kind": "update", "markers": rt.OPERATION | rt.M_SAVE, "ctx": None, "count": 3, "calls": 3,
+        "id": 0, "kind": "update", "markers": rt.OPERATION | rt.M_SAVE, "ctx": None, "count": 3, "calls": 3, "reached": True,
         "distinct": 3, "total_ms": 1.0, "first_seq": 1, "frames": [(code, code.co_firstlineno)], "sources": [],
         "tables": ["shop_book"], "filters": [["shop_book", "id", False]], "sql": 'UPDATE "shop_book" SET "price" = $1 WHERE "shop_book"."id" = $2',
         "fingerprint": "0" * 16, "normalized": "",
     }
-    (f,) = _findings.build({"groups": [group], "duplicates": []}, threshold=2)
+    (f,) = _findings.build({"groups": [group], "duplicates": []})
     assert (f.operation, f.fix, f.relation) == ("save", 'bulk_update([...], ["price"])', None)

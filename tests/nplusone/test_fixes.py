@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_rustpg import nplusone
-from django_rustpg.nplusone import _fixes
+from django_rustpg.nplusone import fix_check
 from shop import fix_cases, scenarios
 from shop.models import Author, Book, Review
 
@@ -73,7 +73,7 @@ def test_prefetch_path_is_never_doubled(data):
 # ---------------------------------------------------------------------------- the validator itself
 
 def check(text, root, **kw):
-    return _fixes.validate(_fixes.Fix(text=text, root=root, **kw))
+    return fix_check.validate(fix_check.Fix(text=text, root=root, **kw))
 
 
 def test_validator_rejects_a_path_from_the_wrong_model():

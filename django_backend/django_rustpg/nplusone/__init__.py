@@ -40,7 +40,7 @@ import sys
 import time
 
 from .. import _native
-from . import _runtime
+from . import _markers
 from ._findings import Finding
 from . import settings as _settings
 
@@ -139,11 +139,11 @@ class scope:
     # -- context manager
     def __enter__(self) -> Report:
         _settings.load()  # a bad DJANGO_RUSTPG_NPLUSONE raises ImproperlyConfigured here
-        _runtime.install()
+        _markers.install()
         native = _native.NPlusOneScope()
         report, self._report = (self._report or Report(self.name)), None
-        parent = _runtime.pyscope_var.get()
-        tokens = (_runtime.scope_var.set(native), _runtime.pyscope_var.set(report), _runtime.origin_var.set(None))
+        parent = _markers.pyscope_var.get()
+        tokens = (_markers.scope_var.set(native), _markers.pyscope_var.set(report), _markers.origin_var.set(None))
         self._stack.append((native, report, parent, tokens, time.perf_counter()))
         # The stack walk stops at the frame that opened the scope: the frames beyond it
         # are the same for every statement of the scope.
@@ -168,7 +168,7 @@ class scope:
 
             _eager.stop(eager[1])
         native.set_anchor(None)
-        for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
+        for var, token in zip((_markers.scope_var, _markers.pyscope_var, _markers.origin_var), tokens):
             try:
                 var.reset(token)
             except ValueError:  # exited in another context (e.g. a Celery signal): best effort
@@ -181,7 +181,7 @@ class scope:
         duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
         try:
             export = native.export(threshold)
-            found = _findings_build(export, threshold, duplicates, cfg, self.name, self._test_file)
+            found = _findings_build(export, duplicates, cfg, self.name, self._test_file)
             report.findings = [f for f in found if not f.framework]
             # (after those of nested scopes, adopted while this one ran)
             report.framework_findings = [f for f in found if f.framework] + report.framework_findings
@@ -215,10 +215,10 @@ class scope:
         return False
 
 
-def _findings_build(export, threshold, duplicates, cfg, name, test_file=None):
+def _findings_build(export, duplicates, cfg, name, test_file=None):
     from ._findings import build
 
-    return build(export, threshold=threshold, duplicates=duplicates, rules=cfg.ignore, scope_name=name,
+    return build(export, duplicates=duplicates, rules=cfg.ignore, scope_name=name,
                  test_file=test_file)
 
 
@@ -229,12 +229,12 @@ class ignore:
         self._tokens = []
 
     def __enter__(self):
-        self._tokens.append((_runtime.scope_var.set(None), _runtime.pyscope_var.set(None), _runtime.origin_var.set(None)))
+        self._tokens.append((_markers.scope_var.set(None), _markers.pyscope_var.set(None), _markers.origin_var.set(None)))
         return self
 
     def __exit__(self, *exc):
         tokens = self._tokens.pop()
-        for var, token in zip((_runtime.scope_var, _runtime.pyscope_var, _runtime.origin_var), tokens):
+        for var, token in zip((_markers.scope_var, _markers.pyscope_var, _markers.origin_var), tokens):
             try:
                 var.reset(token)
             except ValueError:
@@ -266,11 +266,11 @@ def normalize(sql: str) -> str:
     return _native.fingerprint_sql(sql)[1]
 
 
-def analyze(sql: str) -> dict:
+def analyze(sql: str) -> _native.AnalyzedSql:
     """What the parser saw: kind, tables, filters, count_only, method, fingerprint."""
     return _native.analyze_sql(sql)
 
 
 def current_report():
     """The report of the innermost open scope of this context, or None."""
-    return _runtime.pyscope_var.get()
+    return _markers.pyscope_var.get()

@@ -18,7 +18,7 @@ import contextvars
 import sys
 import threading
 
-from . import _runtime as rt
+from . import _markers as rt
 
 _trackers: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplusone_eager", default=())
 _active = 0  # open tracking scopes in the process (a cheap first test for the hooks)
@@ -164,14 +164,14 @@ def install():
 def findings(tracker, *, min_rows=0, scope_name=None) -> list:
     """One ``unused_eager_load`` finding per (call site, model, path) none of whose
     related objects was read in the scope."""
-    from . import _fixes
+    from . import fix_check
     from ._findings import Finding, frame_function, frame_text
 
     out = []
     for (frames, model, path, call), (count, rows) in tracker.requests.items():
         if rows <= 0 or rows < min_rows:
             continue
-        hops = _fixes.resolve_path(model, path)
+        hops = fix_check.resolve_path(model, path)
         if isinstance(hops, str):
             continue
         owner, unused = model, None
@@ -198,10 +198,10 @@ def findings(tracker, *, min_rows=0, scope_name=None) -> list:
             scope=scope_name, distinct_params=0,
         )
         f.framework = not frames
-        f.eager_path = path
-        f.eager_call = call
-        f.eager_rows = rows
-        f._frames = list(frames)
+        f.eager_path = path  # type: ignore[attr-defined]
+        f.eager_call = call  # type: ignore[attr-defined]
+        f.eager_rows = rows  # type: ignore[attr-defined]
+        f._frames = list(frames)  # type: ignore[attr-defined]
         out.append(f)
     return out
 

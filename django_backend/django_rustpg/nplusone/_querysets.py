@@ -53,7 +53,7 @@ def describe(qs, *, plain=False) -> dict | None:
 
 
 def describe_prefetch(qs) -> dict:
-    return describe(qs, plain=True)
+    return describe(qs, plain=True)  # type: ignore[return-value]
 
 
 def describe_aggregates(kwargs) -> list:

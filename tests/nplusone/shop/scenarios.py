@@ -10,7 +10,7 @@ def apply(qs, fix):
     """``qs.<fix>``, with the names a fix may use in scope."""
     if not fix:
         return qs
-    from django_rustpg.nplusone._fixes import namespace
+    from django_rustpg.nplusone.fix_check import namespace
 
     return eval(f"qs.{fix}", {**namespace(), "qs": qs})  # the names the validator evaluates fixes with
 

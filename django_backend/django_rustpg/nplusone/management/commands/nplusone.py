@@ -70,7 +70,7 @@ def run_urls(urls, threshold=None) -> list:
     for url in urls:
         with scope(f"GET {url}", mode="collect", threshold=threshold) as report:
             response = client.get(url)
-        report.status = response.status_code
+        report.status = response.status_code  # type: ignore[attr-defined]
         out.append((f"GET {url}", report))
     return out
 
@@ -103,7 +103,7 @@ def run_tests(labels, threshold=None, runner_class=None) -> list:
             runs.append((test.id(), report))
             super().stopTest(test)
 
-    class NPlusOneRunner(Runner):
+    class NPlusOneRunner(Runner):  # type: ignore[misc,valid-type]
         def get_resultclass(self):
             return Result
 

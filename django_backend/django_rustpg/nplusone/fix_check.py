@@ -152,8 +152,8 @@ def joined_paths(sql, root, reg) -> dict:
                 continue
             name, parent_link = step
             path = ppath if parent_link else ppath + (name,)
-            by_alias[alias] = (path, pmodel if parent_link and issubclass(pmodel, child) else child)
-            paths.setdefault(path, by_alias[alias][1])
+            by_alias[alias] = (path, pmodel if parent_link and issubclass(pmodel, child) else child)  # type: ignore[assignment]
+            paths.setdefault(path, by_alias[alias][1])  # type: ignore[arg-type]
             break
     return paths
 
@@ -209,7 +209,7 @@ def validate(fix: Fix) -> Fix:
     from django.db import models
 
     ns = namespace()
-    ns["qs"] = root._default_manager.all()
+    ns["qs"] = root._default_manager.all()  # type: ignore[attr-defined]
     try:
         qs = eval(f"qs.{fix.text}", {"__builtins__": {}}, ns)  # our own text, evaluated to prove it
     except (FieldError, TypeError, ValueError, NameError, AttributeError, SyntaxError) as e:

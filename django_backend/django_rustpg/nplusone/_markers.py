@@ -1,4 +1,4 @@
-"""Glue between the driver's per-statement recorder (Rust, ``src/nplusone.rs``) and Python.
+"""Glue between the driver's per-statement recorder (Rust, ``src/nplusone/``) and Python.
 
 - two context variables: the scope statements go to, and the application frames of an
   async caller (set around ``sync_to_async``, whose worker thread has none of its own);
@@ -26,52 +26,35 @@ origin_var: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplus
 # The Python-level scope (parent of nested scopes; cleared by ignore()).
 pyscope_var: contextvars.ContextVar = contextvars.ContextVar("django_rustpg_nplusone_pyscope", default=None)
 
-APP = 1
-M_FORWARD = 1 << 1
-M_REVERSE_ONE = 1 << 2
-M_DEFERRED = 1 << 3
-M_GFK = 1 << 4
-M_GET = 1 << 5
-M_COUNT = 1 << 6
-M_EXISTS = 1 << 7
-M_PREFETCH = 1 << 8
-M_TEMPLATE = 1 << 9
-M_REFRESH = 1 << 10
-M_SAVE = 1 << 11
-M_DELETE = 1 << 12
-M_QS_UPDATE = 1 << 13
-M_QS_DELETE = 1 << 14
-M_BULK_CREATE = 1 << 15
-M_BULK_UPDATE = 1 << 16
-M_RELATED = 1 << 17  # a related manager's add/remove/set/clear/create/...
-M_VALUES = 1 << 18  # rows read by values()/values_list(): no model instances to attach relations to
-M_ITERATOR = 1 << 19  # rows read by iterator(): prefetch_related() needs chunk_size there
+# The bits are defined once, in Rust (src/nplusone/mod.rs), and read from there.
+_FLAGS = _native.NPLUSONE_FLAGS
+_BITS = _native.NPLUSONE_MARKERS
+APP = _FLAGS["app"]
+M_FORWARD = _BITS["forward"]
+M_REVERSE_ONE = _BITS["reverse_one"]
+M_DEFERRED = _BITS["deferred"]
+M_GFK = _BITS["gfk"]
+M_GET = _BITS["get"]
+M_COUNT = _BITS["count"]
+M_EXISTS = _BITS["exists"]
+M_PREFETCH = _BITS["prefetch"]
+M_TEMPLATE = _BITS["template"]
+M_REFRESH = _BITS["refresh"]
+M_SAVE = _BITS["save"]
+M_DELETE = _BITS["delete"]
+M_QS_UPDATE = _BITS["queryset_update"]
+M_QS_DELETE = _BITS["queryset_delete"]
+M_BULK_CREATE = _BITS["bulk_create"]
+M_BULK_UPDATE = _BITS["bulk_update"]
+M_RELATED = _BITS["related"]  # a related manager's add/remove/set/clear/create/...
+M_VALUES = _BITS["values"]  # rows read by values()/values_list(): no model instances to attach relations to
+M_ITERATOR = _BITS["iterator"]  # rows read by iterator(): prefetch_related() needs chunk_size there
 # A Django operation that can run several statements per call: they count as one
-# repetition of their group (see FLAG_OPERATION in src/nplusone.rs).
-OPERATION = 1 << 29
-BOUNDARY = 1 << 30  # asgiref's SyncToAsync.thread_handler (see src/nplusone.rs)
+# repetition of their group.
+OPERATION = _FLAGS["operation"]
+BOUNDARY = _FLAGS["boundary"]  # asgiref's SyncToAsync.thread_handler
 
-MARKER_NAMES = {
-    M_FORWARD: "forward",
-    M_REVERSE_ONE: "reverse_one",
-    M_DEFERRED: "deferred",
-    M_GFK: "gfk",
-    M_GET: "get",
-    M_COUNT: "count",
-    M_EXISTS: "exists",
-    M_PREFETCH: "prefetch",
-    M_TEMPLATE: "template",
-    M_REFRESH: "refresh",
-    M_SAVE: "save",
-    M_DELETE: "delete",
-    M_QS_UPDATE: "queryset_update",
-    M_QS_DELETE: "queryset_delete",
-    M_BULK_CREATE: "bulk_create",
-    M_BULK_UPDATE: "bulk_update",
-    M_RELATED: "related",
-    M_VALUES: "values",
-    M_ITERATOR: "iterator",
-}
+MARKER_NAMES = {bit: name for name, bit in _BITS.items()}
 # Bits that describe how the rows were read, not what loaded them.
 SHAPE = M_VALUES | M_ITERATOR
 
@@ -182,7 +165,7 @@ def _describe(bit, frame) -> dict | None:
             fields = loc.get("update_fields")
             info = {"kind": "save", "model": _label(type(this))}
             if fields is not None:
-                info["update_fields"] = sorted(fields)
+                info["update_fields"] = sorted(fields)  # type: ignore[assignment]
             return info
         if bit == M_DELETE:
             return {"kind": "delete", "model": _label(type(this))}
