@@ -72,6 +72,8 @@ def _figures(result, new_primary, t_promote, refused_node):
         "s without a write (last on old primary to first on new)": round(min(after) - max(before), 3)
         if after and before else None,
         "errors": dict(errors),
+        "commonest error messages": collections.Counter(
+            re.sub(r"\d+", "N", msg)[:90] for _, _, msg in result["errors"]).most_common(3),
         "writes refused by the read-only node": refused_node.log_count(READ_ONLY_REFUSAL),
     }
 
