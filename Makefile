@@ -36,9 +36,9 @@ NATIVE_SO   := $(wildcard django_backend/django_rustpg/_native$(shell $(PY) -c '
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: venv build test typecheck test-reliability test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 bench-instr pg-start pg-stop clean FORCE \
+.PHONY: venv build test typecheck test-reliability test-scaleout test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 bench-instr pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check \
-	test-pgbouncer test-scaleout
+	test-pgbouncer
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
@@ -81,8 +81,16 @@ test-rust: $(DEPS_STAMP)
 
 # tests/backend configures Django its own way: it runs in a process of its own.
 test-py: build
-	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend
+	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend --ignore=tests/scaleout
 	$(WITH_PG) $(PY) -m pytest tests/backend
+	RUSTPG_RYW_WRITES=200 $(PY) -m pytest -p no:cacheprovider $(SCALEOUT_SHORT)
+
+# A private primary + streaming standby (tests/scaleout/cluster.py): libpq multi-host
+# semantics, session failover, failover under 8 writer threads next to psycopg 3 (figures in
+# the summary), the read-replica router's read-your-writes (1,000 writes read back at once). `make test` runs SCALEOUT_SHORT (~30 s).
+SCALEOUT_SHORT := tests/scaleout/test_multihost.py tests/scaleout/test_session_failover.py tests/scaleout/test_router.py
+test-scaleout: build
+	$(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
 
 test-embedded: build
 	@if $(PY) -c 'import pgserver' 2>/dev/null; then \
@@ -121,12 +129,6 @@ test-pgbouncer: build
 	if [ -z "$$pgb" ] && [ -n "$$CI" ]; then echo "error: no PgBouncer >= 1.21 (scripts/build_pgbouncer.sh failed)" >&2; exit 1; fi; \
 	echo "PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py"; \
 	PGBOUNCER_121=$$pgb RUSTPG_RELIABILITY=full $(WITH_PG) $(PY) -m pytest tests/reliability/test_pooler.py -p no:cacheprovider -rs
-
-# A private primary + streaming standby (tests/scaleout/cluster.py): read replicas with
-# read-your-writes (1,000 writes each read back at once through the router). For make test
-# (issue13-hosts' SCALEOUT_SHORT): RUSTPG_RYW_WRITES=200 ... tests/scaleout/test_router.py.
-test-scaleout: build
-	$(PY) -m pytest tests/scaleout -p no:cacheprovider -rs
 
 # cargo-fuzz targets in tests/fuzz (see its README), FUZZ_SECONDS each. Not part of `make test`
 # or CI: open-ended, needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the

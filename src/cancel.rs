@@ -84,42 +84,37 @@ async fn open(host: &str, port: u16) -> io::Result<EofOnShutdown> {
     Ok(EofOnShutdown { socket, write_closed: false })
 }
 
-/// Sends a cancel request for `token`'s backend and waits until the server has handled it.
+/// Sends a cancel request for `token`'s backend to the server its session is on (`peer`:
+/// address dialled, host name given, port) and waits until the server has handled it.
 /// `Err` is a user-facing message.
-pub async fn cancel(token: CancelToken, spec: &ConnectSpec, tls: crate::tls::Connector) -> Result<(), String> {
-    let port: u16 = match spec.port.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => p.split(',').next().unwrap_or(p).trim().parse().map_err(|_| format!("invalid port number: \"{p}\""))?,
-        None => 5432,
-    };
-    let hosts: Vec<String> = match spec.host.as_deref().filter(|h| !h.is_empty()) {
-        Some(h) => h.split(',').map(|x| x.trim().to_string()).collect(),
-        None => vec!["/var/run/postgresql".into()],
-    };
+pub async fn cancel(
+    token: CancelToken,
+    peer: (String, Option<String>, u16),
+    spec: &ConnectSpec,
+    tls: crate::tls::Connector,
+) -> Result<(), String> {
+    let (host, hostname, port) = peer;
     let tls_required = !matches!(spec.sslmode.as_str(), "disable" | "allow" | "prefer");
-    let mut last = String::from("no host to send the cancel request to");
-    for host in hosts {
-        let attempt = async {
-            let stream = open(&host, port).await.map_err(|e| e.to_string())?;
-            if !tls_required {
-                // As libpq before 17: the cancel request goes in clear (the postmaster
-                // reads it before any authentication), so no TLS close races the
-                // server's own close.
-                return token.cancel_query_raw(stream, tokio_postgres::NoTls).await.map_err(|e| e.to_string());
-            }
-            let tls = tls.for_stream::<EofOnShutdown>(&host).map_err(|e| e.to_string())?;
-            match token.cancel_query_raw(stream, tls).await {
-                // The server closed first, after reading the request: it was handled.
-                Err(e) if closed_by_peer(&e) => Ok(()),
-                other => other.map_err(|e| e.to_string()),
-            }
-        };
-        match tokio::time::timeout(CANCEL_TIMEOUT, attempt).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => last = format!("cancel request to \"{host}\", port {port} failed: {e}"),
-            Err(_) => last = format!("cancel request to \"{host}\", port {port} timed out"),
+    let attempt = async {
+        let stream = open(&host, port).await.map_err(|e| e.to_string())?;
+        if !tls_required {
+            // As libpq before 17: the cancel request goes in clear (the postmaster
+            // reads it before any authentication), so no TLS close races the
+            // server's own close.
+            return token.cancel_query_raw(stream, tokio_postgres::NoTls).await.map_err(|e| e.to_string());
         }
+        let tls = tls.for_stream::<EofOnShutdown>(hostname.as_deref().unwrap_or(&host)).map_err(|e| e.to_string())?;
+        match token.cancel_query_raw(stream, tls).await {
+            // The server closed first, after reading the request: it was handled.
+            Err(e) if closed_by_peer(&e) => Ok(()),
+            other => other.map_err(|e| e.to_string()),
+        }
+    };
+    match tokio::time::timeout(CANCEL_TIMEOUT, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("cancel request to \"{host}\", port {port} failed: {e}")),
+        Err(_) => Err(format!("cancel request to \"{host}\", port {port} timed out")),
     }
-    Err(last)
 }
 
 fn closed_by_peer(e: &tokio_postgres::Error) -> bool {

@@ -23,12 +23,37 @@ fn secs(v: &Bound<'_, PyAny>, key: &str) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(f))
 }
 
-const KNOWN_KEYWORDS: [&str; 26] = [
+/// `kw` with the keys of its service (`service`, else PGSERVICE) added where `kw` has none.
+fn with_service<'py>(py: Python<'py>, kw: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let merged = kw.copy()?;
+    let Some(name) = opt_str(kw, "service")?.or_else(|| std::env::var("PGSERVICE").ok()) else {
+        return Ok(merged);
+    };
+    let pairs = crate::service_file::lookup(&name).map_err(|e| errors::operational(py, e))?;
+    for (key, value) in pairs {
+        if !SERVICE_FILE_KEYWORDS.contains(&key.as_str()) {
+            return Err(errors::operational(py, format!("invalid connection option \"{key}\"")));
+        }
+        if opt_str(kw, &key)?.is_none() {
+            merged.set_item(key, value)?;
+        }
+    }
+    Ok(merged)
+}
+
+/// Keys a service file may set (connection parameters, not the driver's own options).
+const SERVICE_FILE_KEYWORDS: [&str; 16] = [
+    "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
+    "connect_timeout", "hostaddr", "target_session_attrs", "load_balance_hosts", "keepalives", "keepalives_idle",
+    "sslcert",
+];
+
+const KNOWN_KEYWORDS: [&str; 27] = [
     "health_check",
     "dbname", "user", "password", "host", "port", "options", "application_name", "sslmode", "sslrootcert",
     "connect_timeout", "client_encoding", "timezone", "pool", "reset_on_return", "autocommit", "cursor_factory",
     "context", "prepare_threshold", "isolation_level", "hostaddr", "service", "target_session_attrs", "keepalives",
-    "keepalives_idle", "sslcert",
+    "keepalives_idle", "sslcert", "load_balance_hosts",
 ];
 
 pub struct ConnectRequest {
@@ -53,6 +78,7 @@ pub fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyRe
             return Err(errors::programming(py, format!("invalid connection option \"{k}\"")));
         }
     }
+    let kw = &with_service(py, kw)?;
     if let Some(enc) = opt_str(kw, "client_encoding")? {
         let norm = enc.to_ascii_lowercase().replace(['-', '_'], "");
         if norm != "utf8" && norm != "unicode" {
@@ -75,6 +101,9 @@ pub fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyRe
             None => None,
             Some(t) => Some(t.parse().map_err(|_| errors::programming(py, format!("invalid connect_timeout: {t}")))?),
         },
+        hostaddr: opt_str(kw, "hostaddr")?.or_else(|| std::env::var("PGHOSTADDR").ok()),
+        target_session_attrs: opt_str(kw, "target_session_attrs")?.or_else(|| std::env::var("PGTARGETSESSIONATTRS").ok()),
+        load_balance_hosts: opt_str(kw, "load_balance_hosts")?.or_else(|| std::env::var("PGLOADBALANCEHOSTS").ok()),
     };
     let mut pool_spec = PoolSpec::default();
     let mut reuse = true;

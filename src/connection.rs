@@ -112,9 +112,13 @@ impl Connection {
         }
         let session = self.core.session(py)?;
         let token = session.client.cancel_token();
+        let Some((addr, hostname, port)) = session.client.peer() else {
+            return Err(errors::operational(py, "the session's server address is unknown"));
+        };
+        let peer = (addr, hostname.map(str::to_string), port);
         let (_, tls) = pool::build_config(&self.core.spec).map_err(|e| errors::operational(py, e))?;
         let spec = &self.core.spec;
-        runtime::block_on(py, crate::cancel::cancel(token, spec, tls)).map_err(|e| errors::operational(py, e))
+        runtime::block_on(py, crate::cancel::cancel(token, peer, spec, tls)).map_err(|e| errors::operational(py, e))
     }
 
     #[getter]
@@ -243,6 +247,7 @@ impl Connection {
         d.set_item("wait_ms_p50", stats.wait_percentile_ms(0.5))?;
         d.set_item("wait_ms_p99", stats.wait_percentile_ms(0.99))?;
         d.set_item("discarded_dead", stats.discarded_dead.load(Ordering::Relaxed))?;
+        d.set_item("discarded_read_only", stats.discarded_read_only.load(Ordering::Relaxed))?;
         d.set_item("closed_idle", stats.idle_closed.load(Ordering::Relaxed))?;
         Ok(d.into_any().unbind())
     }
@@ -337,14 +342,25 @@ impl ConnectionInfo {
         self.core.spec.user.clone()
     }
 
+    /// The host of the list this session connected to (its name if given, else the
+    /// address), as libpq's PQhost.
     #[getter]
-    fn host(&self) -> Option<String> {
-        self.core.spec.host.clone()
+    fn host(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let session = self.core.session(py)?;
+        Ok(session.client.peer().map(|(addr, name, _)| name.map(str::to_string).unwrap_or(addr)))
+    }
+
+    /// The address dialled (hostaddr, or the address the host name resolved to).
+    #[getter]
+    fn hostaddr(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let session = self.core.session(py)?;
+        Ok(session.client.peer().map(|(addr, _, _)| addr))
     }
 
     #[getter]
-    fn port(&self) -> Option<String> {
-        self.core.spec.port.clone()
+    fn port(&self, py: Python<'_>) -> PyResult<Option<u16>> {
+        let session = self.core.session(py)?;
+        Ok(session.client.peer().map(|(_, _, port)| port))
     }
 
     #[getter]

@@ -39,9 +39,26 @@ pub struct ConnectSpec {
     pub sslmode: String,
     pub sslrootcert: Option<String>,
     pub connect_timeout: Option<u64>,
+    pub hostaddr: Option<String>,
+    pub target_session_attrs: Option<String>,
+    pub load_balance_hosts: Option<String>,
     /// Set on every new session (not a startup option, so `RESET TIMEZONE` still means
     /// the server's default) and again whenever a session is reset for reuse.
     pub timezone: Option<String>,
+}
+
+impl ConnectSpec {
+    /// Where sessions may connect (see `crate::hosts`).
+    pub fn targets(&self) -> crate::hosts::Targets<'_> {
+        crate::hosts::Targets {
+            host: self.host.as_deref(),
+            port: self.port.as_deref(),
+            hostaddr: self.hostaddr.as_deref(),
+            target_session_attrs: self.target_session_attrs.as_deref(),
+            load_balance_hosts: self.load_balance_hosts.as_deref(),
+            connect_timeout: self.connect_timeout,
+        }
+    }
 }
 
 /// The SET statements that give a fresh or reset session its baseline state.
@@ -159,6 +176,8 @@ pub struct PoolStats {
     pub overflow_checkouts: AtomicU64,
     pub timeouts: AtomicU64,
     pub discarded_dead: AtomicU64,
+    /// Sessions dropped because their server no longer had the target_session_attrs.
+    pub discarded_read_only: AtomicU64,
     pub idle_closed: AtomicU64,
     /// A session lost a prepared statement it made, or found another's name: a
     /// transaction-mode pooler is in front, so this pool stops preparing.
@@ -190,6 +209,22 @@ impl PoolStats {
     }
 }
 
+/// False when the server reported (ParameterStatus, PostgreSQL 14+) a state that
+/// `target` refuses: a standby promoted under `standby`, a server turned read-only under
+/// `read-write`. Unknown (older servers) counts as admitted.
+/// `own_settings`: the session changed its own settings, so only `in_hot_standby` counts.
+pub fn admits_target(session: &Session, target: tokio_postgres::config::TargetSessionAttrs, own_settings: bool) -> bool {
+    use tokio_postgres::config::TargetSessionAttrs::{Any, PreferStandby};
+    if matches!(target, Any | PreferStandby) {
+        return true;
+    }
+    let on = |name| session.shared.parameter(name).map(|v| v == "on");
+    match (on("in_hot_standby"), on("default_transaction_read_only")) {
+        (Some(hot_standby), Some(read_only)) => target.admits(hot_standby, read_only && !own_settings),
+        _ => true,
+    }
+}
+
 /// True once the server side of the session is gone (its connection task has ended).
 pub fn is_gone(session: &Session) -> bool {
     session.client.is_closed() || session.shared.ended.load(Ordering::Acquire)
@@ -218,8 +253,16 @@ fn idle_socket_has_news(session: &Session) -> bool {
 /// Unread notifications kept per session; beyond this the oldest are kept, newer dropped.
 const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
 
-const REMEMBERED_PARAMS: [&str; 6] =
-    ["TimeZone", "server_version", "server_encoding", "client_encoding", "integer_datetimes", "standard_conforming_strings"];
+const REMEMBERED_PARAMS: [&str; 8] = [
+    "TimeZone",
+    "server_version",
+    "server_encoding",
+    "client_encoding",
+    "integer_datetimes",
+    "standard_conforming_strings",
+    "in_hot_standby",
+    "default_transaction_read_only",
+];
 
 impl managed::Manager for PgManager {
     type Type = Session;
@@ -255,6 +298,10 @@ impl managed::Manager for PgManager {
         if is_gone(session) {
             self.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
             return Err(RecycleError::message("connection closed by the server"));
+        }
+        if !admits_target(session, self.config.get_target_session_attrs(), false) {
+            self.stats.discarded_read_only.fetch_add(1, Ordering::Relaxed);
+            return Err(RecycleError::message("the server no longer has the session attributes asked for"));
         }
         if self.spec.max_lifetime.is_some_and(|max| metrics.age() > max) {
             return Err(RecycleError::message("connection reached max_lifetime"));
@@ -343,20 +390,7 @@ static POOLS: Mutex<Option<(u32, HashMap<PoolKey, PoolHandle>)>> = Mutex::new(No
 /// Builds the tokio-postgres configuration for a spec. `Err` is a user-facing message.
 pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     let mut config = Config::new();
-    match spec.host.as_deref() {
-        Some(h) if !h.is_empty() => {
-            for host in h.split(',') {
-                config.host(host.trim());
-            }
-        }
-        _ => {
-            config.host_path("/var/run/postgresql");
-        }
-    }
-    if let Some(port) = spec.port.as_deref().filter(|p| !p.is_empty()) {
-        let port: u16 = port.parse().map_err(|_| format!("invalid port number: \"{port}\""))?;
-        config.port(port);
-    }
+    crate::hosts::apply(&mut config, spec.targets())?;
     let user = spec
         .user
         .clone()
@@ -373,9 +407,6 @@ pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     }
     if let Some(a) = &spec.application_name {
         config.application_name(a);
-    }
-    if let Some(t) = spec.connect_timeout.filter(|t| *t > 0) {
-        config.connect_timeout(Duration::from_secs(t.max(2)));
     }
     let (mode, verify) = crate::tls::parse_sslmode(&spec.sslmode, spec.sslrootcert.is_some())?;
     // As libpq: no TLS over Unix-domain sockets (there is no host name to verify either).
@@ -415,7 +446,7 @@ pub fn pool_for(spec: &ConnectSpec, pool_spec: &PoolSpec) -> Result<PoolHandle, 
         Pool::builder(manager)
             .max_size(max_size)
             .wait_timeout(Some(pool_spec.timeout))
-            .create_timeout(spec.connect_timeout.filter(|t| *t > 0).map(|t| Duration::from_secs(t.max(2))))
+            .create_timeout(crate::hosts::connect_deadline(spec.targets()))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| e.to_string())

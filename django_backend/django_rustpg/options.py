@@ -11,6 +11,9 @@ _LIBPQ_KEYS = {
     "options": str,
     "connect_timeout": (int, str),
     "client_encoding": str,
+    "target_session_attrs": str,
+    "load_balance_hosts": str,
+    "hostaddr": str,
 }
 _DJANGO_KEYS = {
     "pool": (bool, dict),
@@ -30,6 +33,12 @@ _ALL = {**_LIBPQ_KEYS, **_DJANGO_KEYS, **_OWN_KEYS}
 _POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float), "check": object}
 DEFAULT_POOL_MAX_SIZE = 20
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+# libpq's values (the driver checks them again, for dbapi.connect()).
+_CHOICES = {
+    "sslmode": _SSLMODES,
+    "target_session_attrs": {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"},
+    "load_balance_hosts": {"disable", "random"},
+}
 
 
 def _type_names(types):
@@ -54,11 +63,11 @@ def validate_options(options, settings_dict):
                 f"OPTIONS[{key!r}] must be {_type_names(expected)}, "
                 f"not {type(value).__name__} ({value!r})."
             )
-    if options.get("sslmode", "prefer") not in _SSLMODES:
-        raise ImproperlyConfigured(
-            f"OPTIONS['sslmode'] must be one of {', '.join(sorted(_SSLMODES))}, "
-            f"not {options['sslmode']!r}."
-        )
+    for key, choices in _CHOICES.items():
+        if key in options and options[key] not in choices:
+            raise ImproperlyConfigured(
+                f"OPTIONS[{key!r}] must be one of {', '.join(sorted(choices))}, not {options[key]!r}."
+            )
     if options.get("reset_on_return", "auto") not in ("auto", "always"):
         raise ImproperlyConfigured("OPTIONS['reset_on_return'] must be 'auto' or 'always'.")
     pool = options.get("pool")
@@ -122,7 +131,7 @@ def driver_params(params, options, timezone_name):
     params = dict(params)
     if "cursor_factory" not in options:
         params.pop("cursor_factory", None)  # Django's default is a psycopg class
-    for key in ("context", "server_side_binding", "materialize", "service"):
+    for key in ("context", "server_side_binding", "materialize"):
         params.pop(key, None)
     if timezone_name:
         # Set at session start, so Django's TimeZone check needs no query and a reused

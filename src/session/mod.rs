@@ -3,6 +3,7 @@
 //! returned to the pool clean on close. Statement runs live in `run`.
 
 mod run;
+mod target;
 
 pub use run::Outcome;
 
@@ -15,7 +16,7 @@ use crate::types::decode::TzReplace;
 use deadpool::managed::{Object, PoolError, TimeoutType, Timeouts};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct ConnCore {
     reset_always: bool,
     /// Runs of one statement on a session after which it is prepared (None: never).
     prepare_threshold: Option<u32>,
+    /// target_session_attrs: a session whose server no longer has them gets no statement.
+    target: tokio_postgres::config::TargetSessionAttrs,
 }
 
 /// The Python `Connection` object (its methods are in `crate::connection`): cursors reach the
@@ -111,14 +114,15 @@ impl ConnCore {
         }
     }
 
-    /// Swaps a session the server ended before it could run anything for a fresh one.
-    fn replace_dead_session(&self, py: Python<'_>) -> PyResult<(Arc<PooledSession>, bool)> {
+    /// Swaps a session that ran nothing (the server ended it, or no longer has the session
+    /// attributes asked for) for a fresh one; `discarded` counts why.
+    fn replace_session(&self, py: Python<'_>, discarded: &AtomicU64) -> PyResult<(Arc<PooledSession>, bool)> {
         if let Some(old) = self.session.lock().take() {
             if let Ok(obj) = Arc::try_unwrap(old) {
                 drop(Object::take(obj));
             }
         }
-        self.pool.stats.discarded_dead.fetch_add(1, Ordering::Relaxed);
+        discarded.fetch_add(1, Ordering::Relaxed);
         let (obj, overflow, recycled) = checkout(py, &self.pool, &self.pool_spec, self.implicit_pool, &self.spec)?;
         self.overflow.store(overflow, Ordering::Relaxed);
         let session = Arc::new(obj);
@@ -306,6 +310,9 @@ impl ConnCore {
     pub fn open(py: Python<'_>, req: ConnectRequest) -> PyResult<ConnCore> {
         let (spec, pool_spec, implicit_pool) = (req.spec, req.pool_spec, req.implicit_pool);
         let pool = pool::pool_for(&spec, &pool_spec).map_err(|e| errors::operational(py, e))?;
+        // Checked when the pool was made.
+        let target = crate::hosts::target_session_attrs(spec.target_session_attrs.as_deref())
+            .unwrap_or(tokio_postgres::config::TargetSessionAttrs::Any);
         let (mut obj, mut overflow, mut recycled) = checkout(py, &pool, &pool_spec, implicit_pool, &spec)?;
         // CONN_HEALTH_CHECKS: prove a reused session with a round trip (an empty query).
         let mut tries = 0;
@@ -346,6 +353,7 @@ impl ConnCore {
             reuse: req.reuse,
             reset_always: req.reset_always,
             prepare_threshold: req.prepare_threshold,
+            target,
         })
     }
 }

@@ -52,9 +52,19 @@ impl ConnCore {
         let mut session = self.session(py)?;
         let mut unproven = self.unproven.swap(false, Ordering::Relaxed);
         let outside_transaction = self.state.lock().status == TxStatus::Idle;
+        let stats = &self.pool.stats;
+        // The server is known (ParameterStatus) not to have the session attributes asked
+        // for: it gets no statement. Outside a transaction, a fresh session does.
+        if !self.admits_target_now(py, &session) {
+            if !outside_transaction {
+                self.lost.store(true, Ordering::Relaxed);
+                return Err(errors::operational(py, self.not_target_message()));
+            }
+            (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+        }
         let mut replaced = 0;
         loop {
-            match self.run_on_session(py, q, session, formats_hint.clone()) {
+            match self.run_on_session(py, q, session.clone(), formats_hint.clone()) {
                 // The pooled session was ended by the server (restart, pg_terminate_backend)
                 // while idle, before it could run this statement: outside a transaction
                 // nothing can have happened, so run it on a fresh session, as stock
@@ -62,17 +72,32 @@ impl ConnCore {
                 // have died at once: a replacement that also sat idle gets the same rule.
                 Err(e) if unproven && outside_transaction && is_lost_session(&e) && replaced <= self.pool_spec.max_size => {
                     replaced += 1;
-                    (session, unproven) = self.replace_dead_session(py)?;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_dead)?;
                     self.state.lock().status = TxStatus::Idle;
                 }
-                other => return other.map_err(|e| self.fail(py, &e, &q.sql)),
+                // Refused as read-only by a server that no longer has the attributes asked
+                // for (turned read-only, a standby): the refused statement did nothing, so
+                // outside a transaction it runs on a fresh session, which connects through
+                // the host list again.
+                Err(e) if outside_transaction && replaced <= self.pool_spec.max_size && self.refused_for_target(py, &session, &e) => {
+                    replaced += 1;
+                    (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
+                    self.state.lock().status = TxStatus::Idle;
+                }
+                other => return other.map_err(|e| self.fail(py, &e, &q.sql, &session)),
             }
         }
     }
 
-    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str) -> PyErr {
+    fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str, session: &PooledSession) -> PyErr {
         if is_lost_session(e) {
             self.lost.store(true, Ordering::Relaxed);
+        }
+        // Inside a transaction: the caller retries the transaction, on a new session.
+        if self.refused_for_target(py, session, e) {
+            self.lost.store(true, Ordering::Relaxed);
+            let refusal = e.as_db_error().map(|d| d.message()).unwrap_or("read-only");
+            return errors::operational(py, format!("{refusal}: {}", self.not_target_message()));
         }
         if self.prepare_threshold.is_some() && is_pooler_statement_error(e) {
             return errors::operational(

@@ -49,3 +49,12 @@ def make_pair():
     yield make
     for pair in pairs:
         pair.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from . import test_failover
+
+    if test_failover.FIGURES:
+        terminalreporter.write_sep("-", "failover figures")
+        for scenario, figures in test_failover.FIGURES.items():
+            terminalreporter.write_line(f"{scenario}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))

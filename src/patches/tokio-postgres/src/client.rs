@@ -236,6 +236,19 @@ impl Client {
         self.socket_config = Some(socket_config);
     }
 
+    /// The server this client connected to, of the hosts configured: the address dialled
+    /// (IP address, or Unix socket directory), the host name it was given as (TCP only), and
+    /// the port.
+    pub fn peer(&self) -> Option<(String, Option<&str>, u16)> {
+        let config = self.socket_config.as_ref()?;
+        let addr = match &config.addr {
+            Addr::Tcp(ip) => ip.to_string(),
+            #[cfg(unix)]
+            Addr::Unix(path) => path.to_string_lossy().into_owned(),
+        };
+        Some((addr, config.hostname.as_deref(), config.port))
+    }
+
     /// Creates a new prepared statement.
     ///
     /// Prepared statements can be executed repeatedly, and may contain query parameters (indicated by `$1`, `$2`, etc),

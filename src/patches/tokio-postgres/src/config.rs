@@ -38,6 +38,28 @@ pub enum TargetSessionAttrs {
     ReadWrite,
     /// The session allow only reads.
     ReadOnly,
+    /// The server must not be in hot standby mode.
+    Primary,
+    /// The server must be in hot standby mode.
+    Standby,
+    /// Standbys are tried first; if none of the hosts is one, any server is accepted.
+    PreferStandby,
+}
+
+impl TargetSessionAttrs {
+    /// Whether a server whose state is known accepts these attributes (`hot_standby`:
+    /// `in_hot_standby` or `pg_is_in_recovery()`; `read_only`: `default_transaction_read_only`
+    /// or `transaction_read_only`), as libpq decides. `PreferStandby` accepts any server:
+    /// its preference is the order `connect` tries hosts in.
+    pub fn admits(self, hot_standby: bool, read_only: bool) -> bool {
+        match self {
+            TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby => true,
+            TargetSessionAttrs::ReadWrite => !hot_standby && !read_only,
+            TargetSessionAttrs::ReadOnly => hot_standby || read_only,
+            TargetSessionAttrs::Primary => !hot_standby,
+            TargetSessionAttrs::Standby => hot_standby,
+        }
+    }
 }
 
 /// TLS configuration.
@@ -679,6 +701,9 @@ impl Config {
                     "any" => TargetSessionAttrs::Any,
                     "read-write" => TargetSessionAttrs::ReadWrite,
                     "read-only" => TargetSessionAttrs::ReadOnly,
+                    "primary" => TargetSessionAttrs::Primary,
+                    "standby" => TargetSessionAttrs::Standby,
+                    "prefer-standby" => TargetSessionAttrs::PreferStandby,
                     _ => {
                         return Err(Error::config_parse(Box::new(InvalidValue(
                             "target_session_attrs",

@@ -10,6 +10,7 @@ use std::future::{self, Future};
 use std::pin::pin;
 use std::task::Poll;
 use std::{cmp, io};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net;
 
 pub async fn connect<T>(
@@ -49,8 +50,27 @@ where
         indices.shuffle(&mut rand::rng());
     }
 
+    // prefer-standby: a pass over every host accepting only standbys, then one accepting any.
+    if config.target_session_attrs == TargetSessionAttrs::PreferStandby {
+        if let Ok(connected) = connect_hosts(&indices, &mut tls, config, TargetSessionAttrs::Standby).await {
+            return Ok(connected);
+        }
+        return connect_hosts(&indices, &mut tls, config, TargetSessionAttrs::Any).await;
+    }
+    connect_hosts(&indices, &mut tls, config, config.target_session_attrs).await
+}
+
+async fn connect_hosts<T>(
+    indices: &[usize],
+    tls: &mut T,
+    config: &Config,
+    target: TargetSessionAttrs,
+) -> Result<(Client, Connection<Socket, T::Stream>), Error>
+where
+    T: MakeTlsConnect<Socket>,
+{
     let mut error = None;
-    for i in indices {
+    for &i in indices {
         let host = config.host.get(i);
         let hostaddr = config.hostaddr.get(i);
         let port = config
@@ -76,7 +96,7 @@ where
             None => host.cloned().unwrap(),
         };
 
-        match connect_host(addr, hostname, port, &mut tls, config).await {
+        match connect_host(addr, hostname, port, tls, config, target).await {
             Ok((client, connection)) => return Ok((client, connection)),
             Err(e) => error = Some(e),
         }
@@ -91,6 +111,7 @@ async fn connect_host<T>(
     port: u16,
     tls: &mut T,
     config: &Config,
+    target: TargetSessionAttrs,
 ) -> Result<(Client, Connection<Socket, T::Stream>), Error>
 where
     T: MakeTlsConnect<Socket>,
@@ -108,7 +129,7 @@ where
 
             let mut last_err = None;
             for addr in addrs {
-                match connect_once(Addr::Tcp(addr.ip()), hostname.as_deref(), port, tls, config)
+                match connect_once(Addr::Tcp(addr.ip()), hostname.as_deref(), port, tls, config, target)
                     .await
                 {
                     Ok(stream) => return Ok(stream),
@@ -128,17 +149,40 @@ where
         }
         #[cfg(unix)]
         Host::Unix(path) => {
-            connect_once(Addr::Unix(path), hostname.as_deref(), port, tls, config).await
+            connect_once(Addr::Unix(path), hostname.as_deref(), port, tls, config, target).await
         }
     }
 }
 
+/// One address, within `connect_timeout` (as libpq: for the whole attempt, startup and
+/// the session-attributes check included, separately for each host and address).
 async fn connect_once<T>(
     addr: Addr,
     hostname: Option<&str>,
     port: u16,
     tls: &mut T,
     config: &Config,
+    target: TargetSessionAttrs,
+) -> Result<(Client, Connection<Socket, T::Stream>), Error>
+where
+    T: MakeTlsConnect<Socket>,
+{
+    let attempt = connect_attempt(addr, hostname, port, tls, config, target);
+    match config.connect_timeout {
+        Some(limit) => tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+            Err(Error::connect(io::Error::new(io::ErrorKind::TimedOut, "timeout expired")))
+        }),
+        None => attempt.await,
+    }
+}
+
+async fn connect_attempt<T>(
+    addr: Addr,
+    hostname: Option<&str>,
+    port: u16,
+    tls: &mut T,
+    config: &Config,
+    target: TargetSessionAttrs,
 ) -> Result<(Client, Connection<Socket, T::Stream>), Error>
 where
     T: MakeTlsConnect<Socket>,
@@ -166,55 +210,7 @@ where
     #[cfg(unix)]
     client.set_socket_fd(fd);
 
-    if config.target_session_attrs != TargetSessionAttrs::Any {
-        let mut rows = pin!(client.simple_query_raw("SHOW transaction_read_only"));
-
-        let mut rows = pin!(
-            future::poll_fn(|cx| {
-                if connection.poll_unpin(cx)?.is_ready() {
-                    return Poll::Ready(Err(Error::closed()));
-                }
-
-                rows.as_mut().poll(cx)
-            })
-            .await?
-        );
-
-        loop {
-            let next = future::poll_fn(|cx| {
-                if connection.poll_unpin(cx)?.is_ready() {
-                    return Poll::Ready(Some(Err(Error::closed())));
-                }
-
-                rows.as_mut().poll_next(cx)
-            });
-
-            match next.await.transpose()? {
-                Some(SimpleQueryMessage::Row(row)) => {
-                    let read_only_result = row.try_get(0)?;
-                    if read_only_result == Some("on")
-                        && config.target_session_attrs == TargetSessionAttrs::ReadWrite
-                    {
-                        return Err(Error::connect(io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            "database does not allow writes",
-                        )));
-                    } else if read_only_result == Some("off")
-                        && config.target_session_attrs == TargetSessionAttrs::ReadOnly
-                    {
-                        return Err(Error::connect(io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            "database is not read only",
-                        )));
-                    } else {
-                        break;
-                    }
-                }
-                Some(_) => {}
-                None => return Err(Error::unexpected_message()),
-            }
-        }
-    }
+    check_session_attrs(&client, &mut connection, target).await?;
 
     client.set_socket_config(SocketConfig {
         addr,
@@ -230,4 +226,85 @@ where
     });
 
     Ok((client, connection))
+}
+
+/// Rejects a server that does not have the session attributes `target` asks for. PostgreSQL
+/// 14+ reports `in_hot_standby` and `default_transaction_read_only` at startup, so no
+/// round trip is needed; older servers are asked, as libpq does.
+async fn check_session_attrs<S, T>(
+    client: &Client,
+    connection: &mut Connection<S, T>,
+    target: TargetSessionAttrs,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    if matches!(target, TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby) {
+        return Ok(());
+    }
+    let reported = (
+        connection.parameter("in_hot_standby").map(|v| v == "on"),
+        connection.parameter("default_transaction_read_only").map(|v| v == "on"),
+    );
+    let (hot_standby, read_only) = match reported {
+        (Some(hot_standby), Some(read_only)) => (hot_standby, read_only),
+        _ => match target {
+            TargetSessionAttrs::ReadWrite | TargetSessionAttrs::ReadOnly => {
+                let v = query_value(client, connection, "SHOW transaction_read_only").await?;
+                (false, v.as_deref() == Some("on"))
+            }
+            _ => {
+                let v = query_value(client, connection, "SELECT pg_catalog.pg_is_in_recovery()").await?;
+                (v.as_deref() == Some("t"), false)
+            }
+        },
+    };
+    if target.admits(hot_standby, read_only) {
+        return Ok(());
+    }
+    // libpq's wording.
+    let reason = match target {
+        TargetSessionAttrs::ReadWrite => "session is read-only",
+        TargetSessionAttrs::ReadOnly => "session is not read-only",
+        TargetSessionAttrs::Primary => "server is in hot standby mode",
+        _ => "server is not in hot standby mode",
+    };
+    Err(Error::connect(io::Error::new(io::ErrorKind::PermissionDenied, reason)))
+}
+
+/// The first column of the first row `sql` returns, driving `connection` meanwhile.
+async fn query_value<S, T>(
+    client: &Client,
+    connection: &mut Connection<S, T>,
+    sql: &str,
+) -> Result<Option<String>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut rows = pin!(client.simple_query_raw(sql));
+    let mut rows = pin!(
+        future::poll_fn(|cx| {
+            if connection.poll_unpin(cx)?.is_ready() {
+                return Poll::Ready(Err(Error::closed()));
+            }
+            rows.as_mut().poll(cx)
+        })
+        .await?
+    );
+    let mut value = None;
+    loop {
+        let next = future::poll_fn(|cx| {
+            if connection.poll_unpin(cx)?.is_ready() {
+                return Poll::Ready(Some(Err(Error::closed())));
+            }
+            rows.as_mut().poll_next(cx)
+        });
+        match next.await.transpose()? {
+            Some(SimpleQueryMessage::Row(row)) if value.is_none() => value = Some(row.try_get(0)?.map(str::to_string)),
+            Some(_) => {}
+            None => return value.ok_or_else(Error::unexpected_message),
+        }
+    }
 }
