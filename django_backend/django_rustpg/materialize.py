@@ -24,7 +24,9 @@ import functools
 import hashlib
 import inspect
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 from weakref import ref as weak_ref
 
 import django
@@ -45,6 +47,34 @@ _MODEL_INIT = Model.__init__
 
 class MaterializeFallbackWarning(RuntimeWarning):
     """The running Django is not one the native materializer was verified against."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """How to build one model instance from a row: the record ``MaterializePlan`` reads
+    (src/materialize.rs, by attribute). Built once per queryset."""
+
+    cls: type
+    state_cls: Any  # ModelState, or a factory that sets its fetch mode
+    db: str
+    fields: list[tuple[str, int, bool]]  # (attname, column, set through __dict__)
+    pk_column: int | None  # a related row whose primary key is NULL is no object
+    annotations: list[tuple[str, int]]
+    related: "list[RelatedModelSpec]"
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedModelSpec(ModelSpec):
+    """A select_related model, linked to its parent by Django's setters."""
+
+    local_setter: Callable[[Any, Any], None]
+    remote_setter: Callable[[Any, Any], None]
+
+
+if TYPE_CHECKING:  # mypy: the records are what MaterializePlan's stub asks for
+
+    def _as_native(spec: ModelSpec, related: RelatedModelSpec) -> tuple[_native.ModelSpec, _native.RelatedModelSpec]:
+        return spec, related
 
 
 class DjangoIterables(NamedTuple):
@@ -260,7 +290,7 @@ def _state_factory(fetch_mode):
     return state
 
 
-def _related_plans(klass_info, select, db, state_cls=ModelState):
+def _related_plans(klass_info, select, db, state_cls=ModelState) -> list[RelatedModelSpec] | None:
     plans = []
     for rel in klass_info.get("related_klass_infos", []):
         select_fields = rel["select_fields"]
@@ -281,17 +311,17 @@ def _related_plans(klass_info, select, db, state_cls=ModelState):
         if nested is None:
             return None
         plans.append(
-            {
-                "cls": cls,
-                "state_cls": state_cls,
-                "db": db,
-                "fields": _field_columns(cls, init_list, columns),
-                "pk_column": columns[init_list.index(pk_attname)],
-                "annotations": [],
-                "related": nested,
-                "local_setter": rel["local_setter"],
-                "remote_setter": rel["remote_setter"],
-            }
+            RelatedModelSpec(
+                cls=cls,
+                state_cls=state_cls,
+                db=db,
+                fields=_field_columns(cls, init_list, columns),
+                pk_column=columns[init_list.index(pk_attname)],
+                annotations=[],
+                related=nested,
+                local_setter=rel["local_setter"],
+                remote_setter=rel["remote_setter"],
+            )
         )
     return plans
 
@@ -405,15 +435,15 @@ def _model_rows(iterable, connection, db):
             compiler.col_count,
             converters,
             connection,
-            model={
-                "cls": cls,
-                "state_cls": state_cls,
-                "db": db,
-                "fields": _field_columns(cls, init_list, columns),
-                "pk_column": None,
-                "annotations": list((annotation_col_map or {}).items()),
-                "related": related,
-            },
+            model=ModelSpec(
+                cls=cls,
+                state_cls=state_cls,
+                db=db,
+                fields=_field_columns(cls, init_list, columns),
+                pk_column=None,
+                annotations=list((annotation_col_map or {}).items()),
+                related=related,
+            ),
         )
         rows = _rows(cursor, plan, iterable)
     known = queryset._known_related_objects
