@@ -1,7 +1,7 @@
 """The native surface (src/lib.rs registers it): every class, function and constant of
 ``django_rustpg._native``. Records crossing the boundary: the model spec of a
 materialization plan is a Protocol (met by the frozen dataclasses of
-``django_rustpg.materialize``); the N+1 export is a dict (TypedDicts below) that
+``django_rustpg.materialize_spec``); the N+1 export is a dict (TypedDicts below) that
 ``django_rustpg.nplusone.records.from_native`` turns into frozen dataclasses once, at the
 boundary. Checked by ``make typecheck``."""
 
@@ -147,7 +147,7 @@ class Copy:
 # (column, converters, expression, native_json): Django's converters for one column.
 ColumnConverters = tuple[int, Sequence[Callable[..., Any]], Any, bool]
 
-# The model records are django_rustpg.materialize.ModelSpec / RelatedModelSpec (frozen
+# The model records are django_rustpg.materialize_spec.ModelSpec / RelatedModelSpec (frozen
 # dataclasses); src/materialize.rs reads them by attribute.
 class ModelSpec(Protocol):
     @property

@@ -24,9 +24,7 @@ import functools
 import hashlib
 import inspect
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 from weakref import ref as weak_ref
 
 import django
@@ -37,6 +35,7 @@ from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
 
 from . import _native
+from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
 
@@ -47,34 +46,6 @@ _MODEL_INIT = Model.__init__
 
 class MaterializeFallbackWarning(RuntimeWarning):
     """The running Django is not one the native materializer was verified against."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """How to build one model instance from a row: the record ``MaterializePlan`` reads
-    (src/materialize.rs, by attribute). Built once per queryset."""
-
-    cls: type
-    state_cls: Any  # ModelState, or a factory that sets its fetch mode
-    db: str
-    fields: list[tuple[str, int, bool]]  # (attname, column, set through __dict__)
-    pk_column: int | None  # a related row whose primary key is NULL is no object
-    annotations: list[tuple[str, int]]
-    related: "list[RelatedModelSpec]"
-
-
-@dataclass(frozen=True, slots=True)
-class RelatedModelSpec(ModelSpec):
-    """A select_related model, linked to its parent by Django's setters."""
-
-    local_setter: Callable[[Any, Any], None]
-    remote_setter: Callable[[Any, Any], None]
-
-
-if TYPE_CHECKING:  # mypy: the records are what MaterializePlan's stub asks for
-
-    def _as_native(spec: ModelSpec, related: RelatedModelSpec) -> tuple[_native.ModelSpec, _native.RelatedModelSpec]:
-        return spec, related
 
 
 class DjangoIterables(NamedTuple):
