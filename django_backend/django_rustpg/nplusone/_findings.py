@@ -23,8 +23,8 @@ from .fixes import (
     _special_fix,
     _validated,
 )
-from .records import Export, from_native
 from .ignore import _ignored, drop_ignored
+from .records import Export, from_native
 from .relations import Step, _loaded_model, _registry, _sql_relation
 from .sources import _best_source, _is_model, _owner_model, _prefetch_prefix, _self_referential, _step
 from .writes import _write_findings

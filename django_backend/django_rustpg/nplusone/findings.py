@@ -1,4 +1,5 @@
-"""The finding record (``Finding``) and how a group's frames become its call-site text."""
+"""The finding record (``Finding``), ``make_finding`` (the one place one is made, for every
+kind), and how a group's frames become its call-site text."""
 
 from __future__ import annotations
 
