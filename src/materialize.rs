@@ -76,19 +76,17 @@ fn interned(py: Python<'_>, names: Vec<(String, usize)>) -> Vec<(Py<PyString>, u
     names.into_iter().map(|(n, c)| (PyString::intern(py, &n).unbind(), c)).collect()
 }
 
-fn parse_model(py: Python<'_>, spec: &Bound<'_, PyDict>) -> PyResult<ModelPlan> {
-    let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-        spec.get_item(k)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(k.to_string()))
-    };
+/// `spec` is a `ModelSpec` record (django_rustpg/materialize.py), read by attribute.
+fn parse_model(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<ModelPlan> {
+    let get = |k: &str| spec.getattr(k);
     let cls = get("cls")?;
     let related = get("related")?
-        .downcast::<PyList>()?
-        .iter()
+        .try_iter()?
         .map(|r| {
-            let r = r.downcast::<PyDict>()?.clone();
+            let r = r?;
             let model = parse_model(py, &r)?;
-            let local_setter = r.get_item("local_setter")?.unwrap().unbind();
-            let remote_setter = r.get_item("remote_setter")?.unwrap().unbind();
+            let local_setter = r.getattr("local_setter")?.unbind();
+            let remote_setter = r.getattr("remote_setter")?.unbind();
             Ok(RelatedPlan { model, local_setter, remote_setter })
         })
         .collect::<PyResult<Vec<_>>>()?;
@@ -121,7 +119,7 @@ impl MaterializePlan {
         connection: PyObject,
         order: Option<Vec<usize>>,
         names: Option<Vec<String>>,
-        model: Option<&Bound<'_, PyDict>>,
+        model: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let target = match kind {
             "tuples" => Target::Tuples(order),

@@ -1,11 +1,14 @@
 """The native surface (src/lib.rs registers it): every class, function and constant of
-``django_rustpg._native``. The dict records crossing the boundary (the N+1 export, the
-materialization model spec) are declared as TypedDicts. Checked by ``make typecheck``."""
+``django_rustpg._native``. Records crossing the boundary: the model spec of a
+materialization plan is a Protocol (met by the frozen dataclasses of
+``django_rustpg.materialize_spec``); the N+1 export is a dict (TypedDicts below) that
+``django_rustpg.nplusone.records.from_native`` turns into frozen dataclasses once, at the
+boundary. Checked by ``make typecheck``."""
 
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from types import CodeType, FrameType, TracebackType
-from typing import Any, Literal, TypedDict, final
+from typing import Any, Literal, Protocol, TypedDict, final
 
 __version__: str
 
@@ -147,18 +150,29 @@ class Copy:
 # (column, converters, expression, native_json): Django's converters for one column.
 ColumnConverters = tuple[int, Sequence[Callable[..., Any]], Any, bool]
 
-class ModelSpec(TypedDict):
-    cls: type
-    state_cls: type
-    db: str
-    fields: list[tuple[str, int, bool]]  # (attname, column, set through __dict__)
-    pk_column: int | None
-    annotations: list[tuple[str, int]]
-    related: list[RelatedModelSpec]
+# The model records are django_rustpg.materialize_spec.ModelSpec / RelatedModelSpec (frozen
+# dataclasses); src/materialize.rs reads them by attribute.
+class ModelSpec(Protocol):
+    @property
+    def cls(self) -> type: ...
+    @property
+    def state_cls(self) -> Any: ...
+    @property
+    def db(self) -> str: ...
+    @property
+    def fields(self) -> Sequence[tuple[str, int, bool]]: ...  # (attname, column, set through __dict__)
+    @property
+    def pk_column(self) -> int | None: ...
+    @property
+    def annotations(self) -> Sequence[tuple[str, int]]: ...
+    @property
+    def related(self) -> Sequence[RelatedModelSpec]: ...
 
-class RelatedModelSpec(ModelSpec):
-    local_setter: Callable[[Any, Any], None]
-    remote_setter: Callable[[Any, Any], None]
+class RelatedModelSpec(ModelSpec, Protocol):
+    @property
+    def local_setter(self) -> Callable[[Any, Any], None]: ...
+    @property
+    def remote_setter(self) -> Callable[[Any, Any], None]: ...
 
 @final
 class MaterializePlan:
@@ -202,6 +216,7 @@ class ExportedDuplicate(TypedDict):
     total_ms: float
     groups: list[int]
 
+# Raw: read only by django_rustpg.nplusone.records.from_native.
 class Export(TypedDict):
     statements: int
     reads: int  # reads and writes that were grouped

@@ -35,6 +35,7 @@ from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
 
 from . import _native
+from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
 
@@ -260,7 +261,7 @@ def _state_factory(fetch_mode):
     return state
 
 
-def _related_plans(klass_info, select, db, state_cls=ModelState):
+def _related_plans(klass_info, select, db, state_cls=ModelState) -> list[RelatedModelSpec] | None:
     plans = []
     for rel in klass_info.get("related_klass_infos", []):
         select_fields = rel["select_fields"]
@@ -281,17 +282,17 @@ def _related_plans(klass_info, select, db, state_cls=ModelState):
         if nested is None:
             return None
         plans.append(
-            {
-                "cls": cls,
-                "state_cls": state_cls,
-                "db": db,
-                "fields": _field_columns(cls, init_list, columns),
-                "pk_column": columns[init_list.index(pk_attname)],
-                "annotations": [],
-                "related": nested,
-                "local_setter": rel["local_setter"],
-                "remote_setter": rel["remote_setter"],
-            }
+            RelatedModelSpec(
+                cls=cls,
+                state_cls=state_cls,
+                db=db,
+                fields=_field_columns(cls, init_list, columns),
+                pk_column=columns[init_list.index(pk_attname)],
+                annotations=[],
+                related=nested,
+                local_setter=rel["local_setter"],
+                remote_setter=rel["remote_setter"],
+            )
         )
     return plans
 
@@ -405,15 +406,15 @@ def _model_rows(iterable, connection, db):
             compiler.col_count,
             converters,
             connection,
-            model={
-                "cls": cls,
-                "state_cls": state_cls,
-                "db": db,
-                "fields": _field_columns(cls, init_list, columns),
-                "pk_column": None,
-                "annotations": list((annotation_col_map or {}).items()),
-                "related": related,
-            },
+            model=ModelSpec(
+                cls=cls,
+                state_cls=state_cls,
+                db=db,
+                fields=_field_columns(cls, init_list, columns),
+                pk_column=None,
+                annotations=list((annotation_col_map or {}).items()),
+                related=related,
+            ),
         )
         rows = _rows(cursor, plan, iterable)
     known = queryset._known_related_objects

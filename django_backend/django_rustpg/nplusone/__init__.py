@@ -180,7 +180,9 @@ class scope:
         threshold = self.threshold or cfg.threshold
         duplicates = cfg.duplicates if self.duplicates is None else self.duplicates
         try:
-            export = native.export(threshold)
+            from .records import from_native
+
+            export = from_native(native.export(threshold))
             found = _findings_build(export, duplicates, cfg, self.name, self._test_file)
             report.findings = [f for f in found if not f.framework]
             # (after those of nested scopes, adopted while this one ran)
@@ -193,8 +195,8 @@ class scope:
                     _eager.findings(eager[0], min_rows=cfg.unused_eager_load or 0, scope_name=self.name), cfg.ignore)
                 report.findings += [f for f in unused if not f.framework]
                 report.framework_findings += [f for f in unused if f.framework]
-            report.statements = export["statements"]
-            report.total_ms = export["total_ms"]
+            report.statements = export.statements
+            report.total_ms = export.total_ms
         except Exception:  # never break the user's code because reporting failed
             logger.exception("django_rustpg.nplusone: could not build the report")
         report.duration_ms = (time.perf_counter() - t0) * 1000

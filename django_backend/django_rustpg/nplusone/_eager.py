@@ -165,7 +165,7 @@ def findings(tracker, *, min_rows=0, scope_name=None) -> list:
     """One ``unused_eager_load`` finding per (call site, model, path) none of whose
     related objects was read in the scope."""
     from . import fix_check
-    from ._findings import Finding, frame_function, frame_text
+    from .findings import frame_function, frame_text, make_finding
 
     out = []
     for (frames, model, path, call), (count, rows) in tracker.requests.items():
@@ -190,19 +190,12 @@ def findings(tracker, *, min_rows=0, scope_name=None) -> list:
                else f'shorten "{path}" to "{"__".join(names[:i])}" in {call}()')
         # Without an application frame Django asked for it (admin list_select_related...).
         callsite = frame_text(frames[0]) if frames else "django code (no application frame)"
-        f = Finding(
-            kind="unused_eager_load", count=count, total_ms=0.0, sql="", fingerprint=f"{model._meta.label}:{call}:{path}",
-            callsite=callsite, relation=f"{owner._meta.label}.{hop.name}",
-            fix=fix,
-            confirmed=True, stack=[frame_text(fr) for fr in frames], function=frame_function(frames[0]) if frames else "",
-            scope=scope_name, distinct_params=0,
-        )
-        f.framework = not frames
-        f.eager_path = path  # type: ignore[attr-defined]
-        f.eager_call = call  # type: ignore[attr-defined]
-        f.eager_rows = rows  # type: ignore[attr-defined]
-        f._frames = list(frames)  # type: ignore[attr-defined]
-        out.append(f)
+        out.append(make_finding(
+            "unused_eager_load", sql="", fingerprint=f"{model._meta.label}:{call}:{path}", frames=list(frames), ctx={},
+            count=count, total=0.0, callsite=callsite, function=frame_function(frames[0]) if frames else "",
+            stack=[frame_text(fr) for fr in frames], relation=f"{owner._meta.label}.{hop.name}", fix=fix,
+            confirmed=True, scope_name=scope_name, distinct=0, framework=not frames, eager=(path, call, rows),
+        ))
     return out
 
 

@@ -10,6 +10,7 @@ through the app registry (table → model, column → field).
 from __future__ import annotations
 
 import os
+from typing import Any, Mapping
 
 from . import _markers as rt
 from .findings import Finding, _callsite, _finding, frame_function, frame_text
@@ -23,20 +24,24 @@ from .fixes import (
     _validated,
 )
 from .ignore import _ignored, drop_ignored
+from .records import Export, from_native
 from .relations import Step, _loaded_model, _registry, _sql_relation
 from .sources import _best_source, _is_model, _owner_model, _prefetch_prefix, _self_referential, _step
 from .writes import _write_findings
 
 __all__ = ["Finding", "build", "drop_ignored", "frame_function", "frame_text"]
 
-def build(export: dict, *, duplicates: bool = True, rules=(), scope_name=None, test_file=None) -> list:
-    groups = {g["id"]: g for g in export.get("groups", [])}
+def build(export: Export | Mapping[str, Any], *, duplicates: bool = True, rules=(), scope_name=None,
+          test_file=None) -> list:
+    if not isinstance(export, Export):
+        export = from_native(export)
+    groups = {g.id: g for g in export.groups}
     reg = _registry()
     candidates = {
         gid: g
         for gid, g in groups.items()
-        if g.get("reached") and g.get("distinct", 0) >= 2 and g.get("kind") == "select"
-        and not (g.get("markers", 0) & rt.OPERATION)
+        if g.reached and g.distinct >= 2 and g.kind == "select"
+        and not (g.markers & rt.OPERATION)
     }
     steps = {gid: _step(g, reg, groups) for gid, g in candidates.items()}
     # Nesting: a candidate whose parameter values came from another candidate's rows is
@@ -45,12 +50,12 @@ def build(export: dict, *, duplicates: bool = True, rules=(), scope_name=None, t
     parent = {}
     for gid, g in candidates.items():
         src, _ = _best_source(g, groups, reg)
-        if src is not None and src["id"] in candidates and src["id"] != gid:
-            child, par = steps[gid], steps[src["id"]]
+        if src is not None and src.id in candidates and src.id != gid:
+            inner, outer = steps[gid], steps[src.id]
             # Nested only if the inner relation starts from the rows the outer one loaded.
-            if (child.how in path_kinds and par.how in path_kinds and child.name and child.relation
-                    and child.relation.rsplit(".", 1)[0] == _loaded_model(src, reg)):
-                parent[gid] = src["id"]
+            if (inner.how in path_kinds and outer.how in path_kinds and inner.name and inner.relation
+                    and inner.relation.rsplit(".", 1)[0] == _loaded_model(src, reg)):
+                parent[gid] = src.id
     # Break cycles defensively.
     for gid in list(parent):
         seen, cur = {gid}, parent.get(gid)
@@ -65,7 +70,7 @@ def build(export: dict, *, duplicates: bool = True, rules=(), scope_name=None, t
         children.setdefault(par, []).append(child)
 
     findings = []
-    for gid in sorted(candidates, key=lambda i: candidates[i]["first_seq"]):
+    for gid in sorted(candidates, key=lambda i: candidates[i].first_seq):
         if gid in parent:
             continue
         findings.extend(_loop_findings(gid, candidates, groups, steps, children, reg, scope_name))
@@ -75,18 +80,19 @@ def build(export: dict, *, duplicates: bool = True, rules=(), scope_name=None, t
     if duplicates:
         covered = set(candidates)
         merged = {}
-        for d in export.get("duplicates", []):
-            gids = tuple(sorted(d["groups"]))
+        for d in export.duplicates:
+            gids = tuple(sorted(d.groups))
             if all(x in covered for x in gids):
                 continue
-            m = merged.setdefault(gids, {"count": 0, "total_ms": 0.0, "distinct": 0, "fingerprint": d["fingerprint"]})
-            m["count"] += d["count"]
-            m["total_ms"] += d["total_ms"]
+            m = merged.setdefault(gids, {"count": 0, "total_ms": 0.0, "distinct": 0, "fingerprint": d.fingerprint})
+            m["count"] += d.count
+            m["total_ms"] += d.total_ms
             m["distinct"] += 1
         for gids, m in merged.items():
-            g = groups.get(gids[0])
-            if g is None or g.get("kind") != "select":
+            first = groups.get(gids[0])
+            if first is None or first.kind != "select":
                 continue
+            g = first
             step = _step(g, reg, groups)
             fix = step.fix if step.how in ("forward", "reverse_one") else None
             checked = None
@@ -147,9 +153,9 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
     owner = _owner_model(step)
     src, _col = _best_source(g, groups, reg, prefer=owner)
     prefix, root_src = [], src
-    if src is not None and _is_model(reg.model((src.get("tables") or [None])[0]) if reg else None, owner):
+    if src is not None and _is_model(reg.model((src.tables or [None])[0]) if reg else None, owner):
         prefix, root_src = _prefetch_prefix(src, groups, reg)
-    root = reg.model((root_src.get("tables") or [None])[0]) if (root_src is not None and reg) else None
+    root = reg.model((root_src.tables or [None])[0]) if (root_src is not None and reg) else None
     if root is None and prefix:
         hop_owner = _owner_model(_sql_relation(src, reg, *_best_source(src, groups, reg)))
         root = hop_owner
@@ -158,7 +164,7 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
     reason = None
     joined = []
     if not prefix and root is not None and owner is not None and not _is_model(root, owner) and step.how != "get":
-        found = fix_check.path_to(fix_check.joined_paths(root_src["sql"] if root_src else None, root, reg), owner)
+        found = fix_check.path_to(fix_check.joined_paths(root_src.sql if root_src else None, root, reg), owner)
         if isinstance(found, str):
             reason = found
         else:
@@ -177,14 +183,14 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
     nodes = [(gid, base, 0)]
 
     def walk(node, path, level):
-        for c in sorted(children.get(node, []), key=lambda i: candidates[i]["first_seq"]):
+        for c in sorted(children.get(node, []), key=lambda i: candidates[i].first_seq):
             cpath = path + [steps[c].name]
             by_path[tuple(cpath)] = steps[c]
             nodes.append((c, cpath, level + 1))
             walk(c, cpath, level + 1)
 
     walk(gid, base, 0)
-    shape = (root_src or {}).get("markers", 0) if root_src is not None else 0
+    shape = root_src.markers if root_src is not None else 0
     existing = _existing_prefetches(root_src, groups, reg)
     leaves = [p for _, p, _ in nodes if not any(len(q) > len(p) and q[: len(p)] == p for _, q, _ in nodes)]
     combined = None
@@ -198,8 +204,8 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             fix = _path_fixes([path], by_path, len(prefix), root, shape, reason)
         else:
             fix = _special_fix(ng, nstep, groups, reg, root, prefix, joined, shape, reason, path, level,
-                               nested_src=root_src is not None and root_src["id"] in candidates,
-                               grouped=" GROUP BY " in ((root_src or {}).get("sql") or "").upper())
+                               nested_src=root_src is not None and root_src.id in candidates,
+                               grouped=" GROUP BY " in ((root_src.sql if root_src is not None else None) or "").upper())
         fix = _validated(fix, existing)
         if fix.text and fix.attr and nstep.name in existing and "to_attr=" in fix.text:
             fix.usage = (fix.usage or "") + f'; the existing prefetch_related("{nstep.name}") is then unused: drop it'
@@ -207,8 +213,8 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             fix = combined
         src_n, _ = _best_source(ng, groups, reg, prefer=_owner_model(nstep))
         callsite, function, stack = _callsite(ng)
-        f = _finding("n_plus_one", ng, ng["count"], ng["total_ms"], nstep.relation, fix.text, src_n, callsite,
-                     function, stack, [], scope_name, distinct=ng["distinct"])
+        f = _finding("n_plus_one", ng, ng.count, ng.total_ms, nstep.relation, fix.text, src_n, callsite,
+                     function, stack, [], scope_name, distinct=ng.distinct)
         f.fix_queries, f.fix_attr, f.fix_usage, f.no_fix_reason = fix.queries, fix.attr, fix.usage, fix.refused
         peers = _fetch_peers_fix(path, by_path, len(prefix), root, shape, reason, nstep)
         if peers is not None:
@@ -218,9 +224,9 @@ def _loop_findings(gid, candidates, groups, steps, children, reg, scope_name) ->
             f.covered_by = combined.text
         if level == 0 and len(nodes) > 1:
             f.nested = [{
-                "relation": steps[c].relation, "path": "__".join(p), "count": candidates[c]["count"],
-                "total_ms": candidates[c]["total_ms"], "callsite": _callsite(candidates[c])[0],
-                "sql": candidates[c]["sql"], "fingerprint": candidates[c]["fingerprint"],
+                "relation": steps[c].relation, "path": "__".join(p), "count": candidates[c].count,
+                "total_ms": candidates[c].total_ms, "callsite": _callsite(candidates[c])[0],
+                "sql": candidates[c].sql, "fingerprint": candidates[c].fingerprint,
             } for c, p, _lvl in nodes[1:]]
         findings.append(f)
     return findings

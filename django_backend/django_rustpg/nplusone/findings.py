@@ -1,10 +1,13 @@
-"""The finding record (``Finding``) and how a group's frames become its call-site text."""
+"""The finding record (``Finding``), ``make_finding`` (the one place one is made, for every
+kind), and how a group's frames become its call-site text."""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, field
+
+from .records import Group
 
 @dataclass
 class Finding:
@@ -131,36 +134,51 @@ def frame_function(frame) -> str:
 
 
 def _callsite(g) -> tuple:
-    frames = g.get("frames") or []
+    frames = g.frames or []
     if not frames:
         return "<unknown>", "", []
     return frame_text(frames[0]), frame_function(frames[0]), [frame_text(f) for f in frames]
 
 
-def _finding(kind, g, count, total, relation, fix, src, callsite, function, stack, nested, scope_name, *, distinct):
-    ctx = g.get("ctx") or {}
+def make_finding(kind, *, sql, fingerprint, frames, ctx, count, total, callsite, function, stack, relation, fix,
+                 src=None, confirmed=None, nested=None, scope_name=None, distinct=0, framework=False,
+                 eager=None) -> Finding:
+    """The one place a ``Finding`` is made, for every kind: N+1 reads and writes and
+    duplicates (from an exported group, via ``_finding``) and unused eager loads
+    (``_eager.findings``; ``eager`` is its (path, call, rows))."""
     f = Finding(
         kind=kind,
         count=count,
         total_ms=round(total, 3),
-        sql=g["sql"],
-        fingerprint=g["fingerprint"],
+        sql=sql,
+        fingerprint=fingerprint,
         callsite=callsite,
         relation=relation,
         fix=fix,
-        confirmed=src is not None,
+        confirmed=src is not None if confirmed is None else confirmed,
         source_callsite=_callsite(src)[0] if src is not None else None,
         distinct_params=distinct,
-        source_sql=src["sql"] if src is not None else None,
+        source_sql=src.sql if src is not None else None,
         stack=stack,
         function=function,
         template=ctx.get("template"),
-        nested=nested,
+        nested=[] if nested is None else nested,
         scope=scope_name,
+        framework=framework,
     )
-    f._frames = g.get("frames") or []
-    f._ctx = ctx
+    f._frames = frames  # type: ignore[attr-defined]
+    f._ctx = ctx  # type: ignore[attr-defined]
+    if eager is not None:
+        f.eager_path, f.eager_call, f.eager_rows = eager  # type: ignore[attr-defined]
     if ctx.get("sql") and ctx.get("params") is not None and kind != "unused_eager_load":
         f.explain = {"sql": ctx["sql"], "params": ctx["params"], "alias": ctx.get("alias") or "default"}
-        f._raw_params = ctx.get("raw_params")
+        f._raw_params = ctx.get("raw_params")  # type: ignore[attr-defined]
     return f
+
+
+def _finding(kind, g: Group, count, total, relation, fix, src, callsite, function, stack, nested, scope_name, *,
+             distinct) -> Finding:
+    """A finding about exported group ``g`` (``src``: the group its parameter values came from)."""
+    return make_finding(kind, sql=g.sql, fingerprint=g.fingerprint, frames=g.frames or [], ctx=g.ctx or {},
+                        count=count, total=total, callsite=callsite, function=function, stack=stack,
+                        relation=relation, fix=fix, src=src, nested=nested, scope_name=scope_name, distinct=distinct)

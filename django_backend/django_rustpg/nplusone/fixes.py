@@ -43,7 +43,7 @@ def _existing_prefetches(root_src, groups, reg) -> tuple:
         return ()
     out = []
     for h in groups.values():
-        if h.get("markers", 0) & rt.M_PREFETCH and any(sid == root_src["id"] for sid, _c, _n in h.get("sources") or []):
+        if h.markers & rt.M_PREFETCH and any(sid == root_src.id for sid, _c, _n in h.sources or []):
             step = _sql_relation(h, reg, root_src, None)
             if step is not None and step.name and step.name not in out:
                 out.append(step.name)
@@ -62,7 +62,7 @@ def _validated(fix, existing=()):
 
 def _shaped(g) -> bool:
     """A related manager the loop filtered, ordered, sliced or aggregated."""
-    qs = (g.get("ctx") or {}).get("qs") or {}
+    qs = (g.ctx or {}).get("qs") or {}
     if not qs.get("instance"):
         return False
     return bool(qs.get("filters") or qs.get("order_by") or qs.get("slice") or qs.get("error")
@@ -72,7 +72,7 @@ def _shaped(g) -> bool:
 def _repeats_on_line(g, name) -> int:
     """``g.parent.parent.name``: how often the self-referential step is chained on the
     call-site line (at least 1)."""
-    frames = g.get("frames") or []
+    frames = g.frames or []
     if not frames:
         return 1
     code, line = frames[0]
@@ -140,18 +140,18 @@ def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node
     related manager filtered/ordered/sliced per row, a deferred field, get() per id."""
     from . import fix_check, _querysets
 
-    ctx = g.get("ctx") or {}
+    ctx = g.ctx or {}
     loop = dict(ctx.get("qs") or {})
     how = step.how
     if how == "get":
         if loop.get("instance"):
             return fix_check.refused("get() on a related manager per row: no single query returns the same rows")
-        model = reg.model((g.get("tables") or [None])[0]) if reg else None
+        model = reg.model((g.tables or [None])[0]) if reg else None
         fld = None
-        for table, column, _many in g.get("filters") or []:
+        for table, column, _many in g.filters or []:
             fld = reg.field_by_column(model, column) if model is not None else None
             break
-        if model is None or fld is None or not (fld.primary_key or fld.unique) or len(g.get("filters") or []) != 1:
+        if model is None or fld is None or not (fld.primary_key or fld.unique) or len(g.filters or []) != 1:
             return fix_check.refused("get() filters on more than one unique field: in_bulk() cannot replace it")
         text = "in_bulk()" if fld.primary_key else f'in_bulk([...], field_name="{fld.name}")'
         src, _ = _best_source(g, groups, reg)
@@ -161,7 +161,7 @@ def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node
         return fix_check.refused(reason, root)
     if how == "deferred":
         model = root
-        fields = fix_check.loaded_fields((_best_source(g, groups, reg)[0] or {}).get("sql"), model) if model else None
+        fields = fix_check.loaded_fields(getattr(_best_source(g, groups, reg)[0], "sql", None), model) if model else None
         name = (step.relation or "").rsplit(".", 1)[-1]
         if model is None or fields is None or not name:
             return fix_check.refused("the fields the root query loaded are unknown")
@@ -227,7 +227,7 @@ def _special_fix(g, step, groups, reg, root, prefix, joined, shape, reason, node
     if call == "iterate" and step.many:
         if loop.get("values"):
             return fix_check.refused("the loop reads the related manager with values(): Prefetch cannot", root)
-        target = reg.model((g.get("tables") or [None])[0]) if reg else None
+        target = reg.model((g.tables or [None])[0]) if reg else None
         hops = fix_check.resolve_path(root, path) if root is not None else None
         if isinstance(hops, list) and hops[-1].model is not None:
             target = hops[-1].model

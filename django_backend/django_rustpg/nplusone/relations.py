@@ -68,9 +68,9 @@ def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
     """The relation a statement loads, from its table and filtered column."""
     if reg is None:
         return None
-    tables = g.get("tables") or []
+    tables = g.tables or []
     primary = tables[0] if tables else None
-    for table, column, _many in g.get("filters") or []:
+    for table, column, _many in g.filters or []:
         model = reg.model(table or primary)
         if model is None:
             continue
@@ -98,7 +98,7 @@ def _sql_relation(g, reg, source_group=None, source_column=None) -> Step | None:
             # A row by its key: a forward foreign key, if we know where the value came from.
             fk = None
             if source_group is not None:
-                smodel = reg.model((source_group.get("tables") or [None])[0])
+                smodel = reg.model((source_group.tables or [None])[0])
                 if smodel is not None:
                     fks = [f for f in smodel._meta.concrete_fields
                            if f.is_relation and (f.many_to_one or f.one_to_one) and f.related_model is model
@@ -134,5 +134,5 @@ def _loaded_model(g, reg) -> str | None:
     """The label of the model whose rows a statement loads (its first table)."""
     if reg is None:
         return None
-    model = reg.model((g.get("tables") or [None])[0])
+    model = reg.model((g.tables or [None])[0])
     return model._meta.label if model is not None else None

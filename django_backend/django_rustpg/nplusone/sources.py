@@ -12,9 +12,9 @@ CONFIRM_HITS = 1000
 
 
 def _step(g, reg, groups) -> Step:
-    ctx = g.get("ctx") or {}
+    ctx = g.ctx or {}
     how = ctx.get("kind")
-    markers = g.get("markers") or 0
+    markers = g.markers or 0
     if how is None:
         for bit in (rt.M_FORWARD, rt.M_REVERSE_ONE, rt.M_GFK, rt.M_DEFERRED, rt.M_COUNT, rt.M_EXISTS, rt.M_GET, rt.M_REFRESH):
             if markers & bit:
@@ -41,7 +41,7 @@ def _step(g, reg, groups) -> Step:
     if how in ("count", "exists"):
         if sql_step and sql_step.name:
             accessor = sql_step.name
-            if how == "count" or g.get("count_only"):
+            if how == "count" or g.count_only:
                 return Step("count", sql_step.relation, accessor, True, f'annotate(Count("{accessor}"))')
             return Step("exists", sql_step.relation, accessor, True, f'prefetch_related("{accessor}")')
         return Step(how, None, None, False, None)
@@ -67,12 +67,12 @@ def _best_source(g, groups, reg=None, prefer=None):
     related manager's key belongs to its owner's rows, not to a prefetch of the same
     relation that loaded the key too. Ties go to the most recent source (the nearest
     enclosing loop)."""
-    count = g["count"]
+    count = g.count
     cands = []
-    for sid, column, hits in g.get("sources") or []:
+    for sid, column, hits in g.sources or []:
         src = groups.get(sid)
-        if src is not None and sid != g["id"] and hits >= 2 and (hits * 2 >= count or hits >= CONFIRM_HITS):
-            cands.append((hits, src["first_seq"], src, column))
+        if src is not None and sid != g.id and hits >= 2 and (hits * 2 >= count or hits >= CONFIRM_HITS):
+            cands.append((hits, src.first_seq, src, column))
     if not cands:
         return None, None
     if reg is not None:
@@ -81,7 +81,7 @@ def _best_source(g, groups, reg=None, prefer=None):
         if not cands:
             return None, None
         if prefer is not None:
-            own = [c for c in cands if _is_model(reg.model((c[2].get("tables") or [None])[0]), prefer)]
+            own = [c for c in cands if _is_model(reg.model((c[2].tables or [None])[0]), prefer)]
             cands = own or cands
     hits, _seq, src, column = max(cands, key=lambda c: (c[0], c[1]))
     return src, column
@@ -104,13 +104,13 @@ def _plausible(g, src, column, reg) -> bool:
     Judged by models, not by the recorded column: a value seen in two columns of one
     row is remembered with the first, and small keys of different tables coincide."""
     try:
-        tables = g.get("tables") or []
-        filters = g.get("filters") or []
+        tables = g.tables or []
+        filters = g.filters or []
         if not filters:
             return True
         table, fcol, _many = filters[0]
         model = reg.model(table or (tables[0] if tables else None))
-        smodel = reg.model((src.get("tables") or [None])[0])
+        smodel = reg.model((src.tables or [None])[0])
         if model is None or smodel is None:
             return True
         fld = reg.field_by_column(model, fcol)
@@ -125,7 +125,7 @@ def _plausible(g, src, column, reg) -> bool:
         if smodel is target or issubclass(smodel, target) or issubclass(target, smodel):
             return True
         # The source's own model, or one it joined (select_related).
-        for m in [smodel] + [reg.model(t) for t in (src.get("tables") or [])[1:]]:
+        for m in [smodel] + [reg.model(t) for t in (src.tables or [])[1:]]:
             if m is None:
                 continue
             for f in m._meta.get_fields():
@@ -141,7 +141,7 @@ def _plausible(g, src, column, reg) -> bool:
 def _prefetch_prefix(src, groups, reg, depth=0) -> tuple:
     """When rows came from a prefetch query ``src``: (the path that prefetch followed,
     the group of the root query the path starts from)."""
-    if depth > 8 or src is None or not (src.get("markers", 0) & rt.M_PREFETCH):
+    if depth > 8 or src is None or not (src.markers & rt.M_PREFETCH):
         return [], src
     step = _sql_relation(src, reg, *_best_source(src, groups, reg))
     if step is None or not step.name:
@@ -150,10 +150,10 @@ def _prefetch_prefix(src, groups, reg, depth=0) -> tuple:
     # A prefetch query runs once (its keys in one IN list): any earlier result set of
     # the owner's rows that held them is where it started.
     up = None
-    for sid, _column, _hits in src.get("sources") or []:
+    for sid, _column, _hits in src.sources or []:
         cand = groups.get(sid)
-        if cand is not None and sid != src["id"] and _is_model(reg.model((cand.get("tables") or [None])[0]), owner):
-            if up is None or cand["first_seq"] > up["first_seq"]:
+        if cand is not None and sid != src.id and _is_model(reg.model((cand.tables or [None])[0]), owner):
+            if up is None or cand.first_seq > up.first_seq:
                 up = cand
     if up is None:
         return [step.name], None
