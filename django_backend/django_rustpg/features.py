@@ -11,10 +11,11 @@ class DatabaseFeatures(PGDatabaseFeatures):
         # The driver always binds on the server.
         return True
 
-    # Django 6.1 caps batches at 65,535 parameters under server-side binding; the driver
-    # renders longer statements client-side, so batches split where stock splits them. A plain
-    # class attribute, as in Django's base class, so tests can patch it on the class.
-    max_query_params = None
+    @cached_property
+    def max_query_params(self):
+        # Django 6.1 caps batches at 65,535 parameters under server-side binding; the driver
+        # renders longer statements client-side, so batches split where stock splits them.
+        return None
 
     @cached_property
     def django_test_skips(self):
