@@ -12,12 +12,6 @@ class DatabaseFeatures(PGDatabaseFeatures):
         return True
 
     @cached_property
-    def max_query_params(self):
-        # Django 6.1 caps batches at 65,535 parameters under server-side binding; the driver
-        # renders longer statements client-side, so batches split where stock splits them.
-        return None
-
-    @cached_property
     def django_test_skips(self):
         skips = {
             reason: tests
