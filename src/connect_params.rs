@@ -1,7 +1,7 @@
 //! `connect(**params)` keywords: parsed and validated here, the one place connection options
 //! are checked (Python's options.py keeps only Django's own keys).
 
-use crate::errors;
+use crate::{errors, hosts, tls};
 use crate::pool::{ConnectSpec, PoolSpec};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -166,4 +166,17 @@ pub fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyRe
         cursor_factory,
         prepare_threshold,
     })
+}
+
+/// Checks one libpq keyword's value without connecting: Django's OPTIONS are checked when the
+/// settings are read, by the same rules `connect()` applies (ProgrammingError naming the key).
+#[pyfunction]
+pub fn check_connect_value(py: Python<'_>, key: &str, value: &str) -> PyResult<()> {
+    let checked = match key {
+        "sslmode" => tls::parse_sslmode(value, false).map(|_| ()),
+        "target_session_attrs" => hosts::target_session_attrs(Some(value)).map(|_| ()),
+        "load_balance_hosts" => hosts::load_balance_hosts(Some(value)).map(|_| ()),
+        other => Err(format!("invalid connection option \"{other}\"")),
+    };
+    checked.map_err(|message| errors::programming(py, message))
 }

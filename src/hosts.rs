@@ -34,7 +34,7 @@ pub fn target_session_attrs(value: Option<&str>) -> Result<TargetSessionAttrs, S
     })
 }
 
-fn load_balance_hosts(value: Option<&str>) -> Result<LoadBalanceHosts, String> {
+pub fn load_balance_hosts(value: Option<&str>) -> Result<LoadBalanceHosts, String> {
     match value {
         None | Some("disable") => Ok(LoadBalanceHosts::Disable),
         Some("random") => Ok(LoadBalanceHosts::Random),

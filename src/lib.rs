@@ -43,6 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_pool, m)?)?;
     m.add_function(wrap_pyfunction!(mogrify, m)?)?;
+    m.add_function(wrap_pyfunction!(connect_params::check_connect_value, m)?)?;
     m.add_function(wrap_pyfunction!(types::decode::extension_text, m)?)?;
     m.add_class::<nplusone::Scope>()?;
     m.add_class::<nplusone::CallOrigin>()?;

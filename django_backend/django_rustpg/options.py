@@ -2,6 +2,8 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from . import _native, dbapi
+
 # Keys with Django's meaning (see Django's PostgreSQL notes) plus libpq keywords the
 # driver understands.
 _LIBPQ_KEYS = {
@@ -32,13 +34,9 @@ _OWN_KEYS = {
 _ALL = {**_LIBPQ_KEYS, **_DJANGO_KEYS, **_OWN_KEYS}
 _POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_lifetime": (int, float), "max_idle": (int, float), "check": object}
 DEFAULT_POOL_MAX_SIZE = 20
-_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-# libpq's values (the driver checks them again, for dbapi.connect()).
-_CHOICES = {
-    "sslmode": _SSLMODES,
-    "target_session_attrs": {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"},
-    "load_balance_hosts": {"disable", "random"},
-}
+# libpq keywords whose values the driver checks (src/connect_params.rs), asked here already so
+# a bad value is an ImproperlyConfigured when the settings are read.
+_CHECKED_VALUES = ("sslmode", "target_session_attrs", "load_balance_hosts")
 
 
 def _type_names(types):
@@ -63,11 +61,12 @@ def validate_options(options, settings_dict):
                 f"OPTIONS[{key!r}] must be {_type_names(expected)}, "
                 f"not {type(value).__name__} ({value!r})."
             )
-    for key, choices in _CHOICES.items():
-        if key in options and options[key] not in choices:
-            raise ImproperlyConfigured(
-                f"OPTIONS[{key!r}] must be one of {', '.join(sorted(choices))}, not {options[key]!r}."
-            )
+    for key in _CHECKED_VALUES:
+        if key in options:
+            try:
+                _native.check_connect_value(key, options[key])
+            except dbapi.ProgrammingError as e:
+                raise ImproperlyConfigured(f"OPTIONS[{key!r}]: {e}") from None
     if options.get("reset_on_return", "auto") not in ("auto", "always"):
         raise ImproperlyConfigured("OPTIONS['reset_on_return'] must be 'auto' or 'always'.")
     pool = options.get("pool")
