@@ -78,3 +78,37 @@ def pg_conninfo(dsn_params):
     """psycopg_conninfo() as a fixture, so test modules need not import conftest (another
     conftest.py in a subdirectory would shadow `import conftest`)."""
     return psycopg_conninfo(dsn_params)
+
+
+@pytest.fixture(scope="session")
+def extension_database(dsn_params, pg_conninfo):
+    """A context manager factory: a fresh database with the given extensions (name -> Debian
+    package) created, yielding its connect params; dropped afterwards. A missing package is a
+    skip naming it, and a failure under CI."""
+    import contextlib
+
+    import psycopg
+
+    @contextlib.contextmanager
+    def create(name, extensions):
+        with psycopg.connect(pg_conninfo, autocommit=True) as c:
+            available = {r[0] for r in c.execute("SELECT name FROM pg_available_extensions")}
+            missing = sorted({pkg for ext, pkg in extensions.items() if ext not in available})
+            if missing:
+                msg = f"extensions missing: install {', '.join(missing)}"
+                if os.environ.get("CI"):
+                    pytest.fail(msg)
+                pytest.skip(msg)
+            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {name}")
+        params = {**dsn_params, "dbname": name}
+        try:
+            with psycopg.connect(psycopg_conninfo(params), autocommit=True) as c:
+                for ext in extensions:
+                    c.execute(f"CREATE EXTENSION {ext}")
+            yield params
+        finally:
+            with psycopg.connect(pg_conninfo, autocommit=True) as c:
+                c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    return create

@@ -2,7 +2,6 @@
 PostGIS geometry/geography read in binary give exactly what psycopg gives under Django
 (str of the text output; arrays as stock returns them; NULLs), and every value read goes
 back as a parameter and reads the same (read -> write -> read), on both drivers."""
-import os
 
 import psycopg
 import pytest
@@ -36,29 +35,15 @@ SAMPLES = {
 
 
 @pytest.fixture(scope="module")
-def ext_db(dsn_params, pg_conninfo):
-    with psycopg.connect(pg_conninfo, autocommit=True) as c:
-        available = {r[0] for r in c.execute("SELECT name FROM pg_available_extensions")}
-        missing = sorted({pkg for ext, pkg in EXTENSIONS.items() if ext not in available})
-        if missing:
-            msg = f"extensions missing: install {', '.join(missing)}"
-            if os.environ.get("CI"):
-                pytest.fail(msg)
-            pytest.skip(msg)
-        c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {DB}")
-    params = {**dsn_params, "dbname": DB}
-    with psycopg.connect(make_conninfo(**{k: v for k, v in params.items() if v is not None}), autocommit=True) as c:
-        for ext in EXTENSIONS:
-            c.execute(f"CREATE EXTENSION {ext}")
-        for name, values in SAMPLES.items():
-            c.execute(f"CREATE TABLE t_{name} (id int PRIMARY KEY, v {name}, va {name}[])")
-            for i, v in enumerate(values):
-                c.execute(f"INSERT INTO t_{name} VALUES (%s, %s::{name}, ARRAY[%s::{name}, NULL])", (i, v, v))
-            c.execute(f"INSERT INTO t_{name} VALUES (%s, NULL, NULL)", (len(values),))
-    yield params
-    with psycopg.connect(pg_conninfo, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+def ext_db(extension_database):
+    with extension_database(DB, EXTENSIONS) as params:
+        with psycopg.connect(make_conninfo(**{k: v for k, v in params.items() if v is not None}), autocommit=True) as c:
+            for name, values in SAMPLES.items():
+                c.execute(f"CREATE TABLE t_{name} (id int PRIMARY KEY, v {name}, va {name}[])")
+                for i, v in enumerate(values):
+                    c.execute(f"INSERT INTO t_{name} VALUES (%s, %s::{name}, ARRAY[%s::{name}, NULL])", (i, v, v))
+                c.execute(f"INSERT INTO t_{name} VALUES (%s, NULL, NULL)", (len(values),))
+        yield params
 
 
 @pytest.fixture

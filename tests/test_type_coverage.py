@@ -28,27 +28,13 @@ CREATE DOMAIN tc_dpair AS tc_pair;
 
 
 @pytest.fixture(scope="module")
-def typecov_db(dsn_params, pg_conninfo):
-    with psycopg.connect(pg_conninfo, autocommit=True) as c:
-        available = {r[0] for r in c.execute("SELECT name FROM pg_available_extensions")}
-        missing = sorted({pkg for ext, pkg in EXTENSIONS.items() if ext not in available})
-        if missing:
-            msg = f"extensions missing: install {', '.join(missing)}"
-            if os.environ.get("CI"):
-                pytest.fail(msg)
-            pytest.skip(msg)
-        c.execute(f"DROP DATABASE IF EXISTS {DB}")
-        c.execute(f"CREATE DATABASE {DB}")
-    params = {**dsn_params, "dbname": DB}
+def typecov_db(extension_database):
     from psycopg.conninfo import make_conninfo
 
-    with psycopg.connect(make_conninfo(**{k: v for k, v in params.items() if v is not None}), autocommit=True) as c:
-        for ext in EXTENSIONS:
-            c.execute(f"CREATE EXTENSION {ext}")
-        c.execute(USER_TYPES)
-    yield params
-    with psycopg.connect(pg_conninfo, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    with extension_database(DB, EXTENSIONS) as params:
+        with psycopg.connect(make_conninfo(**{k: v for k, v in params.items() if v is not None}), autocommit=True) as c:
+            c.execute(USER_TYPES)
+        yield params
 
 
 def test_every_type_reads_as_stock(typecov_db):
