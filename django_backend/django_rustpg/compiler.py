@@ -16,6 +16,7 @@ several rows, ``ON CONFLICT`` and ``RETURNING`` as asked) is unchanged.
 
 import datetime
 import decimal
+import functools
 import inspect
 import uuid
 
@@ -35,11 +36,45 @@ from django.db.backends.postgresql.compiler import (  # noqa: F401  (this module
     SQLUpdateCompiler,
 )
 
-# Where the chains below were read and are tested (tests/test_compiler.py, run by test-py on
-# 5.2 and by test-dj61 on 6.1); elsewhere every value takes Django's own chain.
-VERIFIED_DJANGO = {(5, 2), (6, 1)}
-
 _Field = f.Field
+
+# Where the chains below were read and are tested (tests/test_compiler.py, run by test-py on
+# 5.2 and by test-dj61 on 6.1): the digest of the Django code they stand in for, as
+# materialize.source_digest() computes it. Anywhere else (another version, or a patch release
+# whose code differs) every value takes Django's own chain.
+VERIFIED_DJANGO = {(5, 2): "af2b80841b211639", (6, 1): "28fab51a60361cc4"}
+
+
+def _stood_in_for():
+    """Django's code that decides when pre_save_val()/prepare_value() are called, and the
+    stock prep chains value_rule() stands in for."""
+    from django.db.models.sql import compiler as sql_compiler
+
+    methods = {
+        sql_compiler.SQLInsertCompiler: ("as_sql", "assemble_as_sql", "pre_save_val", "prepare_value", "field_as_sql"),
+        pg_compiler.SQLInsertCompiler: ("as_sql", "assemble_as_sql"),
+        pg_operations.DatabaseOperations: ("adapt_integerfield_value", "adapt_datetimefield_value",
+                                           "adapt_datefield_value", "adapt_json_value"),
+        BaseDatabaseOperations: ("adapt_decimalfield_value", "validate_autopk_value"),
+    }
+    chain = ("pre_save", "get_db_prep_save", "get_db_prep_value", "get_prep_value", "to_python")
+    for owner in (_Field, f.AutoFieldMixin, f.IntegerField, f.BooleanField, f.CharField, f.TextField, f.FloatField,
+                  f.DecimalField, f.DateTimeField, f.DateField, JSONField, f.UUIDField, ForeignKey):
+        methods[owner] = chain
+    return [(f"{owner.__module__}.{owner.__name__}.{name}", owner.__dict__.get(name))
+            for owner, names in methods.items() for name in names]
+
+
+@functools.cache
+def insert_code_digest():
+    from .materialize import source_digest
+
+    return source_digest(_stood_in_for())
+
+
+def _verified_django():
+    return VERIFIED_DJANGO.get(django.VERSION[:2]) == insert_code_digest()
+
 
 
 def _is(cls, name, owner):
@@ -180,7 +215,7 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
     def _prepared_columns(self):
         query = self.query
         objs, fields = query.objs, query.fields
-        if not fields or len(objs) < 2 or query.raw or django.VERSION[:2] not in VERIFIED_DJANGO:
+        if not fields or len(objs) < 2 or query.raw or not _verified_django():
             return None
         if any(getattr(type(field), "pre_save", None) not in _SELF_CONTAINED_PRE_SAVE for field in fields):
             return None  # a pre_save that may change other attributes: only Django's order is right

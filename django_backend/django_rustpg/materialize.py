@@ -99,11 +99,12 @@ def _stood_in_for():
     return [(f"{getattr(owner, '__name__', owner)}.{name}", getattr(owner, name, None)) for owner, name in names]
 
 
-def source_digest():
+def source_digest(stood_in_for=None):
     """Digest of the normalized source (comments and blank lines dropped) of the code
-    stood in for; None when a source cannot be read."""
+    stood in for (``(label, object)`` pairs, by default the materializer's); None when a
+    source cannot be read."""
     h = hashlib.sha256()
-    for label, obj in _stood_in_for():
+    for label, obj in _stood_in_for() if stood_in_for is None else stood_in_for:
         h.update(label.encode())
         if obj is None:
             h.update(b"<absent>")
