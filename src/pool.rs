@@ -242,7 +242,7 @@ pub async fn observe_idle_sockets() {
 /// Whether an idle session's socket has anything to read (a termination message, EOF, an
 /// error, a notification): one `poll` with no wait. Only then does checkout let the runtime
 /// read it (`observe_idle_sockets`, two scheduler rounds); a quiet socket costs one syscall.
-fn idle_socket_has_news(session: &Session) -> bool {
+pub(crate) fn idle_socket_has_news(session: &Session) -> bool {
     let Some(fd) = session.client.socket_fd() else { return true };
     let mut pfd = libc::pollfd { fd, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
     // SAFETY: one valid pollfd; the session's connection (which owns fd) is alive here.
@@ -410,7 +410,10 @@ pub fn build_config(spec: &ConnectSpec) -> Result<(Config, Connector), String> {
     }
     let (mode, verify) = crate::tls::parse_sslmode(&spec.sslmode, spec.sslrootcert.is_some())?;
     // As libpq: no TLS over Unix-domain sockets (there is no host name to verify either).
-    let unix_only = config.get_hosts().iter().all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+    // A hostaddr means TCP whatever the host names.
+    let unix_only = config.get_hostaddrs().is_empty()
+        && !config.get_hosts().is_empty()
+        && config.get_hosts().iter().all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
     config.ssl_mode(if unix_only && mode == tokio_postgres::config::SslMode::Prefer {
         tokio_postgres::config::SslMode::Disable
     } else {

@@ -38,7 +38,10 @@ impl ConnCore {
         if matches!(self.target, TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby) {
             return true;
         }
-        runtime::block_on(py, pool::observe_idle_sockets());
+        // One no-wait poll; the runtime reads the socket only when the server sent something.
+        if pool::idle_socket_has_news(session) {
+            runtime::block_on(py, pool::observe_idle_sockets());
+        }
         self.admits_target(session)
     }
 
