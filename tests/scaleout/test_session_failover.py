@@ -95,10 +95,15 @@ def test_fenced_then_promoted(pair):
 def test_read_only_refusal_is_not_retried_for_a_session_that_made_itself_read_only(pair):
     c = _connect(pair, pool=False)
     _one(c, "SET default_transaction_read_only = on")
+    pid = c.info.backend_pid
     with pytest.raises(dbapi.InternalError, match="read-only transaction"):
         _one(c, "INSERT INTO t VALUES ('x')")
     c.close()
     assert pair.primary.query("SELECT count(*) FROM t") == [(0,)]
+    # The log records refusals per session (the other tests' "0 refusals" rely on it), and
+    # this one was refused once, not retried.
+    refusals = _refusals(pair.primary)
+    assert refusals[pid] == 1, refusals
 
 
 def test_primary_stopped_pooled_sessions_reconnect_through_the_host_list(pair):
