@@ -9,6 +9,7 @@ object: {"cases": n, "differences": [...], "fast_columns": {case: [field names]}
 
 argv: dbname host port user
 """
+import contextlib
 import datetime
 import decimal
 import json
@@ -214,12 +215,10 @@ def run_case(alias, name, model, factory, kwargs):
                     c.execute(f"SELECT setval(pg_get_serial_sequence('{m._meta.db_table}', 'id'), 500)")
             Tag.objects.using(alias).bulk_create([Tag(name="t1"), Tag(name="t2")])
             Item.objects.using(alias).bulk_create(base_items(2, code=lambda i: f"base{i}", num=lambda i: 100 + i))
-            if alias == "default":
-                result["fast_columns"] = fast_columns(model, factory(alias))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 objs = factory_objs = factory(alias)
-                with connections[alias].execute_wrapper(capture):
+                with connections[alias].execute_wrapper(capture), served_columns(model) as served:
                     try:
                         with transaction.atomic(using=alias):
                             returned = model.objects.using(alias).bulk_create(objs, **kwargs)
@@ -227,6 +226,8 @@ def run_case(alias, name, model, factory, kwargs):
                         result["instances"] = [instance_state(o, model, alias) for o in factory_objs]
                     except Exception as e:  # the same exception, same message
                         result["error"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
+            if alias == "default":
+                result["fast_columns"] = served
             result["warnings"] = sorted(f"{w.category.__name__}: {w.message}" for w in caught)
             result["rows"] = stored_rows(model, alias)
             raise _Rollback
@@ -244,20 +245,22 @@ class _Rollback(Exception):
     pass
 
 
-def fast_columns(model, objs):
-    """Field names the faster path prepared, for the report (proves it is taken)."""
-    from django.db.models import sql
+@contextlib.contextmanager
+def served_columns(model):
+    """Field names whose values the faster path served during the bulk_create inside (proves it
+    is taken in a real insert, not only planned)."""
+    taken = set()
+    real = rust_compiler.SQLInsertCompiler.pre_save_val
 
-    fields = [f for f in model._meta.concrete_fields if not f.generated and not f.primary_key]
-    if any(o._is_pk_set() for o in objs):
-        return []
-    q = sql.InsertQuery(model)
-    q.insert_values(fields, objs)
-    comp = q.get_compiler(using="default")
-    if not isinstance(comp, rust_compiler.SQLInsertCompiler):
-        return ["<not django_rustpg's compiler>"]
-    cols = comp._prepared_columns() or {}
-    return [f.name for f in fields if id(f) in cols]
+    def spy(self, field, obj):
+        if self._rustpg_columns and id(field) in self._rustpg_columns:
+            taken.add(field.name)
+        return real(self, field, obj)
+
+    names = []
+    with mock.patch.object(rust_compiler.SQLInsertCompiler, "pre_save_val", spy):
+        yield names
+    names.extend(f.name for f in model._meta.concrete_fields if f.name in taken)
 
 
 def main():
