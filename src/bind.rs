@@ -2,7 +2,7 @@
 //! Values are never spliced into the executed SQL; `mogrify` exists for display only.
 
 use crate::errors;
-use crate::sql::classify::{effects, Effects};
+use crate::sql::classify::{effects, ClientSide, Effects};
 use crate::fxhash::FxMap;
 use crate::sql::placeholders::{scan, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
@@ -11,13 +11,33 @@ use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMapping, PyString};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub struct BoundQuery {
     pub sql: String,
     pub params: Vec<Param>,
     pub shape: Shape,
     pub effects: Effects,
+    /// What the simple protocol needs to render `sql` with literals instead of `$n`, for a
+    /// statement with parameters that `effects.client_side` allows.
+    pub inline: Option<Inline>,
+}
+
+pub struct Inline {
+    pub template: Arc<Template>,
+    /// The 1-based parameter number of each slot.
+    pub numbers: Vec<usize>,
+}
+
+impl BoundQuery {
+    /// The statement with its parameters as literals, when every one has a literal form.
+    pub fn client_side_sql(&self) -> Option<String> {
+        match &self.inline {
+            Some(i) => crate::types::encode::inline::render(&i.template, &i.numbers, &self.params),
+            None if self.params.is_empty() => Some(self.sql.clone()),
+            None => None,
+        }
+    }
 }
 
 /// Accepts str, bytes, or a psycopg `sql.Composable`.
@@ -45,7 +65,7 @@ const SCANNED_ENTRIES: usize = 512;
 /// Longer statements (bulk INSERTs with thousands of placeholders) are scanned every time.
 const SCANNED_MAX_LEN: usize = 16 * 1024;
 
-type Scanned = (Template, Effects);
+type Scanned = (Arc<Template>, Effects);
 
 thread_local! {
     /// Index 0: without parameters (text verbatim), 1: with parameters.
@@ -60,7 +80,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
             return Ok(hit);
         }
     }
-    let template = scan_or_raise(py, query, with_params)?;
+    let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
@@ -116,7 +136,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let params = params.filter(|p| !p.is_none());
     let (template, effects) = scanned(py, query, params.is_some())?;
     let Some(params) = params else {
-        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape, effects });
+        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
     };
     let values = slot_values(py, &template, params)?;
     let encoder = Encoder::new(py, hstore_oid)?;
@@ -125,7 +145,8 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // everything, and runs without parameters. The only place values enter SQL text.
     if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
-        return Ok(BoundQuery { sql: template.render_with(&literals), params: Vec::new(), shape: template.shape, effects });
+        let sql = template.render_with(&literals);
+        return Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
     }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
     let mut numbers = Vec::with_capacity(values.len());
@@ -147,7 +168,9 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         numbers.push(encoded.len());
     }
     let sql = template.render(&numbers);
-    Ok(BoundQuery { sql, params: encoded, shape: template.shape, effects })
+    let shape = template.shape.clone();
+    let inline = (effects.client_side != ClientSide::Never).then(|| Inline { template, numbers });
+    Ok(BoundQuery { sql, params: encoded, shape, effects, inline })
 }
 
 /// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.

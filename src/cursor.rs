@@ -139,6 +139,7 @@ impl Cursor {
                 params: q.params.clone(),
                 shape: q.shape.clone(),
                 effects: classify::Effects { dirties_session: named.withhold, ..classify::Effects::NONE },
+                inline: None,
             };
             self.core.run(py, &declare)?;
             named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
