@@ -331,7 +331,11 @@ impl Cursor {
         let mut cols: Option<(Vec<ColInfo>, Vec<Decoder>)> = None;
         for params in params_seq.try_iter()? {
             let params = params?;
-            let q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            let mut q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            if returning {
+                // The kept rows of every run decode with the first run's decoders: one format.
+                q.effects.client_side = classify::ClientSide::Never;
+            }
             self.run_bound(py, q)?;
             total += self.rowcount.max(0);
             if returning {
