@@ -10,7 +10,6 @@ use bytes::BytesMut;
 use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMapping, PyString};
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 pub struct BoundQuery {
@@ -128,6 +127,9 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
     }
 }
 
+/// Up to this many values, shared `$n` are found by comparing with those already encoded.
+const SCAN_SHARED_UP_TO: usize = 16;
+
 /// Bind's parameter count is an int16 on the wire.
 const MAX_PARAMS: usize = u16::MAX as usize;
 
@@ -154,15 +156,22 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // SELECT and GROUP BY) as equal, as it does with inlined literals. Untyped values
     // (str, str lists, NULL) never share: PostgreSQL infers each one's type from where it
     // stands, and one shared parameter cannot be both text and varchar, inet[] and uuid[].
-    let mut seen: HashMap<Param, usize> = HashMap::new();
+    // Few values (Django's usual statement): a scan; many (IN lists): a map.
+    let mut seen: Option<FxMap<Param, usize>> = (values.len() > SCAN_SHARED_UP_TO).then(FxMap::default);
     for (i, value) in values.iter().enumerate() {
         let p = encoder.encode(value, i + 1)?;
         if p.oid != 0 && p.value.is_some() {
-            if let Some(&n) = seen.get(&p) {
+            let earlier = match &seen {
+                None => encoded.iter().position(|e| *e == p).map(|k| k + 1),
+                Some(map) => map.get(&p).copied(),
+            };
+            if let Some(n) = earlier {
                 numbers.push(n);
                 continue;
             }
-            seen.insert(p.clone(), encoded.len() + 1);
+            if let Some(map) = &mut seen {
+                map.insert(p.clone(), encoded.len() + 1);
+            }
         }
         encoded.push(p);
         numbers.push(encoded.len());

@@ -10,7 +10,6 @@ use crate::codec::datetime::{civil_from_days, PG_EPOCH_DAYS, USECS_PER_DAY};
 use crate::sql::literal::quote_string;
 use crate::sql::placeholders::{Part, Template};
 use crate::types::oid;
-use std::fmt::Write;
 
 /// Longest value rendered; a longer one is bound (no quoting pass over large documents).
 const MAX_VALUE_BYTES: usize = 8 * 1024;
@@ -18,21 +17,23 @@ const MAX_VALUE_BYTES: usize = 8 * 1024;
 /// The statement with each slot replaced by its parameter's literal (`numbers[slot]` is the
 /// 1-based parameter), or None when a parameter has no literal here.
 pub fn render(template: &Template, numbers: &[usize], params: &[Param]) -> Option<String> {
-    let mut literals = Vec::with_capacity(params.len());
+    let mut literals = String::with_capacity(params.iter().map(|p| p.value.as_ref().map_or(4, |v| v.len() + 16)).sum());
+    let mut bounds = Vec::with_capacity(params.len());
     for p in params {
-        literals.push(literal(p)?);
+        let start = literals.len();
+        push_literal(&mut literals, p)?;
+        bounds.push((start, literals.len()));
     }
-    let mut out = String::with_capacity(template.parts.iter().map(|p| match p {
-        Part::Text(t) => t.len(),
-        Part::Slot(_) => 16,
-    }).sum());
+    let text_len: usize = template.parts.iter().map(|p| if let Part::Text(t) = p { t.len() } else { 0 }).sum();
+    let mut out = String::with_capacity(text_len + literals.len() * 2 + 2 * template.parts.len());
     for part in &template.parts {
         match part {
             Part::Text(t) => out.push_str(t),
             Part::Slot(s) => {
+                let (a, b) = bounds[*numbers.get(*s)? - 1];
                 // Spaces keep a literal from gluing onto a neighbouring word or operator.
                 out.push(' ');
-                out.push_str(&literals[*numbers.get(*s)? - 1]);
+                out.push_str(&literals[a..b]);
                 out.push(' ');
             }
         }
@@ -40,91 +41,182 @@ pub fn render(template: &Template, numbers: &[usize], params: &[Param]) -> Optio
     Some(out)
 }
 
+#[cfg(test)]
 fn literal(p: &Param) -> Option<String> {
-    let Some(value) = &p.value else { return Some("NULL".into()) };
+    let mut out = String::new();
+    push_literal(&mut out, p)?;
+    Some(out)
+}
+
+/// Appends `p`'s literal; None (with `out` partly written) when it has none here.
+fn push_literal(out: &mut String, p: &Param) -> Option<()> {
+    let Some(value) = &p.value else {
+        out.push_str("NULL");
+        return Some(());
+    };
     if value.len() > MAX_VALUE_BYTES {
         return None;
     }
     match p.format {
         Format::Text => {
             let text = std::str::from_utf8(value).ok()?;
-            match p.oid {
-                0 => Some(quote_string(text)),
-                o => Some(typed(&quote_string(text), oid::sql_name(o)?)),
+            let name = match p.oid {
+                0 => None,
+                o => Some(oid::sql_name(o)?),
+            };
+            push_quoted(out, text);
+            if let Some(name) = name {
+                out.push_str("::");
+                out.push_str(name);
             }
+            Some(())
         }
-        Format::Binary => binary_literal(p.oid, value),
+        Format::Binary => push_binary_literal(out, p.oid, value),
     }
 }
 
-fn typed(quoted: &str, name: &str) -> String {
-    format!("{quoted}::{name}")
+/// `text` as a string literal (` E'...'` when it holds a backslash, as `quote_string`).
+fn push_quoted(out: &mut String, text: &str) {
+    if text.contains('\\') {
+        out.push_str(&quote_string(text));
+        return;
+    }
+    out.push('\'');
+    let mut rest = text;
+    while let Some(i) = rest.find('\'') {
+        out.push_str(&rest[..=i]);
+        out.push('\'');
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('\'');
 }
 
-fn binary_literal(type_oid: u32, v: &[u8]) -> Option<String> {
-    let quoted = |text: &str| typed(&format!("'{text}'"), oid::sql_name(type_oid).unwrap_or("unknown"));
-    Some(match type_oid {
+fn push_binary_literal(out: &mut String, type_oid: u32, v: &[u8]) -> Option<()> {
+    let name = oid::sql_name(type_oid);
+    let typed = |out: &mut String, body: &dyn Fn(&mut String)| {
+        out.push('\'');
+        body(out);
+        out.push_str("'::");
+        out.push_str(name.unwrap_or("unknown"));
+    };
+    match type_oid {
         oid::BOOL => match v {
-            [0] => "false".into(),
-            [1] => "true".into(),
+            [0] => out.push_str("false"),
+            [1] => out.push_str("true"),
             _ => return None,
         },
-        oid::INT2 => quoted(&i16::from_be_bytes(v.try_into().ok()?).to_string()),
-        oid::INT4 => quoted(&i32::from_be_bytes(v.try_into().ok()?).to_string()),
-        oid::INT8 => quoted(&i64::from_be_bytes(v.try_into().ok()?).to_string()),
-        oid::OID => quoted(&u32::from_be_bytes(v.try_into().ok()?).to_string()),
-        oid::FLOAT8 => quoted(&float_text(f64::from_be_bytes(v.try_into().ok()?), |f| ryu::Buffer::new().format_finite(f).to_owned())),
-        oid::FLOAT4 => quoted(&float_text(f32::from_be_bytes(v.try_into().ok()?), |f| ryu::Buffer::new().format_finite(f).to_owned())),
+        oid::INT2 => {
+            let n = i16::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
+        }
+        oid::INT4 => {
+            let n = i32::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
+        }
+        oid::INT8 => {
+            let n = i64::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
+        }
+        oid::OID => {
+            let n = u32::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
+        }
+        oid::FLOAT8 => {
+            let f = f64::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| push_float(o, f, |f| ryu::Buffer::new().format_finite(f).to_owned()));
+        }
+        oid::FLOAT4 => {
+            let f = f32::from_be_bytes(v.try_into().ok()?);
+            typed(out, &|o| push_float(o, f, |f| ryu::Buffer::new().format_finite(f).to_owned()));
+        }
         oid::UUID => {
             let u = u128::from_be_bytes(v.try_into().ok()?);
-            let h = format!("{u:032x}");
-            quoted(&format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+            typed(out, &|o| {
+                for (i, shift) in (0..32).rev().enumerate() {
+                    if matches!(i, 8 | 12 | 16 | 20) {
+                        o.push('-');
+                    }
+                    o.push(HEX[((u >> (shift * 4)) & 0xf) as usize] as char);
+                }
+            });
         }
         oid::DATE => {
             let days = i32::from_be_bytes(v.try_into().ok()?) as i64;
-            let (y, m, d) = civil_from_days(days + PG_EPOCH_DAYS);
-            if !(1..=9999).contains(&y) {
+            let ymd = civil_from_days(days + PG_EPOCH_DAYS);
+            if !(1..=9999).contains(&ymd.0) {
                 return None;
             }
-            quoted(&format!("{y:04}-{m:02}-{d:02}"))
+            typed(out, &|o| push_ymd(o, ymd));
         }
         oid::TIMESTAMP | oid::TIMESTAMPTZ => {
             let us = i64::from_be_bytes(v.try_into().ok()?);
-            let (y, m, d) = civil_from_days(us.div_euclid(USECS_PER_DAY) + PG_EPOCH_DAYS);
-            if !(1..=9999).contains(&y) {
+            let ymd = civil_from_days(us.div_euclid(USECS_PER_DAY) + PG_EPOCH_DAYS);
+            if !(1..=9999).contains(&ymd.0) {
                 return None;
             }
             let tod = us.rem_euclid(USECS_PER_DAY);
             let (secs, micro) = (tod / 1_000_000, tod % 1_000_000);
-            let mut s = format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micro:06}", secs / 3600, secs / 60 % 60, secs % 60);
-            if type_oid == oid::TIMESTAMPTZ {
-                s.push_str("+00");
-            }
-            quoted(&s)
+            typed(out, &|o| {
+                push_ymd(o, ymd);
+                o.push(' ');
+                push_digits(o, secs / 3600, 2);
+                o.push(':');
+                push_digits(o, secs / 60 % 60, 2);
+                o.push(':');
+                push_digits(o, secs % 60, 2);
+                o.push('.');
+                push_digits(o, micro, 6);
+                if type_oid == oid::TIMESTAMPTZ {
+                    o.push_str("+00");
+                }
+            });
         }
         oid::BYTEA => {
             let mut hex = String::with_capacity(2 + v.len() * 2);
             hex.push_str("\\x");
             for b in v {
-                let _ = write!(hex, "{b:02x}");
+                hex.push(HEX[(b >> 4) as usize] as char);
+                hex.push(HEX[(b & 0xf) as usize] as char);
             }
             // E'\\x..': right whatever standard_conforming_strings says.
-            typed(&quote_string(&hex), "bytea")
+            out.push_str(&quote_string(&hex));
+            out.push_str("::bytea");
         }
         _ => return None,
-    })
+    }
+    Some(())
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_digits(out: &mut String, n: i64, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(n);
+    for _ in s.len()..width {
+        out.push('0');
+    }
+    out.push_str(s);
+}
+
+fn push_ymd(out: &mut String, (y, m, d): (i64, u32, u32)) {
+    push_digits(out, y, 4);
+    out.push('-');
+    push_digits(out, m as i64, 2);
+    out.push('-');
+    push_digits(out, d as i64, 2);
 }
 
 /// The shortest text that reads back as the same float; NaN and the infinities spelled
 /// as PostgreSQL reads them.
-fn float_text<F: Into<f64> + Copy>(f: F, finite: impl Fn(F) -> String) -> String {
+fn push_float<F: Into<f64> + Copy>(out: &mut String, f: F, finite: impl Fn(F) -> String) {
     let wide: f64 = f.into();
     if wide.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if wide.is_infinite() {
-        if wide > 0.0 { "Infinity" } else { "-Infinity" }.into()
+        out.push_str(if wide > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
-        finite(f)
+        out.push_str(&finite(f));
     }
 }
 
