@@ -252,10 +252,23 @@ def _has_data_descriptor(cls, attname):
 
 def _state_factory(fetch_mode):
     """What Model.from_db leaves in ``_state``: ModelState with adding/db (set natively)
-    and, where Django has fetch modes, the queryset's fetch mode."""
+    and, where Django has fetch modes, the queryset's fetch mode (one factory per mode, so
+    plans made with it can be reused)."""
     if fetch_mode is None:
         return ModelState
+    # By identity: the instances must get this very mode object, as from_db gives them.
+    entry = _state_factories.get(id(fetch_mode))
+    if entry is None or entry[0] is not fetch_mode:
+        if len(_state_factories) >= 64:
+            _state_factories.clear()
+        entry = _state_factories[id(fetch_mode)] = (fetch_mode, _new_state_factory(fetch_mode))
+    return entry[1]
 
+
+_state_factories = {}
+
+
+def _new_state_factory(fetch_mode):
     def state():
         s = ModelState()
         s.fetch_mode = fetch_mode
@@ -404,26 +417,43 @@ def _model_rows(iterable, connection, db):
     ):
         rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:
-        plan = _native.MaterializePlan(
-            "models",
-            compiler.col_count,
-            converters,
-            connection,
-            model=ModelSpec(
-                cls=cls,
-                state_cls=state_cls,
-                db=db,
-                fields=_field_columns(cls, init_list, columns),
-                pk_column=None,
-                annotations=list((annotation_col_map or {}).items()),
-                related=related,
-            ),
-        )
+        annotations = list((annotation_col_map or {}).items())
+        # A plan with no converters and no related models depends only on this key (the
+        # common get() / filter() of a plain model): built once, not per query.
+        key = None
+        if not converters and not related:
+            key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, tuple(annotations), connection, state_cls)
+            plan = _plain_plans.get(key)
+        if key is None or plan is None:
+            plan = _native.MaterializePlan(
+                "models",
+                compiler.col_count,
+                converters,
+                connection,
+                model=ModelSpec(
+                    cls=cls,
+                    state_cls=state_cls,
+                    db=db,
+                    fields=_field_columns(cls, init_list, columns),
+                    pk_column=None,
+                    annotations=annotations,
+                    related=related,
+                ),
+            )
+            if key is not None:
+                if len(_plain_plans) >= _PLAIN_PLANS_MAX:
+                    _plain_plans.clear()
+                _plain_plans[key] = plan
         rows = _rows(cursor, plan, iterable)
     known = queryset._known_related_objects
     if not known:
         return rows
     return _with_known_related(rows, queryset, known)
+
+
+# Plans of plain models without converters or select_related, by what they are built from.
+_plain_plans = {}
+_PLAIN_PLANS_MAX = 512
 
 
 def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
