@@ -347,13 +347,13 @@ def plan_spy(monkeypatch):
     if not MODE["alone"]:
         yield None
         return
-    from django_rustpg import _native, materialize
+    from django_rustpg import _native, materialize, materialize_cache
 
     spy = PlanSpy(_native.MaterializePlan)
     monkeypatch.setattr(materialize._native, "MaterializePlan", spy)
     # Every native run builds its plan, so the spy sees which path ran (test_plan_cache.py
     # turns the reuse of plain plans back on).
-    monkeypatch.setattr(materialize, "_plain_plans", _NoPlanCache())
+    monkeypatch.setattr(materialize_cache, "plain_plans", _NoPlanCache())
     executed = []
     real_execute = materialize._execute
 

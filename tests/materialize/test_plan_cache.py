@@ -1,6 +1,6 @@
 """Plans of plain models (no converters, no select_related, no fetch mode) are built once per
 (model, loaded fields, column offset, column count, alias, annotations, connection) and
-reused (materialize.py, `_plain_plans`): each reuse must give exactly Django's objects, and
+reused (materialize_cache.py, `plain_plans`): each reuse must give exactly Django's objects, and
 anything that changes the plan must build another."""
 import pytest
 from django.db.models import Value
@@ -14,10 +14,10 @@ from mat_helpers import compare
 def plan_cache(plan_spy, monkeypatch):
     if plan_spy is None:
         pytest.skip("needs the plan spy (runs alone)")
-    from django_rustpg import materialize
+    from django_rustpg import materialize_cache
 
-    monkeypatch.setattr(materialize, "_plain_plans", {})
-    return materialize._plain_plans
+    monkeypatch.setattr(materialize_cache, "plain_plans", {})
+    return materialize_cache.plain_plans
 
 
 def test_a_plain_get_reuses_its_plan(plan_spy, plan_cache):
