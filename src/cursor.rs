@@ -124,9 +124,13 @@ impl Cursor {
         }
     }
 
-    fn run_bound(&mut self, py: Python<'_>, q: BoundQuery) -> PyResult<()> {
+    fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery) -> PyResult<()> {
         self.reset_result();
         let watch = crate::nplusone::start(); // N+1 detection: None unless a scope is open
+        if watch.is_some() {
+            // The detector matches parameters to earlier results by their binary wire values.
+            q.effects.client_side = classify::ClientSide::Never;
+        }
         if let Some(named) = &mut self.named {
             let scroll = match named.scrollable {
                 Some(true) => " SCROLL",
