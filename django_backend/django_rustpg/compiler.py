@@ -33,8 +33,9 @@ from django.db.backends.postgresql.compiler import (  # noqa: F401  (this module
     SQLAggregateCompiler,
     SQLCompiler,
     SQLDeleteCompiler,
-    SQLUpdateCompiler,
 )
+
+from . import bulk_update
 
 _Field = f.Field
 
@@ -248,3 +249,21 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
         if columns is not None and id(field) in columns:
             return value  # prepared in _prepared_columns
         return super().prepare_value(field, value)
+
+
+def prepared_values(field, values, connection):
+    """[field.get_db_prep_save(v) for v in values], through value_rule where it is exact."""
+    if _verified_django():
+        rule = value_rule(field, connection)
+        if rule is not None:
+            column = _column(values, *rule)
+            if column is not None:
+                return column
+    prep = field.get_db_prep_save
+    return [prep(v, connection=connection) for v in values]
+
+
+class SQLUpdateCompiler(pg_compiler.SQLUpdateCompiler):
+    def as_sql(self):
+        unnest = bulk_update.as_sql(self, prepared_values)
+        return unnest if unnest is not None else super().as_sql()
