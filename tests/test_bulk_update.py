@@ -41,6 +41,7 @@ def test_bulk_update_is_stock(report):
 def test_unnest_is_taken_exactly_where_it_is_exact(report):
     taken = sorted(name for name, o in report["outcomes"].items() if o["unnest"])
     assert taken == report["fast"]
+    assert not any(o["stock_unnest"] for o in report["outcomes"].values())
 
 
 def test_outcomes_are_the_interesting_ones(report):
