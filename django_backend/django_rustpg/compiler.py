@@ -11,7 +11,9 @@ subclass, a field with a custom method, auto_now, ...) takes Django's own chain,
 Django's own order, so errors, warnings and pre_save side effects stay exactly Django's.
 
 The statement Django then builds (``INSERT ... SELECT * FROM UNNEST(%s::type[], ...)`` for
-several rows, ``ON CONFLICT`` and ``RETURNING`` as asked) is unchanged.
+several rows, ``ON CONFLICT`` and ``RETURNING`` as asked) is unchanged. When every column
+was prepared ahead, Django builds it for the first two objects only and the whole columns
+take the place of its two-element lists (see ``_unnest_sql``).
 """
 
 import datetime
@@ -207,11 +209,45 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
     _rustpg_columns: "dict | None" = None
 
     def as_sql(self):
-        self._rustpg_columns = self._prepared_columns()
+        columns = self._prepared_columns()
+        if columns is not None and len(columns) == len(self.query.fields) and len(self.query.objs) > 2:
+            statements = self._unnest_sql(columns)
+            if statements is not None:
+                return statements
+        self._rustpg_columns = columns and {key: iter(column) for key, column in columns.items()}
         try:
             return super().as_sql()
         finally:
             self._rustpg_columns = None
+
+    def _unnest_sql(self, columns):
+        """Every column prepared: Django's statement for the first two objects, whose
+        parameters are one list per column (INSERT ... SELECT * FROM UNNEST(%s::type[], ...),
+        the same text for two rows as for n), with the whole columns in place of those lists.
+        Spares Django's loop over every object and field. None when Django took another form
+        (VALUES rows, one statement per object)."""
+        query, fields = self.query, self.query.fields
+        objs = query.objs
+        query.objs = objs[:2]
+        self._rustpg_columns = {key: iter(column[:2]) for key, column in columns.items()}
+        try:
+            statements = super().as_sql()
+        finally:
+            query.objs = objs
+            self._rustpg_columns = None
+        if len(statements) != 1:
+            return None
+        sql, params = statements[0]
+        if len(params) < len(fields):
+            return None
+        whole = []
+        for field, param in zip(fields, params):
+            column = columns[id(field)]
+            # The very objects served for the two rows, as a list: the UNNEST form.
+            if type(param) is not list or len(param) != 2 or param[0] is not column[0] or param[1] is not column[1]:
+                return None
+            whole.append(column if type(column) is list else list(column))
+        return [(sql, (*whole, *params[len(fields):]))]
 
     def _prepared_columns(self):
         query = self.query
@@ -233,7 +269,7 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
                 continue
             column = _column(values, *rule)
             if column is not None:
-                columns[id(field)] = iter(column)
+                columns[id(field)] = column
         return columns or None
 
     def pre_save_val(self, field, obj):
