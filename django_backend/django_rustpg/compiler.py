@@ -126,7 +126,15 @@ def value_rule(field, connection):
         # ForeignKey.get_db_prep_save: None or "" aside, the target field's chain.
         return value_rule(field.target_field, connection)
     if isinstance(field, f.AutoFieldMixin):
-        if _plain(cls, f.IntegerField, f.AutoFieldMixin) and _ops_default(ops, "validate_autopk_value"):
+        if not _ops_default(ops, "validate_autopk_value"):
+            return None
+        if _plain(cls, f.IntegerField, f.AutoFieldMixin):
+            return (int,), _identity
+        # 6.1: AutoFieldMixin.get_db_prep_save is get_prep_value (int() of an int: itself),
+        # validate_autopk_value, then get_db_prep_value(prepared=True), which returns it.
+        if (_is(cls, "pre_save", _Field) and _is(cls, "get_db_prep_save", f.AutoFieldMixin)
+                and "get_db_prep_save" in f.AutoFieldMixin.__dict__
+                and _is(cls, "get_db_prep_value", f.AutoFieldMixin) and _is(cls, "get_prep_value", f.IntegerField)):
             return (int,), _identity
         return None
     if isinstance(field, f.IntegerField):
