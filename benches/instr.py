@@ -68,13 +68,15 @@ def child(engine, name):
     if name in SHRINK:
         attr, n = SHRINK[name]
         setattr(scenarios, attr, getattr(scenarios, attr)[:n])
-    result = sc.run(sc.setup()) if sc.setup else sc.run()
+    def argument():  # shrunk for the warm-up too: it runs under valgrind as well
+        arg = sc.setup() if sc.setup else None
+        return arg[:SHRINK_ARG[name]] if name in SHRINK_ARG else arg
+
+    result = sc.run(argument()) if sc.setup else sc.run()
     if not isinstance(result, list):
         deque(result, maxlen=0)
     del result
-    arg = sc.setup() if sc.setup else None
-    if name in SHRINK_ARG:
-        arg = arg[:SHRINK_ARG[name]]
+    arg = argument()
     import gc
 
     gc.collect()
