@@ -23,6 +23,7 @@ The statement still goes through Django's ``CursorWrapper`` (``execute_sql(CURSO
 import functools
 import hashlib
 import inspect
+import sys
 import warnings
 from typing import NamedTuple
 from weakref import ref as weak_ref
@@ -239,7 +240,8 @@ def _field_columns_cached(cls, init_list, columns):
         pairs = [(f.attname, columns[i]) for i, f in enumerate(concrete)]
     else:
         pairs = list(zip(init_list, columns))
-    return [(a, c, _has_data_descriptor(cls, a)) for a, c in pairs]
+    # Interned once here: the driver sets attributes by these names on every row.
+    return [(sys.intern(a), c, _has_data_descriptor(cls, a)) for a, c in pairs]
 
 
 @functools.lru_cache(maxsize=4096)
