@@ -312,8 +312,10 @@ def main():
         for key in sorted(set(stock) | set(ours)):
             if stock.get(key) != ours.get(key):
                 differences.append({"case": name, "what": key, "stock": stock.get(key), "django_rustpg": ours.get(key)})
-    print(json.dumps({"cases": len(CASES), "fast": sorted(FAST), "differences": differences, "outcomes": outcomes},
-                     default=str))
+    from django.db.models import QuerySet
+
+    print(json.dumps({"cases": len(CASES), "fast": sorted(FAST), "differences": differences, "outcomes": outcomes,
+                      "update_alters_data": getattr(QuerySet.update, "alters_data", None)}, default=str))
 
 
 if __name__ == "__main__":

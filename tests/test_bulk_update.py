@@ -55,3 +55,8 @@ def test_outcomes_are_the_interesting_ones(report):
     assert out["bad_int"]["error"] == "builtins.ValueError: Field 'num' expected a number but got 'x'."
     assert out["decimal_overflow"]["error"].startswith("django.db.utils.DataError")
     assert out["naive_datetime"]["warnings"] == 40
+
+
+def test_wrapped_update_keeps_django_s_attributes(report):
+    # Templates refuse to call methods with alters_data: the wrapper must keep it.
+    assert report["update_alters_data"] is True
