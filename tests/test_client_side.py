@@ -195,3 +195,15 @@ def test_prepared_statements_are_not_replaced(dsn_params):
         assert cur.fetchone()[0] == 1
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_backslashes_and_bytes_survive_either_string_syntax(watched, conforming):
+    cur, last_statement = watched
+    cur.execute(f"SET standard_conforming_strings = {conforming}")
+    cur.execute("CREATE TEMP TABLE cs_bytes (id int, t text, b bytea)")
+    text, data = "a\\b'c\\\\", bytes(range(256))
+    cur.execute("INSERT INTO cs_bytes VALUES (%s, %s, %s)", [1, text, data])
+    assert "$1" not in last_statement()
+    cur.execute("SELECT t, b FROM cs_bytes WHERE id = %s", [1])
+    assert cur.fetchone() == (text, data)
