@@ -113,7 +113,26 @@ class Stamped(models.Model):
         app_label = "probe"
 
 
-MODELS = (Tag, Item, Extra, Stamped)
+class Row(models.Model):
+    """Stock fields only: every column can be prepared ahead (the whole-column statement)."""
+    tag = models.ForeignKey(Tag, models.CASCADE, null=True)
+    num = models.IntegerField()
+    big = models.BigIntegerField()
+    flag = models.BooleanField()
+    name = models.CharField(max_length=50)
+    ratio = models.FloatField()
+    price = models.DecimalField(max_digits=9, decimal_places=2)
+    day = models.DateField()
+    at = models.DateTimeField()
+    ref = models.UUIDField()
+    data = models.JSONField()
+    code = models.CharField(max_length=20, unique=True)
+
+    class Meta:
+        app_label = "probe"
+
+
+MODELS = (Tag, Item, Extra, Stamped, Row)
 T0 = datetime.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -126,6 +145,18 @@ def base_items(n=5, **over):
                   shout=f"s{i}", code=f"c{i}")
         kw.update({k: (v(i) if callable(v) else v) for k, v in over.items()})
         out.append(Item(**kw))
+    return out
+
+
+def rows(alias, n=5, **over):
+    tag = Tag.objects.using(alias).get(name="t1")
+    out = []
+    for i in range(n):
+        kw = dict(tag=tag, num=i, big=2**40 + i, flag=i % 2 == 0, name=f"n{i}", ratio=i / 3,
+                  price=decimal.Decimal(f"{i}.255"), day=datetime.date(2020, 1, 1 + i), at=T0 + datetime.timedelta(hours=i),
+                  ref=uuid.UUID(int=i + 1), data=[{"i": i}, [i, None]][i % 2], code=f"r{i}")
+        kw.update({k: (v(i) if callable(v) else v) for k, v in over.items()})
+        out.append(Row(**kw))
     return out
 
 
@@ -159,6 +190,14 @@ CASES = {
     "update_conflicts": (Item, lambda a: base_items(code=lambda i: "base1" if i < 1 else f"u{i}"),
                          {"update_conflicts": True, "update_fields": ["num", "name"], "unique_fields": ["code"]}),
     "batch_size": (Item, lambda a: base_items(7), {"batch_size": 3}),
+    "whole": (Row, rows, {}),
+    "whole_two": (Row, lambda a: rows(a, 2), {}),
+    "whole_batches": (Row, lambda a: rows(a, 8), {"batch_size": 3}),
+    "whole_explicit_pk": (Row, lambda a: rows(a, id=lambda i: 3000 + i), {}),
+    "whole_ignore_conflicts": (Row, lambda a: rows(a, 6, code=lambda i: "r0" if i % 2 else f"w{i}"),
+                               {"ignore_conflicts": True}),
+    "whole_update_conflicts": (Row, lambda a: rows(a, 4, code=lambda i: f"w{i % 2}"),
+                               {"update_conflicts": True, "update_fields": ["num", "data"], "unique_fields": ["code"]}),
     "unsaved_related": (Item, lambda a: base_items(tag=lambda i: Tag(name="unsaved")), {}),
 }
 
@@ -218,7 +257,8 @@ def run_case(alias, name, model, factory, kwargs):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 objs = factory_objs = factory(alias)
-                with connections[alias].execute_wrapper(capture), served_columns(model) as served:
+                with (connections[alias].execute_wrapper(capture), served_columns(model) as served,
+                      whole_columns() as whole):
                     try:
                         with transaction.atomic(using=alias):
                             returned = model.objects.using(alias).bulk_create(objs, **kwargs)
@@ -228,6 +268,7 @@ def run_case(alias, name, model, factory, kwargs):
                         result["error"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if alias == "default":
                 result["fast_columns"] = served
+                result["whole_columns"] = bool(whole)
             result["warnings"] = sorted(f"{w.category.__name__}: {w.message}" for w in caught)
             result["rows"] = stored_rows(model, alias)
             raise _Rollback
@@ -263,6 +304,23 @@ def served_columns(model):
     names.extend(f.name for f in model._meta.concrete_fields if f.name in taken)
 
 
+@contextlib.contextmanager
+def whole_columns():
+    """Whether the statement sent was Django's two-row statement with the whole columns
+    (SQLInsertCompiler._unnest_sql) rather than Django's loop over every object."""
+    taken = []
+    real = rust_compiler.SQLInsertCompiler._unnest_sql
+
+    def spy(self, columns):
+        statements = real(self, columns)
+        taken.append(statements is not None)
+        return statements
+
+    with mock.patch.object(rust_compiler.SQLInsertCompiler, "_unnest_sql", spy):
+        yield taken
+    taken[:] = [t for t in taken if t]
+
+
 def main():
     with connections["stock"].schema_editor() as editor:
         for m in MODELS:
@@ -274,7 +332,7 @@ def main():
         stock = run_case("stock", name, model, factory, kwargs)
         ours = run_case("default", name, model, factory, kwargs)
         fast[name] = ours.pop("fast_columns", None)
-        outcomes[name] = {"error": ours.get("error"), "warnings": len(ours["warnings"]), "rows": len(ours["rows"]),
+        outcomes[name] = {"whole_columns": ours.pop("whole_columns", None), "error": ours.get("error"), "warnings": len(ours["warnings"]), "rows": len(ours["rows"]),
                           "statements": len(ours["sent"])}
         for key in sorted(set(stock) | set(ours)):
             if stock.get(key) != ours.get(key):

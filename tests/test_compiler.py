@@ -68,3 +68,13 @@ def test_errors_and_warnings_are_django_s(report):
     assert "unsaved related object" in out["unsaved_related"]["error"]
     assert out["naive_datetime"]["warnings"] == 5
     assert out["batch_size"]["statements"] == 3 and out["mixed_pk"]["statements"] == 2
+
+
+def test_whole_columns_replace_django_s_loop_where_every_column_is_prepared(report):
+    out = report["outcomes"]
+    for case in ("whole", "whole_batches", "whole_explicit_pk", "whole_ignore_conflicts", "whole_update_conflicts"):
+        assert out[case]["whole_columns"], case
+    assert out["whole_batches"]["statements"] == 3
+    # A column left to Django's chain (auto_now_add, a custom field, a value of another type),
+    # or two objects at most: Django's own loop.
+    assert not any(out[case]["whole_columns"] for case in ("plain", "int_from_str", "one_object", "whole_two"))

@@ -13,7 +13,7 @@ from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.utils.asyncio import async_unsafe
 
-from . import _threads, dbapi, materialize
+from . import _threads, bulk_update, dbapi, materialize
 from .client import DatabaseClient
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
@@ -162,6 +162,7 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
 
 
 materialize.install()
+bulk_update.install()
 
 
 

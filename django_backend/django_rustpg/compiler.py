@@ -11,7 +11,9 @@ subclass, a field with a custom method, auto_now, ...) takes Django's own chain,
 Django's own order, so errors, warnings and pre_save side effects stay exactly Django's.
 
 The statement Django then builds (``INSERT ... SELECT * FROM UNNEST(%s::type[], ...)`` for
-several rows, ``ON CONFLICT`` and ``RETURNING`` as asked) is unchanged.
+several rows, ``ON CONFLICT`` and ``RETURNING`` as asked) is unchanged. When every column
+was prepared ahead, Django builds it for the first two objects only and the whole columns
+take the place of its two-element lists (see ``_unnest_sql``).
 """
 
 import datetime
@@ -33,8 +35,9 @@ from django.db.backends.postgresql.compiler import (  # noqa: F401  (this module
     SQLAggregateCompiler,
     SQLCompiler,
     SQLDeleteCompiler,
-    SQLUpdateCompiler,
 )
+
+from . import bulk_update
 
 _Field = f.Field
 
@@ -123,7 +126,15 @@ def value_rule(field, connection):
         # ForeignKey.get_db_prep_save: None or "" aside, the target field's chain.
         return value_rule(field.target_field, connection)
     if isinstance(field, f.AutoFieldMixin):
-        if _plain(cls, f.IntegerField, f.AutoFieldMixin) and _ops_default(ops, "validate_autopk_value"):
+        if not _ops_default(ops, "validate_autopk_value"):
+            return None
+        if _plain(cls, f.IntegerField, f.AutoFieldMixin):
+            return (int,), _identity
+        # 6.1: AutoFieldMixin.get_db_prep_save is get_prep_value (int() of an int: itself),
+        # validate_autopk_value, then get_db_prep_value(prepared=True), which returns it.
+        if (_is(cls, "pre_save", _Field) and _is(cls, "get_db_prep_save", f.AutoFieldMixin)
+                and "get_db_prep_save" in f.AutoFieldMixin.__dict__
+                and _is(cls, "get_db_prep_value", f.AutoFieldMixin) and _is(cls, "get_prep_value", f.IntegerField)):
             return (int,), _identity
         return None
     if isinstance(field, f.IntegerField):
@@ -206,11 +217,45 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
     _rustpg_columns: "dict | None" = None
 
     def as_sql(self):
-        self._rustpg_columns = self._prepared_columns()
+        columns = self._prepared_columns()
+        if columns is not None and len(columns) == len(self.query.fields) and len(self.query.objs) > 2:
+            statements = self._unnest_sql(columns)
+            if statements is not None:
+                return statements
+        self._rustpg_columns = columns and {key: iter(column) for key, column in columns.items()}
         try:
             return super().as_sql()
         finally:
             self._rustpg_columns = None
+
+    def _unnest_sql(self, columns):
+        """Every column prepared: Django's statement for the first two objects, whose
+        parameters are one list per column (INSERT ... SELECT * FROM UNNEST(%s::type[], ...),
+        the same text for two rows as for n), with the whole columns in place of those lists.
+        Spares Django's loop over every object and field. None when Django took another form
+        (VALUES rows, one statement per object)."""
+        query, fields = self.query, self.query.fields
+        objs = query.objs
+        query.objs = objs[:2]
+        self._rustpg_columns = {key: iter(column[:2]) for key, column in columns.items()}
+        try:
+            statements = super().as_sql()
+        finally:
+            query.objs = objs
+            self._rustpg_columns = None
+        if len(statements) != 1:
+            return None
+        sql, params = statements[0]
+        if len(params) < len(fields):
+            return None
+        whole = []
+        for field, param in zip(fields, params):
+            column = columns[id(field)]
+            # The very objects served for the two rows, as a list: the UNNEST form.
+            if type(param) is not list or len(param) != 2 or param[0] is not column[0] or param[1] is not column[1]:
+                return None
+            whole.append(column if type(column) is list else list(column))
+        return [(sql, (*whole, *params[len(fields):]))]
 
     def _prepared_columns(self):
         query = self.query
@@ -232,7 +277,7 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
                 continue
             column = _column(values, *rule)
             if column is not None:
-                columns[id(field)] = iter(column)
+                columns[id(field)] = column
         return columns or None
 
     def pre_save_val(self, field, obj):
@@ -248,3 +293,21 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
         if columns is not None and id(field) in columns:
             return value  # prepared in _prepared_columns
         return super().prepare_value(field, value)
+
+
+def prepared_values(field, values, connection):
+    """[field.get_db_prep_save(v) for v in values], through value_rule where it is exact."""
+    if _verified_django():
+        rule = value_rule(field, connection)
+        if rule is not None:
+            column = _column(values, *rule)
+            if column is not None:
+                return column
+    prep = field.get_db_prep_save
+    return [prep(v, connection=connection) for v in values]
+
+
+class SQLUpdateCompiler(pg_compiler.SQLUpdateCompiler):
+    def as_sql(self):
+        unnest = bulk_update.as_sql(self, prepared_values)
+        return unnest if unnest is not None else super().as_sql()
