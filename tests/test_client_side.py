@@ -17,19 +17,17 @@ import pytest
 
 from django_rustpg import dbapi
 
-from conftest import psycopg_conninfo
-
 FEW = " LIMIT 21"
 
 
 @pytest.fixture
-def watched(conn):
+def watched(conn, pg_conninfo):
     """(cursor, last_statement()): the text the server last saw from this session."""
     conn.autocommit = True
     cur = conn.cursor()
     cur.execute("SELECT pg_backend_pid()")
     pid = cur.fetchone()[0]
-    other = psycopg.connect(psycopg_conninfo(), autocommit=True)
+    other = psycopg.connect(pg_conninfo, autocommit=True)
 
     def last_statement():
         return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
@@ -162,7 +160,7 @@ def test_a_session_outside_datestyle_iso_reads_binary(watched):
     assert "$1" in last_statement()
 
 
-def test_a_column_whose_type_changed_elsewhere_decodes_by_its_new_type(conn, watched, dsn_params):
+def test_a_column_whose_type_changed_elsewhere_decodes_by_its_new_type(conn, watched, pg_conninfo):
     cur, last_statement = watched
     cur.execute("DROP TABLE IF EXISTS cs_changing")
     cur.execute("CREATE TABLE cs_changing (id int PRIMARY KEY, v int)")
@@ -173,7 +171,7 @@ def test_a_column_whose_type_changed_elsewhere_decodes_by_its_new_type(conn, wat
             cur.execute(sql, [1])
         assert cur.fetchone() == (42,) and "$1" not in last_statement()
         # DDL from another client: this process's remembered description is now stale.
-        with psycopg.connect(psycopg_conninfo(), autocommit=True) as other:
+        with psycopg.connect(pg_conninfo, autocommit=True) as other:
             other.execute("ALTER TABLE cs_changing ALTER COLUMN v TYPE numeric USING v / 8.0")
         cur.execute(sql, [1])
         assert cur.fetchone() == (decimal.Decimal("5.2500000000000000"),)
