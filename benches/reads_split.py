@@ -33,7 +33,7 @@ LINE = re.compile(r"^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$")
 
 
 def split(dump):
-    text = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=yes", str(dump)],
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=yes", "--auto=no", str(dump)],
                           capture_output=True, text=True, check=True).stdout
     total, found = 0, {}
     for line in text.splitlines():
@@ -46,9 +46,9 @@ def split(dump):
             continue
         for phase, patterns in PHASES.items():
             for p in patterns:
-                # The first (largest) matching line per pattern: its inclusive cost.
-                if (phase, p) not in found and re.search(p, fn):
-                    found[(phase, p)] = ir
+                # The largest matching line per pattern: its inclusive cost.
+                if re.search(p, fn):
+                    found[(phase, p)] = max(ir, found.get((phase, p), 0))
     got = {ph: sum(v for (p, _), v in found.items() if p == ph) for ph in PHASES}
     parts = {
         "fetch": got["fetch"],
