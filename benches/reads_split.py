@@ -25,7 +25,7 @@ sys.path.insert(0, str(BENCHES))
 
 PHASES = {
     "fetch": [r"ConnCore>::run_formats \["],
-    "decode": [r"_native::types::decode::DecodeCtx::decode \[", r"_native::types::json::loads \["],
+    "decode": [r"_native::types::decode::DecodeCtx::decode \[", r"_native::types::json::loads(_with)? \["],
     "materialize": [r"_native::row::convert_consuming \["],
     "gc": [r":gc_collect_main \["],
 }
