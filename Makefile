@@ -177,7 +177,7 @@ test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/reliability/test_session_health.py \
 	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py \
 	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py \
-	  tests/test_compiler.py tests/test_array_binary.py
+	  tests/test_compiler.py tests/test_array_binary.py tests/test_client_side.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 

@@ -30,7 +30,8 @@ from pathlib import Path
 BENCHES = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHES))
 
-PK_SQL = "SELECT id, book_id, rating, created_at, body FROM shop_review WHERE id = %s"
+# LIMIT as Django's get() writes it (our driver runs such a statement with the simple protocol).
+PK_SQL = "SELECT id, book_id, rating, created_at, body FROM shop_review WHERE id = %s LIMIT 21"
 DRIVERS = ["rustpg", "psycopg2", "psycopg3", "asyncpg"]
 BATCH = 100
 

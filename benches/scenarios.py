@@ -63,13 +63,13 @@ PK_SQL = "SELECT id, book_id, rating, created_at, body FROM shop_review WHERE id
 
 # ---------------------------------------------------------------- scenarios
 
-@scenario(("best", 1.3))
+@scenario(("best", 1.05))
 def get_by_pk():
     """2,000 x Book.objects.get(pk=...)"""
     return [Book.objects.get(pk=pk) for pk in GET_PKS]
 
 
-@scenario()
+@scenario(("best", 1.0))
 def list_models_1k():
     """20 x list() of 1,000 books"""
     out = []
@@ -113,7 +113,7 @@ def prefetch_200():
     )[:200])
 
 
-@scenario(("best", 1.3))
+@scenario(("best", 1.05))
 def n_plus_one_200():
     """200 books, then book.author for each: 201 queries"""
     books = list(Book.objects.order_by("id")[:200])
@@ -136,7 +136,7 @@ def iterator_100k():
     return Review.objects.order_by("id").iterator(chunk_size=2_000)
 
 
-@scenario(("best", 1.5))
+@scenario(("best", 1.05))
 def threads_8x500():
     """8 threads x 500 get(pk=), each closing its connection at the end"""
     results, errors = [None] * 8, []
@@ -223,13 +223,13 @@ def bulk_update_1k(orders):
                                              n=Count("id", filter=Q(note__channel="bulk")))]
 
 
-@scenario(("best", 1.3), setup=_order_kwargs_1k)
+@scenario(("best", 1.05), setup=_order_kwargs_1k)
 def create_1k(kwargs_list):
     """1,000 x Order.objects.create()"""
     return [Order.objects.create(**kw) for kw in kwargs_list]
 
 
-@scenario()
+@scenario(("best", 1.05))
 def update_filter():
     """filter(recent, out of stock).update(updated_at=...) on ~900 books"""
     from djbench.seed import RESTOCK_SINCE, RESTOCK_STAMP

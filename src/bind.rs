@@ -2,7 +2,7 @@
 //! Values are never spliced into the executed SQL; `mogrify` exists for display only.
 
 use crate::errors;
-use crate::sql::classify::{effects, Effects};
+use crate::sql::classify::{effects, ClientSide, Effects};
 use crate::fxhash::FxMap;
 use crate::sql::placeholders::{scan, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
@@ -10,14 +10,33 @@ use bytes::BytesMut;
 use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMapping, PyString};
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub struct BoundQuery {
     pub sql: String,
     pub params: Vec<Param>,
     pub shape: Shape,
     pub effects: Effects,
+    /// What the simple protocol needs to render `sql` with literals instead of `$n`, for a
+    /// statement with parameters that `effects.client_side` allows.
+    pub inline: Option<Inline>,
+}
+
+pub struct Inline {
+    pub template: Arc<Template>,
+    /// The 1-based parameter number of each slot.
+    pub numbers: Vec<usize>,
+}
+
+impl BoundQuery {
+    /// The statement with its parameters as literals, when every one has a literal form.
+    pub fn client_side_sql(&self) -> Option<String> {
+        match &self.inline {
+            Some(i) => crate::types::encode::inline::render(&i.template, &i.numbers, &self.params),
+            None if self.params.is_empty() => Some(self.sql.clone()),
+            None => None,
+        }
+    }
 }
 
 /// Accepts str, bytes, or a psycopg `sql.Composable`.
@@ -45,7 +64,7 @@ const SCANNED_ENTRIES: usize = 512;
 /// Longer statements (bulk INSERTs with thousands of placeholders) are scanned every time.
 const SCANNED_MAX_LEN: usize = 16 * 1024;
 
-type Scanned = (Template, Effects);
+type Scanned = (Arc<Template>, Effects);
 
 thread_local! {
     /// Index 0: without parameters (text verbatim), 1: with parameters.
@@ -60,7 +79,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
             return Ok(hit);
         }
     }
-    let template = scan_or_raise(py, query, with_params)?;
+    let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
@@ -108,6 +127,9 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
     }
 }
 
+/// Up to this many values, shared `$n` are found by comparing with those already encoded.
+const SCAN_SHARED_UP_TO: usize = 16;
+
 /// Bind's parameter count is an int16 on the wire.
 const MAX_PARAMS: usize = u16::MAX as usize;
 
@@ -116,7 +138,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let params = params.filter(|p| !p.is_none());
     let (template, effects) = scanned(py, query, params.is_some())?;
     let Some(params) = params else {
-        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape, effects });
+        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
     };
     let values = slot_values(py, &template, params)?;
     let encoder = Encoder::new(py, hstore_oid)?;
@@ -125,7 +147,8 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // everything, and runs without parameters. The only place values enter SQL text.
     if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
-        return Ok(BoundQuery { sql: template.render_with(&literals), params: Vec::new(), shape: template.shape, effects });
+        let sql = template.render_with(&literals);
+        return Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
     }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
     let mut numbers = Vec::with_capacity(values.len());
@@ -133,21 +156,30 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // SELECT and GROUP BY) as equal, as it does with inlined literals. Untyped values
     // (str, str lists, NULL) never share: PostgreSQL infers each one's type from where it
     // stands, and one shared parameter cannot be both text and varchar, inet[] and uuid[].
-    let mut seen: HashMap<Param, usize> = HashMap::new();
+    // Few values (Django's usual statement): a scan; many (IN lists): a map.
+    let mut seen: Option<FxMap<Param, usize>> = (values.len() > SCAN_SHARED_UP_TO).then(FxMap::default);
     for (i, value) in values.iter().enumerate() {
         let p = encoder.encode(value, i + 1)?;
         if p.oid != 0 && p.value.is_some() {
-            if let Some(&n) = seen.get(&p) {
+            let earlier = match &seen {
+                None => encoded.iter().position(|e| *e == p).map(|k| k + 1),
+                Some(map) => map.get(&p).copied(),
+            };
+            if let Some(n) = earlier {
                 numbers.push(n);
                 continue;
             }
-            seen.insert(p.clone(), encoded.len() + 1);
+            if let Some(map) = &mut seen {
+                map.insert(p.clone(), encoded.len() + 1);
+            }
         }
         encoded.push(p);
         numbers.push(encoded.len());
     }
     let sql = template.render(&numbers);
-    Ok(BoundQuery { sql, params: encoded, shape: template.shape, effects })
+    let shape = template.shape.clone();
+    let inline = (effects.client_side != ClientSide::Never).then(|| Inline { template, numbers });
+    Ok(BoundQuery { sql, params: encoded, shape, effects, inline })
 }
 
 /// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.

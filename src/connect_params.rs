@@ -104,6 +104,8 @@ pub fn parse_connect(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyRe
         hostaddr: opt_str(kw, "hostaddr")?.or_else(|| std::env::var("PGHOSTADDR").ok()),
         target_session_attrs: opt_str(kw, "target_session_attrs")?.or_else(|| std::env::var("PGTARGETSESSIONATTRS").ok()),
         load_balance_hosts: opt_str(kw, "load_balance_hosts")?.or_else(|| std::env::var("PGLOADBALANCEHOSTS").ok()),
+        keepalives: opt_str(kw, "keepalives")?,
+        keepalives_idle: opt_str(kw, "keepalives_idle")?,
     };
     let mut pool_spec = PoolSpec::default();
     let mut reuse = true;
@@ -176,6 +178,8 @@ pub fn check_connect_value(py: Python<'_>, key: &str, value: &str) -> PyResult<(
         "sslmode" => tls::parse_sslmode(value, false).map(|_| ()),
         "target_session_attrs" => hosts::target_session_attrs(Some(value)).map(|_| ()),
         "load_balance_hosts" => hosts::load_balance_hosts(Some(value)).map(|_| ()),
+        "keepalives" => hosts::keepalives(Some(value), None).map(|_| ()),
+        "keepalives_idle" => hosts::keepalives(None, Some(value)).map(|_| ()),
         other => Err(format!("invalid connection option \"{other}\"")),
     };
     checked.map_err(|message| errors::programming(py, message))

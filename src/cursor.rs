@@ -139,6 +139,7 @@ impl Cursor {
                 params: q.params.clone(),
                 shape: q.shape.clone(),
                 effects: classify::Effects { dirties_session: named.withhold, ..classify::Effects::NONE },
+                inline: None,
             };
             self.core.run(py, &declare)?;
             named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
@@ -330,7 +331,11 @@ impl Cursor {
         let mut cols: Option<(Vec<ColInfo>, Vec<Decoder>)> = None;
         for params in params_seq.try_iter()? {
             let params = params?;
-            let q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            let mut q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            if returning {
+                // The kept rows of every run decode with the first run's decoders: one format.
+                q.effects.client_side = classify::ClientSide::Never;
+            }
             self.run_bound(py, q)?;
             total += self.rowcount.max(0);
             if returning {

@@ -25,6 +25,8 @@ struct Entry {
     sql: String,
     param_oids: Box<[u32]>,
     formats: Formats,
+    /// Every column decodes to the same object from text (`Decoder::same_from_text`).
+    text_safe: bool,
 }
 
 type Cache = FxMap<u64, FxMap<u64, Entry>>;
@@ -37,6 +39,12 @@ fn cache() -> &'static Mutex<Cache> {
 pub fn all_binary() -> Formats {
     static ONE: OnceLock<Formats> = OnceLock::new();
     ONE.get_or_init(|| Arc::from([1i16])).clone()
+}
+
+/// Text for every column (the simple protocol's only format).
+pub fn all_text() -> Formats {
+    static ONE: OnceLock<Formats> = OnceLock::new();
+    ONE.get_or_init(|| Arc::from([0i16])).clone()
 }
 
 /// Which server database a connection reads types from (type OIDs are per database; the
@@ -82,13 +90,26 @@ pub fn lookup(db: u64, sql: &str, param_oids: &[u32]) -> Option<Formats> {
     (e.sql == sql && *e.param_oids == *param_oids).then(|| e.formats.clone())
 }
 
-pub fn store(db: u64, sql: &str, param_oids: &[u32], formats: Formats) {
+/// Remembers the described columns of `sql`; returns their formats.
+pub fn store(db: u64, sql: &str, param_oids: &[u32], cols: &[Column]) -> Formats {
+    let formats = for_columns(cols);
+    let text_safe = cols.iter().all(|c| Decoder::for_type(c.type_()).same_from_text());
     let mut cache = cache().lock();
     let entries = cache.entry(db).or_default();
     if entries.len() >= MAX_ENTRIES {
         entries.clear();
     }
-    entries.insert(statement_key(sql, param_oids), Entry { sql: sql.to_owned(), param_oids: param_oids.into(), formats });
+    let entry = Entry { sql: sql.to_owned(), param_oids: param_oids.into(), formats: formats.clone(), text_safe };
+    entries.insert(statement_key(sql, param_oids), entry);
+    formats
+}
+
+/// The remembered formats of `sql`, if its columns were described and all of them decode
+/// to the same objects from text.
+pub fn lookup_text_safe(db: u64, sql: &str, param_oids: &[u32]) -> Option<Formats> {
+    let cache = cache().lock();
+    let e = cache.get(&db)?.get(&statement_key(sql, param_oids))?;
+    (e.text_safe && e.sql == sql && *e.param_oids == *param_oids).then(|| e.formats.clone())
 }
 
 pub fn forget(db: u64, sql: &str, param_oids: &[u32]) {

@@ -16,6 +16,8 @@ pub struct Targets<'a> {
     pub target_session_attrs: Option<&'a str>,
     pub load_balance_hosts: Option<&'a str>,
     pub connect_timeout: Option<u64>,
+    pub keepalives: Option<&'a str>,
+    pub keepalives_idle: Option<&'a str>,
 }
 
 /// libpq's directory for Unix-domain sockets when no host is given.
@@ -49,6 +51,25 @@ fn split(list: Option<&str>) -> Vec<&str> {
     }
 }
 
+/// libpq's `keepalives` (an integer, 0 off; default on) and `keepalives_idle` (seconds of
+/// idleness before the first probe; 0 or unset: the default, which tokio-postgres's 2 hours
+/// matches on Linux).
+pub fn keepalives(keepalives: Option<&str>, idle: Option<&str>) -> Result<(Option<bool>, Option<Duration>), String> {
+    let int = |key: &str, v: &str| {
+        v.trim().parse::<i64>().map_err(|_| format!("invalid integer value \"{v}\" for connection option \"{key}\""))
+    };
+    let on = keepalives.map(|v| int("keepalives", v).map(|n| n != 0)).transpose()?;
+    let idle = match idle {
+        None => None,
+        Some(v) => match int("keepalives_idle", v)? {
+            n if n < 0 => return Err(format!("invalid value \"{v}\" for connection option \"keepalives_idle\": must be >= 0")),
+            0 => None,
+            n => Some(Duration::from_secs(n as u64)),
+        },
+    };
+    Ok((on, idle))
+}
+
 /// The ports of a `port` list (an empty entry means 5432, as libpq).
 pub fn ports(list: Option<&str>) -> Result<Vec<u16>, String> {
     split(list)
@@ -60,8 +81,8 @@ pub fn ports(list: Option<&str>) -> Result<Vec<u16>, String> {
         .collect()
 }
 
-/// Sets hosts, ports, hostaddrs, session attributes, load balancing and the per-host
-/// connect timeout of `config` from `spec`.
+/// Sets hosts, ports, hostaddrs, session attributes, load balancing, the per-host connect
+/// timeout and TCP keepalives of `config` from `spec`.
 pub fn apply(config: &mut Config, spec: Targets<'_>) -> Result<(), String> {
     let hosts = split(spec.host);
     let hostaddrs = split(spec.hostaddr);
@@ -94,6 +115,13 @@ pub fn apply(config: &mut Config, spec: Targets<'_>) -> Result<(), String> {
     config.load_balance_hosts(load_balance_hosts(spec.load_balance_hosts)?);
     if let Some(t) = per_host_timeout(spec) {
         config.connect_timeout(t);
+    }
+    let (on, idle) = keepalives(spec.keepalives, spec.keepalives_idle)?;
+    if let Some(on) = on {
+        config.keepalives(on);
+    }
+    if let Some(idle) = idle {
+        config.keepalives_idle(idle);
     }
     Ok(())
 }

@@ -90,16 +90,15 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<ModelPlan> {
             Ok(RelatedPlan { model, local_setter, remote_setter })
         })
         .collect::<PyResult<Vec<_>>>()?;
+    static OBJECT_NEW: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
+    let new = OBJECT_NEW.get_or_try_init(py, || Ok::<_, PyErr>(py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind()))?;
     Ok(ModelPlan {
-        new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
+        new: new.clone_ref(py),
         cls: cls.unbind(),
         state_cls: get("state_cls")?.unbind(),
         db: get("db")?.unbind(),
-        fields: get("fields")?
-            .extract::<Vec<(String, usize, bool)>>()?
-            .into_iter()
-            .map(|(n, c, d)| (PyString::intern(py, &n).unbind(), c, d))
-            .collect(),
+        // The names arrive interned (materialize.py caches them): no copy, no lookup per query.
+        fields: get("fields")?.extract::<Vec<(Py<PyString>, usize, bool)>>()?,
         pk_column: get("pk_column")?.extract()?,
         annotations: interned(py, get("annotations")?.extract()?),
         related,

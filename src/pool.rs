@@ -42,6 +42,9 @@ pub struct ConnectSpec {
     pub hostaddr: Option<String>,
     pub target_session_attrs: Option<String>,
     pub load_balance_hosts: Option<String>,
+    /// libpq's TCP keepalive settings ("0" turns keepalives off; idle time in seconds).
+    pub keepalives: Option<String>,
+    pub keepalives_idle: Option<String>,
     /// Set on every new session (not a startup option, so `RESET TIMEZONE` still means
     /// the server's default) and again whenever a session is reset for reuse.
     pub timezone: Option<String>,
@@ -57,6 +60,8 @@ impl ConnectSpec {
             target_session_attrs: self.target_session_attrs.as_deref(),
             load_balance_hosts: self.load_balance_hosts.as_deref(),
             connect_timeout: self.connect_timeout,
+            keepalives: self.keepalives.as_deref(),
+            keepalives_idle: self.keepalives_idle.as_deref(),
         }
     }
 }

@@ -20,7 +20,6 @@ The statement still goes through Django's ``CursorWrapper`` (``execute_sql(CURSO
 ``connection.queries``, ``assertNumQueries`` and execute wrappers see it as usual.
 """
 
-import functools
 import hashlib
 import inspect
 import warnings
@@ -33,7 +32,8 @@ from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
 from django.db.models.sql.constants import CURSOR
 
-from . import _native
+from . import _native, materialize_cache
+from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
 from .materialize_rows import rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
@@ -224,44 +224,6 @@ def _model_is_plain_uncached(cls, attnames):
     return all(_plain_setattr_equivalent(cls, a) for a in attnames)
 
 
-def _field_columns(cls, init_list, columns):
-    return _field_columns_cached(cls, tuple(init_list), tuple(columns))
-
-
-@functools.lru_cache(maxsize=4096)
-def _field_columns_cached(cls, init_list, columns):
-    """(attname, column, via_dict) as ``Model.from_db`` assigns them. ``via_dict`` marks
-    attnames behind a data descriptor (FK ids, files), whose __set__ stores into
-    ``__dict__``; the rest are plain attribute stores."""
-    concrete = cls._meta.concrete_fields
-    if len(init_list) == len(concrete):
-        # from_db then passes the values positionally in concrete_fields order.
-        pairs = [(f.attname, columns[i]) for i, f in enumerate(concrete)]
-    else:
-        pairs = list(zip(init_list, columns))
-    return [(a, c, _has_data_descriptor(cls, a)) for a, c in pairs]
-
-
-@functools.lru_cache(maxsize=4096)
-def _has_data_descriptor(cls, attname):
-    attr = inspect.getattr_static(cls, attname, None)
-    return attr is not None and hasattr(type(attr), "__set__")
-
-
-def _state_factory(fetch_mode):
-    """What Model.from_db leaves in ``_state``: ModelState with adding/db (set natively)
-    and, where Django has fetch modes, the queryset's fetch mode."""
-    if fetch_mode is None:
-        return ModelState
-
-    def state():
-        s = ModelState()
-        s.fetch_mode = fetch_mode
-        return s
-
-    return state
-
-
 def _related_plans(klass_info, select, db, state_cls=ModelState) -> list[RelatedModelSpec] | None:
     plans = []
     for rel in klass_info.get("related_klass_infos", []):
@@ -370,21 +332,31 @@ def _model_rows(iterable, connection, db):
     ):
         rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:
-        plan = _native.MaterializePlan(
-            "models",
-            compiler.col_count,
-            converters,
-            connection,
-            model=ModelSpec(
-                cls=cls,
-                state_cls=state_cls,
-                db=db,
-                fields=_field_columns(cls, init_list, columns),
-                pk_column=None,
-                annotations=list((annotation_col_map or {}).items()),
-                related=related,
-            ),
-        )
+        annotations = list((annotation_col_map or {}).items())
+        # A plan with no converters and no related models depends only on this key (the
+        # common get() / filter() of a plain model): built once, not per query.
+        key = None
+        if not converters and not related:
+            key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, tuple(annotations), connection, state_cls)
+            plan = materialize_cache.plain_plans.get(key)
+        if key is None or plan is None:
+            plan = _native.MaterializePlan(
+                "models",
+                compiler.col_count,
+                converters,
+                connection,
+                model=ModelSpec(
+                    cls=cls,
+                    state_cls=state_cls,
+                    db=db,
+                    fields=_field_columns(cls, init_list, columns),
+                    pk_column=None,
+                    annotations=annotations,
+                    related=related,
+                ),
+            )
+            if key is not None:
+                materialize_cache.remember_plain_plan(key, plan)
         rows = _rows(cursor, plan, iterable, converters)
     known = queryset._known_related_objects
     if not known:

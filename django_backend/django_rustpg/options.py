@@ -16,6 +16,8 @@ _LIBPQ_KEYS = {
     "target_session_attrs": str,
     "load_balance_hosts": str,
     "hostaddr": str,
+    "keepalives": (int, str),
+    "keepalives_idle": (int, str),
 }
 _DJANGO_KEYS = {
     "pool": (bool, dict),
@@ -36,7 +38,7 @@ _POOL_KEYS = {"min_size": int, "max_size": int, "timeout": (int, float), "max_li
 DEFAULT_POOL_MAX_SIZE = 20
 # libpq keywords whose values the driver checks (src/connect_params.rs), asked here already so
 # a bad value is an ImproperlyConfigured when the settings are read.
-_CHECKED_VALUES = ("sslmode", "target_session_attrs", "load_balance_hosts")
+_CHECKED_VALUES = ("sslmode", "target_session_attrs", "load_balance_hosts", "keepalives", "keepalives_idle")
 
 
 def _type_names(types):
@@ -64,7 +66,7 @@ def validate_options(options, settings_dict):
     for key in _CHECKED_VALUES:
         if key in options:
             try:
-                _native.check_connect_value(key, options[key])
+                _native.check_connect_value(key, str(options[key]))
             except dbapi.ProgrammingError as e:
                 raise ImproperlyConfigured(f"OPTIONS[{key!r}]: {e}") from None
     if options.get("reset_on_return", "auto") not in ("auto", "always"):

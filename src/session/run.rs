@@ -9,7 +9,7 @@ use crate::formats;
 use crate::pool::{self, PooledSession};
 use crate::prepared;
 use crate::runtime;
-use crate::sql::classify;
+use crate::sql::classify::{self, ClientSide};
 use postgres_types::ToSql;
 use pyo3::prelude::*;
 use std::sync::atomic::Ordering;
@@ -41,9 +41,7 @@ impl ConnCore {
         let types: Vec<Type> = param_oids.iter().map(|o| crate::bind::wire_type(*o)).collect();
         let described = runtime::block_on(py, async { session.client.prepare_typed(sql, &types).await })
             .map_err(|e| errors::from_pg(py, &e, Some(sql)))?;
-        let f = formats::for_columns(described.columns());
-        formats::store(db, sql, param_oids, f.clone());
-        Ok(f)
+        Ok(formats::store(db, sql, param_oids, described.columns()))
     }
 
     /// `run`, with the result formats given (a FETCH from a cursor declared for a described
@@ -125,7 +123,29 @@ impl ConnCore {
         if q.effects.database_ddl {
             runtime::block_on(py, pool::close_idle_sessions());
         }
-        let result = if q.shape.multi_statement {
+        let client_side = self.client_side_sql(q, formats_hint.is_some(), &session);
+        let result = if let Some((sql, remembered)) = client_side {
+            let outcome = runtime::block_on(py, async {
+                let query = session.client.simple_query_first_result(&sql);
+                let (rows, rows_affected) = match &begin {
+                    Some(b) => {
+                        let (began, ran) = tokio::join!(session.client.batch_execute(b), query);
+                        began?;
+                        ran?
+                    }
+                    None => query.await?,
+                };
+                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: formats::all_text() })
+            });
+            // Columns no longer what the cached Describe said: describe next time.
+            if let (Ok(outcome), Some(remembered)) = (&outcome, remembered) {
+                if outcome.rows.first().is_some_and(|first| *formats::for_columns(first.columns()) != *remembered) {
+                    let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+                    formats::forget(formats::database_key(&self.spec), &q.sql, &oids);
+                }
+            }
+            outcome
+        } else if q.shape.multi_statement {
             runtime::block_on(py, async {
                 if let Some(b) = &begin {
                     session.client.batch_execute(b).await?;
@@ -133,7 +153,7 @@ impl ConnCore {
                 // Simple protocol, as psycopg's client-side binding: one implicit transaction,
                 // the first statement's result (text format).
                 let (rows, rows_affected) = session.client.simple_query_first_result(&q.sql).await?;
-                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: std::sync::Arc::from([0i16]) })
+                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: formats::all_text() })
             })
         } else {
             let params = wire_params(&q.params);
@@ -221,6 +241,32 @@ impl ConnCore {
     }
 }
 
+impl ConnCore {
+    /// The statement as one simple-protocol Query (values as literals, text results), where
+    /// that is the same statement and its results decode to the same objects, and the
+    /// formats remembered for it (FewRows); None to bind it.
+    fn client_side_sql(&self, q: &BoundQuery, hinted: bool, session: &PooledSession) -> Option<(String, Option<formats::Formats>)> {
+        // Prepared plans beat both; a FETCH's formats come from its DECLARE.
+        if hinted || self.prepare_threshold.is_some() || q.shape.multi_statement {
+            return None;
+        }
+        let remembered = match q.effects.client_side {
+            ClientSide::Never => return None,
+            ClientSide::NoRows => None,
+            ClientSide::FewRows => {
+                let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
+                let f = formats::lookup_text_safe(formats::database_key(&self.spec), &q.sql, &oids)?;
+                // Dates and timestamps are read back as DateStyle ISO writes them.
+                if !session.shared.parameter("DateStyle").is_some_and(|s| s.starts_with("ISO")) {
+                    return None;
+                }
+                Some(f)
+            }
+        };
+        Some((q.client_side_sql()?, remembered))
+    }
+}
+
 /// How `run_single` gets the result formats for Bind.
 #[derive(Clone)]
 enum Want {
@@ -263,11 +309,10 @@ async fn run_single(
             // The Describe fails exactly where the statement would (same text, same types).
             (None, Want::Describe(db)) => {
                 let described = client.prepare_typed(sql, &types()).await?;
-                let f = formats::for_columns(described.columns());
-                if let Some(db) = db {
-                    formats::store(db, sql, oids, f.clone());
+                match db {
+                    Some(db) => formats::store(db, sql, oids, described.columns()),
+                    None => formats::for_columns(described.columns()),
                 }
-                f
             }
         };
         let stream = match &statement {

@@ -34,12 +34,35 @@ pub struct Effects {
     pub unpoolable: bool,
     /// CREATE / ALTER / DROP: prepared statements of the session may no longer fit.
     pub changes_schema: bool,
+    /// Whether the statement may run with the simple protocol and client-side literals.
+    pub client_side: ClientSide,
+}
+
+/// Where the simple protocol (values rendered into the text, text results) may stand in
+/// for an unnamed Parse/Bind/Describe/Execute: statements returning no rows or a few, for
+/// which the server's cheaper handling of one Query message outweighs binary results.
+/// Only a performance hint: the results are the same either way (`Decoder::same_from_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSide {
+    Never,
+    /// INSERT / UPDATE / DELETE without RETURNING; without parameters, transaction
+    /// control and SAVEPOINT / RELEASE.
+    NoRows,
+    /// A SELECT ending in `LIMIT n` (n <= 100), Django's `COUNT(*)`, an INSERT ... RETURNING.
+    FewRows,
 }
 
 impl Effects {
     /// What a statement that leaves the session as it was does.
     pub const NONE: Effects =
-        Effects { tx: TxEffect::None, dirties_session: false, database_ddl: false, unpoolable: false, changes_schema: false };
+        Effects {
+        tx: TxEffect::None,
+        dirties_session: false,
+        database_ddl: false,
+        unpoolable: false,
+        changes_schema: false,
+        client_side: ClientSide::Never,
+    };
 }
 
 /// The session effects of a statement (`text_lower_hint`: its text, any case).
@@ -77,7 +100,64 @@ pub fn effects(shape: &Shape, text_lower_hint: &str) -> Effects {
         || matches!(kw(0), "DEALLOCATE" | "DISCARD")
         || (kw(0) == "PREPARE" && kw(1) != "TRANSACTION");
     let changes_schema = shape.multi_statement || matches!(kw(0), "CREATE" | "ALTER" | "DROP");
-    Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema }
+    let client_side = if shape.multi_statement || unpoolable { ClientSide::Never } else { client_side(shape, text_lower_hint) };
+    Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema, client_side }
+}
+
+/// Most rows a `LIMIT` may ask for and still count as "few".
+const FEW_ROWS: u64 = 100;
+
+fn client_side(shape: &Shape, sql: &str) -> ClientSide {
+    let kw = |i: usize| shape.keywords.get(i).map(String::as_str).unwrap_or("");
+    let returning = || contains_ignore_ascii_case(sql, "returning");
+    match kw(0) {
+        "INSERT" if returning() => ClientSide::FewRows,
+        "INSERT" | "UPDATE" | "DELETE" if !returning() => ClientSide::NoRows,
+        "SAVEPOINT" | "RELEASE" | "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" => ClientSide::NoRows,
+        "SELECT" if ends_with_small_limit(sql) || is_plain_count(sql) => ClientSide::FewRows,
+        _ => ClientSide::Never,
+    }
+}
+
+/// `... LIMIT n [OFFSET m] [FOR UPDATE ...]` at the very end, outside parentheses,
+/// quotes and comments (the tail holds none of those), with n <= FEW_ROWS.
+fn ends_with_small_limit(sql: &str) -> bool {
+    let upper = sql.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == ';');
+    let Some(at) = rfind_ignore_ascii_case(upper, " limit ") else { return false };
+    let tail = &upper[at + 7..];
+    if tail.contains(['(', ')', '\'', '"', '$', '%', '-', '/', '*']) {
+        return false;
+    }
+    // A `--` comment earlier on the same line could hide the LIMIT.
+    let line_start = upper[..at].rfind('\n').map_or(0, |i| i + 1);
+    if upper[line_start..at].contains("--") {
+        return false;
+    }
+    let mut words = tail.split_ascii_whitespace();
+    let Some(n) = words.next().and_then(|w| w.parse::<u64>().ok()) else { return false };
+    let rest: Vec<String> = words.map(|w| w.to_ascii_uppercase()).collect();
+    let mut i = 0;
+    if rest.get(i).map(String::as_str) == Some("OFFSET") {
+        if rest.get(i + 1).and_then(|w| w.parse::<u64>().ok()).is_none() {
+            return false;
+        }
+        i += 2;
+    }
+    let locking = rest[i..].iter().all(|w| {
+        matches!(w.as_str(), "FOR" | "UPDATE" | "SHARE" | "NO" | "KEY" | "OF" | "NOWAIT" | "SKIP" | "LOCKED")
+            || w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b',')
+    });
+    n <= FEW_ROWS && (i == rest.len() || (rest[i] == "FOR" && locking))
+}
+
+/// Django's `count()`: one row (no GROUP BY).
+fn is_plain_count(sql: &str) -> bool {
+    sql.starts_with("SELECT COUNT(*) AS \"__count\" FROM ") && !contains_ignore_ascii_case(sql, "group by")
+}
+
+fn rfind_ignore_ascii_case(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    (0..=h.len().checked_sub(n.len())?).rev().find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Session-changing functions callable from a SELECT (`lower`: the statement in ASCII
@@ -207,6 +287,41 @@ pub fn copy_to_client(sql: &str) -> bool {
 
 fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+#[cfg(test)]
+mod client_side_tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
+    fn side(sql: &str) -> ClientSide {
+        effects(&scan(sql, true).unwrap().shape, sql).client_side
+    }
+
+    #[test]
+    fn few_rows_and_no_rows() {
+        use ClientSide::*;
+        assert_eq!(side(r#"SELECT "a"."id" FROM "a" WHERE "a"."id" = %s LIMIT 21"#), FewRows);
+        assert_eq!(side("SELECT 1 AS a FROM t WHERE x = %s LIMIT 1 FOR UPDATE SKIP LOCKED"), FewRows);
+        assert_eq!(side("SELECT * FROM t ORDER BY id LIMIT 25 OFFSET 50;"), FewRows);
+        assert_eq!(side(r#"SELECT COUNT(*) AS "__count" FROM "t" WHERE x = %s"#), FewRows);
+        assert_eq!(side(r#"INSERT INTO t (a) VALUES (%s) RETURNING "t"."id""#), FewRows);
+        assert_eq!(side("UPDATE t SET a = %s WHERE id = %s"), NoRows);
+        assert_eq!(side("DELETE FROM t WHERE id IN (%s, %s)"), NoRows);
+        assert_eq!(side(r#"SAVEPOINT "s1""#), NoRows);
+        // Many rows, or rows we can't bound: binary results.
+        assert_eq!(side("SELECT * FROM t LIMIT 1000"), Never);
+        assert_eq!(side("SELECT * FROM t"), Never);
+        assert_eq!(side("SELECT * FROM (SELECT * FROM t LIMIT 5) s"), Never);
+        assert_eq!(side("SELECT * FROM t -- LIMIT 5"), Never);
+        assert_eq!(side("SELECT * FROM t WHERE a = '-- x' LIMIT 5"), Never);
+        assert_eq!(side(r#"SELECT COUNT(*) AS "__count" FROM "t" GROUP BY x"#), Never);
+        assert_eq!(side("UPDATE t SET a = 1 RETURNING id"), Never);
+        assert_eq!(side("SELECT 1; SELECT 2 LIMIT 1"), Never);
+        assert_eq!(side("FETCH 10 FROM c"), Never);
+        assert_eq!(side("SET TIME ZONE 'UTC'"), Never);
+        assert_eq!(side("DEALLOCATE ALL"), Never);
+    }
 }
 
 #[cfg(test)]

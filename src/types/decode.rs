@@ -4,7 +4,7 @@
 //! set, then applied per value with no lookups.
 use super::oid;
 use super::pyrefs::{self, PyRefs};
-use crate::codec::{self, datetime as dt, extension::ExtensionType, CodecError};
+use crate::codec::{self, datetime as dt, extension::ExtensionType, transcode::TextKind, CodecError};
 use crate::errors;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -52,6 +52,11 @@ pub enum Decoder {
     /// Text format, loaded by psycopg's own text loader for this OID (records, arrays of
     /// built-in types psycopg has no element loader for: lists of str).
     Loader(u32),
+    /// Text format of a type with a binary decoder: read into the binary form, then decoded
+    /// by that decoder (`codec::transcode`), so both formats give the same object.
+    FromText(TextKind),
+    /// numeric's text, given to Decimal as the binary decoder gives its own rendering.
+    NumericText,
     /// A binary value of a type we have no decoder for (only when a column's type changed
     /// between the cached Describe and the run): bytes, or str when valid UTF-8.
     Unknown,
@@ -134,9 +139,46 @@ impl Decoder {
         }
     }
 
+    fn of_text_kind(kind: TextKind) -> Decoder {
+        match kind {
+            TextKind::Bool => Decoder::Bool,
+            TextKind::Int2 => Decoder::Int2,
+            TextKind::Int4 => Decoder::Int4,
+            TextKind::Int8 => Decoder::Int8,
+            TextKind::Oid => Decoder::Oid,
+            TextKind::Uuid => Decoder::Uuid,
+            TextKind::Date => Decoder::Date,
+            TextKind::Timestamp => Decoder::Timestamp,
+            TextKind::TimestampTz => Decoder::TimestampTz,
+        }
+    }
+
     /// The wire format to ask for: binary when this decoder reads binary.
     pub fn wants_binary(&self) -> bool {
         !matches!(self, Decoder::Str | Decoder::Loader(_))
+    }
+
+    /// Whether a column of this type decodes to the same object from text as from binary
+    /// (under DateStyle ISO): text-only decoders, and those `for_column` reads text into
+    /// the binary decoder for. Results made only of such columns may be asked in text.
+    pub fn same_from_text(&self) -> bool {
+        !self.wants_binary()
+            || matches!(
+                self,
+                Decoder::Bool
+                    | Decoder::Int2
+                    | Decoder::Int4
+                    | Decoder::Int8
+                    | Decoder::Oid
+                    | Decoder::Uuid
+                    | Decoder::Date
+                    | Decoder::Timestamp
+                    | Decoder::TimestampTz
+                    | Decoder::Numeric
+                    | Decoder::Text
+                    | Decoder::Json
+                    | Decoder::Jsonb
+            )
     }
 
     /// The decoder for a column of type `ty` that arrived in `binary` (or text) format.
@@ -156,8 +198,20 @@ impl Decoder {
                     _ => Decoder::Unknown,
                 }
             }
-            // Decoders that build a str from binary: the text is that str.
             (true, false) => match d {
+                Decoder::Bool => Decoder::FromText(TextKind::Bool),
+                Decoder::Int2 => Decoder::FromText(TextKind::Int2),
+                Decoder::Int4 => Decoder::FromText(TextKind::Int4),
+                Decoder::Int8 => Decoder::FromText(TextKind::Int8),
+                Decoder::Oid => Decoder::FromText(TextKind::Oid),
+                Decoder::Uuid => Decoder::FromText(TextKind::Uuid),
+                Decoder::Date => Decoder::FromText(TextKind::Date),
+                Decoder::Timestamp => Decoder::FromText(TextKind::Timestamp),
+                Decoder::TimestampTz => Decoder::FromText(TextKind::TimestampTz),
+                Decoder::Numeric => Decoder::NumericText,
+                // json's binary form is its text.
+                Decoder::Json => Decoder::Json,
+                // Decoders that build a str from binary: the text is that str.
                 Decoder::Text | Decoder::Jsonb | Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
                 | Decoder::TsVector | Decoder::TsQuery | Decoder::PgLsn | Decoder::Xid8 | Decoder::Extension(_) => Decoder::Str,
                 _ => Decoder::Loader(ty.oid()),
@@ -231,6 +285,11 @@ impl<'py> DecodeCtx<'py> {
             }
             Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
+            Decoder::FromText(kind) => {
+                let binary = codec::transcode::to_binary(*kind, raw).map_err(|e| self.err(e))?;
+                return self.decode(&Decoder::of_text_kind(*kind), binary.as_bytes());
+            }
+            Decoder::NumericText => self.refs.decimal.bind(py).call1((str_from_utf8(py, raw)?,))?.unbind(),
             Decoder::Extension(ty) => str_from_utf8(py, &ty.to_text(raw).map_err(|e| self.err(e))?)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.

@@ -337,15 +337,23 @@ class PlanSpy:
         self.calls.clear()
 
 
+class _NoPlanCache(dict):
+    def get(self, key, default=None):
+        return default
+
+
 @pytest.fixture(autouse=True)
 def plan_spy(monkeypatch):
     if not MODE["alone"]:
         yield None
         return
-    from django_rustpg import _native, materialize
+    from django_rustpg import _native, materialize, materialize_cache
 
     spy = PlanSpy(_native.MaterializePlan)
     monkeypatch.setattr(materialize._native, "MaterializePlan", spy)
+    # Every native run builds its plan, so the spy sees which path ran (test_plan_cache.py
+    # turns the reuse of plain plans back on).
+    monkeypatch.setattr(materialize_cache, "plain_plans", _NoPlanCache())
     executed = []
     real_execute = materialize._execute
 

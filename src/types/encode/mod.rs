@@ -11,6 +11,7 @@ mod text;
 use super::oid;
 
 mod array_binary;
+pub mod inline;
 use super::pyrefs::{self, PyRefs};
 use crate::codec::datetime::{days_from_civil, PG_EPOCH_DAYS, USECS_PER_DAY};
 use crate::errors;

@@ -1,0 +1,56 @@
+"""Plans of plain models (no converters, no select_related, no fetch mode) are built once per
+(model, loaded fields, column offset, column count, alias, annotations, connection) and
+reused (materialize_cache.py, `plain_plans`): each reuse must give exactly Django's objects, and
+anything that changes the plan must build another."""
+import pytest
+from django.db.models import Value
+from django.db.models.functions import Upper
+
+from mat_app import models as m
+from mat_helpers import compare
+
+
+@pytest.fixture
+def plan_cache(plan_spy, monkeypatch):
+    if plan_spy is None:
+        pytest.skip("needs the plan spy (runs alone)")
+    from django_rustpg import materialize_cache
+
+    monkeypatch.setattr(materialize_cache, "plain_plans", {})
+    return materialize_cache.plain_plans
+
+
+def test_a_plain_get_reuses_its_plan(plan_spy, plan_cache):
+    first = m.Publisher.objects.order_by("id").first()
+    assert first is not None, "the seed has publishers"
+    plan_cache.clear()
+    compare(plan_spy, lambda db: m.Publisher.objects.using(db).get(pk=first.pk), {"models"})
+    # Second and later runs: no new plan, same objects as Django's (compare checks both).
+    for _ in range(2):
+        plan_spy.executed.clear()
+        compare(plan_spy, lambda db: m.Publisher.objects.using(db).get(pk=first.pk), set())
+        assert "default" in plan_spy.executed, "the native path did not run"
+    assert len(plan_cache) == 1
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda db: m.Publisher.objects.using(db).only("id", "name"),  # other loaded fields
+        lambda db: m.Publisher.objects.using(db).annotate(n=Value(1)),  # an annotation
+        lambda db: m.Publisher.objects.using(db).annotate(u=Upper("name")).defer("founded"),
+        lambda db: m.Publisher.objects.using(db).select_related("country"),  # related: never cached
+    ],
+)
+def test_what_changes_the_plan_builds_another(plan_spy, plan_cache, other):
+    compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), {"models"})
+    compare(plan_spy, other, {"models"})
+    compare(plan_spy, other, None)  # and the shape's own reuse is still Django's objects
+
+
+def test_a_reused_plan_keeps_each_querysets_fetch_mode(plan_spy, plan_cache):
+    fetch_modes = pytest.importorskip("django.db.models.fetch_modes", reason="Django < 6.1 has no fetch modes")
+    for mode in [fetch_modes.FETCH_ONE, fetch_modes.FETCH_RAISE, fetch_modes.FETCH_ONE, fetch_modes.FETCH_RAISE]:
+        native, _ = compare(plan_spy, lambda db: list(m.Publisher.objects.using(db).fetch_mode(mode)), None)
+        assert native and all(p._state.fetch_mode is mode for p in native)
+    assert len(plan_cache) == 2  # one plan per mode, each reused
