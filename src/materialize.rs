@@ -150,6 +150,7 @@ impl MaterializePlan {
         let width = self.width.min(decoders.len());
         let mut values: Vec<PyObject> = Vec::with_capacity(width);
         let mut out = Vec::with_capacity(rows.len());
+        let mut json_keys = json::KeyCache::default();
         // Columns whose jsonb the native parser builds (decided once, not per row).
         let native_json: Vec<bool> =
             decoders[..width].iter().zip(&self.json_columns).map(|(d, &json)| json && matches!(d, Decoder::Jsonb)).collect();
@@ -172,7 +173,7 @@ impl MaterializePlan {
                     let raw = raw_value(row, conv.column);
                     let parsed = match raw {
                         None => Some(py.None()),
-                        Some(r) => json::jsonb_text(r).and_then(|text| json::loads(py, text)),
+                        Some(r) => json::jsonb_text(r).and_then(|text| json::loads_with(py, text, &mut json_keys)),
                     };
                     match parsed {
                         Some(value) => {

@@ -30,11 +30,11 @@ import django
 from django.db import connections
 from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
-from django.db.models.sql import compiler as sql_compiler
-from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
+from django.db.models.sql.constants import CURSOR
 
 from . import _native, materialize_cache
 from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
+from .materialize_rows import rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
@@ -306,38 +306,6 @@ def _execute(compiler, iterable):
     )
 
 
-class _PlanCursor:
-    """Looks like a DB-API cursor to Django's ``cursor_iter``; fetchmany builds objects."""
-
-    def __init__(self, cursor_wrapper, plan):
-        self._wrapper = cursor_wrapper
-        self._fetch = cursor_wrapper.cursor.fetch_plan
-        self._plan = plan
-
-    def fetchmany(self, size):
-        # Decoding and converters can fail: raise Django's exception classes, as
-        # CursorWrapper.fetchmany would.
-        with self._wrapper.db.wrap_database_errors:
-            return self._fetch(self._plan, size)
-
-    def close(self):
-        self._wrapper.close()
-
-
-def _rows(cursor_wrapper, plan, iterable):
-    # Through Django's own cursor_iter (looked up at call time), so the chunking and
-    # cleanup are Django's and its tests' mocks see the same calls.
-    connection = cursor_wrapper.db
-    chunks = sql_compiler.cursor_iter(
-        _PlanCursor(cursor_wrapper, plan),
-        connection.features.empty_fetchmany_value,
-        None,
-        iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE,
-    )
-    for chunk in chunks:
-        yield from chunk
-
-
 def _model_rows(iterable, connection, db):
     queryset = iterable.queryset
     if not _model_is_plain(queryset.model, ()):
@@ -389,7 +357,7 @@ def _model_rows(iterable, connection, db):
             )
             if key is not None:
                 materialize_cache.remember_plain_plan(key, plan)
-        rows = _rows(cursor, plan, iterable)
+        rows = _rows(cursor, plan, iterable, converters)
     known = queryset._known_related_objects
     if not known:
         return rows
@@ -402,7 +370,8 @@ def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
     init signals, composite keys, or fetch modes that track peers."""
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     converters = _all_converters(compiler, fields)
-    rows = _rows(cursor, _native.MaterializePlan("tuples", _column_width(compiler), converters, connection), iterable)
+    plan = _native.MaterializePlan("tuples", _column_width(compiler), converters, connection)
+    rows = _rows(cursor, plan, iterable, converters)
     if hasattr(compiler, "has_composite_fields") and compiler.has_composite_fields(fields):
         rows = compiler.composite_fields_to_tuples(rows, fields)
     klass_info = compiler.klass_info
@@ -479,8 +448,9 @@ def _value_rows(iterable, connection, db, kind):
     if converters is None:
         # Composite fields: Django's row post-processing, on natively decoded tuples.
         fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-        plan = _native.MaterializePlan("tuples", _column_width(compiler), _all_converters(compiler, fields), connection)
-        rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable), fields)
+        converters = _all_converters(compiler, fields)
+        plan = _native.MaterializePlan("tuples", _column_width(compiler), converters, connection)
+        rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable, converters), fields)
         if kind == "dicts":
             return ({n: row[i] for i, n in enumerate(names)} for row in rows)
         if kind == "flat":
@@ -488,7 +458,7 @@ def _value_rows(iterable, connection, db, kind):
         return map(tuple, rows)
     order = _values_list_order(queryset) if kind == "tuples" else None
     plan = _native.MaterializePlan(kind, compiler.col_count, converters, connection, order=order, names=names)
-    return _rows(cursor, plan, iterable)
+    return _rows(cursor, plan, iterable, converters)
 
 
 def _values_list_order(queryset):

@@ -18,18 +18,66 @@ pub fn jsonb_text(raw: &[u8]) -> Option<&[u8]> {
 }
 
 pub fn loads(py: Python<'_>, text: &[u8]) -> Option<PyObject> {
+    loads_with(py, text, &mut KeyCache::default())
+}
+
+/// Object keys already made into `str`, reused across the documents of one batch (as
+/// `json.loads` reuses them within one document): no new string, and its hash is cached.
+#[derive(Default)]
+pub struct KeyCache(Vec<(Box<str>, Py<PyString>)>);
+
+impl KeyCache {
+    const MAX_KEYS: usize = 64;
+    const MAX_LEN: usize = 64;
+
+    fn get<'py>(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if let Some((_, s)) = self.0.iter().find(|(k, _)| &**k == key) {
+            return s.bind(py).clone();
+        }
+        let s = PyString::new(py, key);
+        if self.0.len() < Self::MAX_KEYS && key.len() <= Self::MAX_LEN {
+            self.0.push((key.into(), s.clone().unbind()));
+        }
+        s
+    }
+}
+
+pub fn loads_with(py: Python<'_>, text: &[u8], keys: &mut KeyCache) -> Option<PyObject> {
     if !integers_fit_i64(text) {
         return None;
     }
     let mut de = serde_json::Deserializer::from_slice(text);
-    let value = ToPython(py).deserialize(&mut de).ok()?;
+    let value = ToPython(py, keys).deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some(value)
 }
 
-struct ToPython<'py>(Python<'py>);
+struct ToPython<'py, 'k>(Python<'py>, &'k mut KeyCache);
 
-impl<'de> DeserializeSeed<'de> for ToPython<'_> {
+/// An object key: a `str` from the cache.
+struct Key<'py, 'k>(Python<'py>, &'k mut KeyCache);
+
+impl<'de, 'py> DeserializeSeed<'de> for Key<'py, '_> {
+    type Value = Bound<'py, PyString>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for Key<'py, '_> {
+    type Value = Bound<'py, PyString>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.1.get(self.0, v))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ToPython<'_, '_> {
     type Value = PyObject;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<PyObject, D::Error> {
@@ -41,7 +89,7 @@ fn py_err<E: de::Error>(e: PyErr) -> E {
     E::custom(e)
 }
 
-impl<'de> Visitor<'de> for ToPython<'_> {
+impl<'de> Visitor<'de> for ToPython<'_, '_> {
     type Value = PyObject;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,7 +124,7 @@ impl<'de> Visitor<'de> for ToPython<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PyObject, A::Error> {
         let list = PyList::empty(self.0);
-        while let Some(item) = seq.next_element_seed(ToPython(self.0))? {
+        while let Some(item) = seq.next_element_seed(ToPython(self.0, &mut *self.1))? {
             list.append(item).map_err(py_err)?;
         }
         Ok(list.into_any().unbind())
@@ -84,8 +132,8 @@ impl<'de> Visitor<'de> for ToPython<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PyObject, A::Error> {
         let dict = PyDict::new(self.0);
-        while let Some(key) = map.next_key_seed(ToPython(self.0))? {
-            let value = map.next_value_seed(ToPython(self.0))?;
+        while let Some(key) = map.next_key_seed(Key(self.0, &mut *self.1))? {
+            let value = map.next_value_seed(ToPython(self.0, &mut *self.1))?;
             dict.set_item(key, value).map_err(py_err)?;
         }
         Ok(dict.into_any().unbind())

@@ -23,6 +23,8 @@ DOCUMENTS = [
     None,  # JSON null (not SQL NULL): stored below as Value("null")
     {"nested": {"k": [{"k": [{"k": "v" * 300}]}]}},
     {str(i): i for i in range(100)},
+    # Keys the per-batch key cache must get right: long (not cached), escaped, repeated.
+    {"k" * 80: 1, "esc\"aped é": 2, "b": {"b": {"k" * 80: "b"}}},
 ]
 
 

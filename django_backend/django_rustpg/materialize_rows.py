@@ -1,0 +1,77 @@
+"""A materialization plan's objects, fetched through Django's own ``cursor_iter``.
+
+``rows()`` stands where Django's ``execute_sql`` result is iterated: batches come from
+``_PlanCursor.fetchmany`` (the driver's ``fetch_plan``: rows decoded and objects built in
+Rust), chunked and closed by Django's code; the cyclic collector pauses while a batch is
+built, and a queryset's full read without Python converters is built as one batch.
+"""
+
+import contextlib
+import gc
+
+from django.db.models.sql import compiler as sql_compiler
+from django.db.models.sql.constants import GET_ITERATOR_CHUNK_SIZE
+
+
+class _PlanCursor:
+    """Looks like a DB-API cursor to Django's ``cursor_iter``; fetchmany builds objects."""
+
+    def __init__(self, cursor_wrapper, plan):
+        self._wrapper = cursor_wrapper
+        self._fetch = cursor_wrapper.cursor.fetch_plan
+        self._plan = plan
+
+    def fetchmany(self, size):
+        # Decoding and converters can fail: raise Django's exception classes, as
+        # CursorWrapper.fetchmany would.
+        with self._wrapper.db.wrap_database_errors, _gc_paused():
+            return self._fetch(self._plan, size)
+
+    def close(self):
+        self._wrapper.close()
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """No cyclic collection while a batch is built (else every ~700 new containers start
+    one that walks them, and older generations, again); the first one after walks the
+    batch once. The collector is left enabled only if it was."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def rows(cursor_wrapper, plan, iterable, converters):
+    """The plan's objects, one at a time. ``converters``: the plan's ``(column, converters,
+    expression, native_json)`` entries."""
+    # Through Django's own cursor_iter (looked up at call time), so the chunking and
+    # cleanup are Django's and its tests' mocks see the same calls.
+    connection = cursor_wrapper.db
+    chunks = sql_compiler.cursor_iter(
+        _PlanCursor(cursor_wrapper, plan),
+        connection.features.empty_fetchmany_value,
+        None,
+        iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE,
+    )
+    if _built_up_front(iterable, connection, converters):
+        with _gc_paused():
+            chunks = list(chunks)
+    for chunk in chunks:
+        yield from chunk
+
+
+def _built_up_front(iterable, connection, converters):
+    """QuerySet._fetch_all's read (Django reads every row before building the first object)
+    with no Python code per row (converters run lazily in Django, between objects; Django's
+    own JSON converter is pure): building every object then is invisible but for one
+    collector pause instead of one per chunk."""
+    return (
+        not (iterable.chunked_fetch and connection.features.can_use_chunked_reads)
+        and iterable.chunk_size == GET_ITERATOR_CHUNK_SIZE
+        and all(len(convs) == (1 if native_json else 0) for _, convs, _, native_json in converters)
+    )

@@ -1,0 +1,168 @@
+"""How a plan's objects are fetched (django_rustpg/materialize_rows.py): the cyclic collector
+pauses while a batch is built and is left as it was found (errors included); a queryset's
+full read without Python converters is one batch; with converters, objects still come
+chunk by chunk as before. ``plain`` (Django's own path) is the control that the probes see
+collections at all."""
+import gc
+
+import pytest
+from django.db import models, transaction
+from django.db.models import Value
+
+from mat_app import models as m
+
+ROWS = 300
+
+
+class GcProbeField(models.CharField):
+    """A converter that records whether the collector was enabled when it ran."""
+
+    seen: list = []
+
+    def from_db_value(self, value, expression, connection):
+        GcProbeField.seen.append(gc.isenabled())
+        return value
+
+
+@pytest.fixture
+def many_tags():
+    """ROWS extra tags on both aliases (distinct names: the unique index would make the second
+    transaction wait for the first), each in a transaction rolled back afterwards."""
+    atomics = []
+    for alias in ("default", "plain"):
+        atomic = transaction.atomic(using=alias)
+        atomic.__enter__()
+        atomics.append(atomic)
+        m.Tag.objects.using(alias).bulk_create(m.Tag(name=f"many-{alias}-{i:03}") for i in range(ROWS))
+    yield
+    for atomic in reversed(atomics):
+        transaction.set_rollback(True, using=atomic.using)
+        atomic.__exit__(None, None, None)
+
+
+@pytest.fixture
+def collections():
+    """Counts collections that start, with a threshold that starts one every few objects."""
+    starts = []
+
+    def callback(phase, info):
+        if phase == "start":
+            starts.append(info["generation"])
+
+    old = gc.get_threshold()
+    gc.set_threshold(5)
+    gc.callbacks.append(callback)
+    try:
+        yield starts
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*old)
+
+
+def _tags(alias):
+    return m.Tag.objects.using(alias).filter(name__startswith=f"many-{alias}-").order_by("id")
+
+
+# Rows of (id, name) values are untracked dicts/tuples: only model instances are containers.
+@pytest.mark.parametrize("shape", ["models"])
+def test_full_read_is_one_pause(many_tags, collections, shape):
+    def read(alias):
+        qs = _tags(alias)
+        qs = {"models": qs, "values": qs.values(), "values_list": qs.values_list("id", "name")}[shape]
+        collections.clear()
+        result = list(qs)
+        assert len(result) == ROWS
+        return len(collections)
+
+    plain, native = read("plain"), read("default")
+    # Django's own path: a collection every few objects; natively only those started by
+    # compiling the query (the same on both paths) and one after the batch.
+    assert plain > 2 * native, (plain, native)
+    assert gc.isenabled()
+
+
+def test_chunked_read_pauses_per_chunk(many_tags, collections):
+    counts = {}
+    for alias in ("plain", "default"):
+        collections.clear()
+        assert sum(1 for _ in _tags(alias).iterator(chunk_size=100)) == ROWS
+        counts[alias] = len(collections)
+    assert counts["plain"] > 2 * counts["default"], counts
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("how", ["list", "iterator", "values"])
+def test_converters_run_with_the_collector_paused_and_restored(how):
+    GcProbeField.seen = []
+    for alias, expect in (("default", False), ("plain", True)):
+        GcProbeField.seen.clear()
+        qs = m.Tag.objects.using(alias).annotate(probe=Value("x", output_field=GcProbeField()))
+        if how == "list":
+            list(qs)
+        elif how == "iterator":
+            list(qs.iterator(chunk_size=2))
+        else:
+            list(qs.values_list("probe", flat=True))
+        assert GcProbeField.seen and set(GcProbeField.seen) == {expect}, alias
+        assert gc.isenabled()
+
+
+@pytest.mark.parametrize("how", ["list", "iterator"])
+def test_a_disabled_collector_stays_disabled(how):
+    GcProbeField.seen = []
+    qs = m.Tag.objects.annotate(probe=Value("x", output_field=GcProbeField()))
+    gc.disable()
+    try:
+        list(qs) if how == "list" else list(qs.iterator(chunk_size=2))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert set(GcProbeField.seen) == {False}
+
+
+@pytest.mark.parametrize("how", ["list", "iterator", "values"])
+def test_collector_restored_after_a_converter_error(how):
+    qs = m.Fragile.objects.using("default")
+    with pytest.raises(ValueError, match="boom in from_db_value"):
+        if how == "list":
+            list(qs)
+        elif how == "iterator":
+            list(qs.iterator(chunk_size=1))
+        else:
+            list(qs.values_list("name", flat=True))
+    assert gc.isenabled()
+
+
+def test_abandoned_iterator_leaves_the_collector_enabled(many_tags):
+    it = _tags("default").iterator(chunk_size=100)
+    next(it)
+    assert gc.isenabled()  # paused only inside a fetch, not between the caller's steps
+    it.close()
+    assert gc.isenabled()
+
+
+def test_with_python_converters_objects_still_come_chunk_by_chunk(many_tags):
+    """A converter's side effects interleave with the caller as before: the first object
+    arrives after its chunk (100 rows) is converted, not after all ROWS."""
+    from django.db.models.query import ModelIterable
+
+    GcProbeField.seen = []
+    qs = _tags("default").annotate(probe=Value("x", output_field=GcProbeField()))
+    it = iter(ModelIterable(qs))
+    next(it)
+    assert len(GcProbeField.seen) == 100
+    assert len(list(it)) == ROWS - 1
+    assert len(GcProbeField.seen) == ROWS
+
+
+def test_without_converters_a_full_read_builds_every_object_first(many_tags, collections):
+    """The same read without converters is one batch: a collection can only start once all
+    ROWS objects exist (no collection while the first next() builds them)."""
+    from django.db.models.query import ModelIterable
+
+    it = iter(ModelIterable(_tags("default")))
+    first = next(it)
+    collections.clear()
+    rest = list(it)
+    assert len(collections) <= 1  # nothing left to build
+    assert [t.name for t in [first, *rest]] == [f"many-default-{i:03}" for i in range(ROWS)]
