@@ -6,7 +6,6 @@ Rust), chunked and closed by Django's code; the cyclic collector pauses while a 
 built, and a queryset's full read without Python converters is built as one batch.
 """
 
-import contextlib
 import gc
 
 from django.db.models.sql import compiler as sql_compiler
@@ -24,24 +23,23 @@ class _PlanCursor:
     def fetchmany(self, size):
         # Decoding and converters can fail: raise Django's exception classes, as
         # CursorWrapper.fetchmany would.
-        with self._wrapper.db.wrap_database_errors, _gc_paused():
-            return self._fetch(self._plan, size)
+        with self._wrapper.db.wrap_database_errors:
+            return _gc_paused(self._fetch, self._plan, size)
 
     def close(self):
         self._wrapper.close()
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    """No cyclic collection while a batch is built (else every ~700 new containers start
-    one that walks them, and older generations, again); the first one after walks the
-    batch once. The collector is left enabled only if it was."""
+def _gc_paused(build, *args):
+    """``build(*args)`` with no cyclic collection while it runs (else every ~700 new
+    containers start one that walks them, and older generations, again); the first one
+    after walks the batch once. The collector is left enabled only if it was. A plain
+    function, not a context manager: it runs for every query, single-row ones included."""
     if not gc.isenabled():
-        yield
-        return
+        return build(*args)
     gc.disable()
     try:
-        yield
+        return build(*args)
     finally:
         gc.enable()
 
@@ -59,8 +57,7 @@ def rows(cursor_wrapper, plan, iterable, converters):
         iterable.chunk_size or GET_ITERATOR_CHUNK_SIZE,
     )
     if _built_up_front(iterable, connection, converters):
-        with _gc_paused():
-            chunks = list(chunks)
+        chunks = _gc_paused(list, chunks)
     for chunk in chunks:
         yield from chunk
 
