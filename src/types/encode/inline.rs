@@ -106,20 +106,8 @@ fn push_binary_literal(out: &mut String, type_oid: u32, v: &[u8]) -> Option<()> 
             [1] => out.push_str("true"),
             _ => return None,
         },
-        oid::INT2 => {
-            let n = i16::from_be_bytes(v.try_into().ok()?);
-            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
-        }
-        oid::INT4 => {
-            let n = i32::from_be_bytes(v.try_into().ok()?);
-            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
-        }
-        oid::INT8 => {
-            let n = i64::from_be_bytes(v.try_into().ok()?);
-            typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
-        }
-        oid::OID => {
-            let n = u32::from_be_bytes(v.try_into().ok()?);
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
+            let n = int_value(type_oid, v)?;
             typed(out, &|o| o.push_str(itoa::Buffer::new().format(n)));
         }
         oid::FLOAT8 => {
@@ -186,6 +174,16 @@ fn push_binary_literal(out: &mut String, type_oid: u32, v: &[u8]) -> Option<()> 
         _ => return None,
     }
     Some(())
+}
+
+/// A binary integer parameter of its type's exact width, widened.
+fn int_value(type_oid: u32, v: &[u8]) -> Option<i64> {
+    Some(match type_oid {
+        oid::INT2 => i16::from_be_bytes(v.try_into().ok()?) as i64,
+        oid::INT4 => i32::from_be_bytes(v.try_into().ok()?) as i64,
+        oid::OID => u32::from_be_bytes(v.try_into().ok()?) as i64,
+        _ => i64::from_be_bytes(v.try_into().ok()?),
+    })
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
