@@ -237,3 +237,27 @@ def test_cancel_never_hits_a_later_statement(private_server):
             wrong += 1
     c.close()
     assert wrong == 0
+
+
+def test_an_inlined_statement_on_a_session_terminated_while_idle_runs_on_a_fresh_one(private_server):
+    """The simple-protocol path (a described `SELECT ... LIMIT n` with a parameter) meets a
+    pooled session the server ended while idle: it hands over to a fresh session, as bound
+    statements do, and the fresh session ran it inlined."""
+    app = _app("inlined")
+    sql = "SELECT %s::int4 + 1, pg_backend_pid() LIMIT 1"
+    c = _connect(private_server, application_name=app)
+    cur = c.cursor()
+    cur.execute(sql, [1])  # described: later runs are inlined
+    (_, pid) = cur.fetchone()
+    c.close()
+    private_server.psql(f"SELECT pg_terminate_backend({pid})")
+    c = _connect(private_server, application_name=app)
+    try:
+        cur = c.cursor()
+        cur.execute(sql, [41])
+        value, new_pid = cur.fetchone()
+        assert (value, new_pid != pid) == (42, True)
+        seen = private_server.psql(f"SELECT query FROM pg_stat_activity WHERE pid = {new_pid}")[0][0]
+        assert "$1" not in seen and "41" in seen, seen
+    finally:
+        c.close()
