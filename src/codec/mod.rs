@@ -7,6 +7,7 @@ pub mod net;
 pub mod numeric;
 pub mod read;
 pub mod text;
+pub mod text_array;
 pub mod transcode;
 
 use std::fmt;

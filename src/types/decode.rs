@@ -57,6 +57,11 @@ pub enum Decoder {
     FromText(TextKind),
     /// numeric's text, given to Decimal as the binary decoder gives its own rendering.
     NumericText,
+    /// float4/float8 text, read as psycopg reads it: `float(text)`. The same value as the
+    /// binary decoder's under the default `extra_float_digits` (shortest exact output).
+    FloatText,
+    /// An array's text (`codec::text_array`), each element read by this text decoder.
+    ArrayText(Box<Decoder>),
     /// A binary value of a type we have no decoder for (only when a column's type changed
     /// between the cached Describe and the run): bytes, or str when valid UTF-8.
     Unknown,
@@ -162,23 +167,35 @@ impl Decoder {
     /// (under DateStyle ISO): text-only decoders, and those `for_column` reads text into
     /// the binary decoder for. Results made only of such columns may be asked in text.
     pub fn same_from_text(&self) -> bool {
-        !self.wants_binary()
-            || matches!(
-                self,
-                Decoder::Bool
-                    | Decoder::Int2
-                    | Decoder::Int4
-                    | Decoder::Int8
-                    | Decoder::Oid
-                    | Decoder::Uuid
-                    | Decoder::Date
-                    | Decoder::Timestamp
-                    | Decoder::TimestampTz
-                    | Decoder::Numeric
-                    | Decoder::Text
-                    | Decoder::Json
-                    | Decoder::Jsonb
-            )
+        !self.wants_binary() || self.text_twin().is_some()
+    }
+
+    /// The decoder that reads this decoder's type from text into the same object, for the
+    /// types where that is known to hold (under DateStyle ISO).
+    fn text_twin(&self) -> Option<Decoder> {
+        Some(match self {
+            Decoder::Bool => Decoder::FromText(TextKind::Bool),
+            Decoder::Int2 => Decoder::FromText(TextKind::Int2),
+            Decoder::Int4 => Decoder::FromText(TextKind::Int4),
+            Decoder::Int8 => Decoder::FromText(TextKind::Int8),
+            Decoder::Oid => Decoder::FromText(TextKind::Oid),
+            Decoder::Uuid => Decoder::FromText(TextKind::Uuid),
+            Decoder::Date => Decoder::FromText(TextKind::Date),
+            Decoder::Timestamp => Decoder::FromText(TextKind::Timestamp),
+            Decoder::TimestampTz => Decoder::FromText(TextKind::TimestampTz),
+            Decoder::Numeric => Decoder::NumericText,
+            Decoder::Float4 | Decoder::Float8 => Decoder::FloatText,
+            // Both are str built from the same UTF-8.
+            Decoder::Text | Decoder::Jsonb => Decoder::Str,
+            // json's binary form is its text.
+            Decoder::Json => Decoder::Json,
+            // Scalar elements (array_out separates them with ','); json's stay binary.
+            Decoder::Array(elem) => match **elem {
+                Decoder::Json | Decoder::Jsonb | Decoder::Array(_) => return None,
+                _ => Decoder::ArrayText(Box::new(elem.text_twin()?)),
+            },
+            _ => return None,
+        })
     }
 
     /// The decoder for a column of type `ty` that arrived in `binary` (or text) format.
@@ -198,23 +215,14 @@ impl Decoder {
                     _ => Decoder::Unknown,
                 }
             }
-            (true, false) => match d {
-                Decoder::Bool => Decoder::FromText(TextKind::Bool),
-                Decoder::Int2 => Decoder::FromText(TextKind::Int2),
-                Decoder::Int4 => Decoder::FromText(TextKind::Int4),
-                Decoder::Int8 => Decoder::FromText(TextKind::Int8),
-                Decoder::Oid => Decoder::FromText(TextKind::Oid),
-                Decoder::Uuid => Decoder::FromText(TextKind::Uuid),
-                Decoder::Date => Decoder::FromText(TextKind::Date),
-                Decoder::Timestamp => Decoder::FromText(TextKind::Timestamp),
-                Decoder::TimestampTz => Decoder::FromText(TextKind::TimestampTz),
-                Decoder::Numeric => Decoder::NumericText,
-                // json's binary form is its text.
-                Decoder::Json => Decoder::Json,
+            (true, false) => match d.text_twin() {
+                Some(twin) => twin,
                 // Decoders that build a str from binary: the text is that str.
-                Decoder::Text | Decoder::Jsonb | Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
+                None => match d {
+                Decoder::Inet | Decoder::Mac | Decoder::Bits | Decoder::Money
                 | Decoder::TsVector | Decoder::TsQuery | Decoder::PgLsn | Decoder::Xid8 | Decoder::Extension(_) => Decoder::Str,
                 _ => Decoder::Loader(ty.oid()),
+                },
             },
         }
     }
@@ -290,6 +298,18 @@ impl<'py> DecodeCtx<'py> {
                 return self.decode(&Decoder::of_text_kind(*kind), binary.as_bytes());
             }
             Decoder::NumericText => self.refs.decimal.bind(py).call1((str_from_utf8(py, raw)?,))?.unbind(),
+            Decoder::FloatText => {
+                let text = std::str::from_utf8(raw).ok();
+                let value: f64 = text
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| errors::data(py, format!("unexpected float text from the server: {:?}", String::from_utf8_lossy(raw))))?;
+                value.into_pyobject(py)?.into_any().unbind()
+            }
+            Decoder::ArrayText(elem) => {
+                let array = codec::text_array::parse(raw).map_err(|e| self.err(e))?;
+                let mut items = array.items.iter();
+                self.text_array_level(elem, &array.dims, &mut items)?
+            }
             Decoder::Extension(ty) => str_from_utf8(py, &ty.to_text(raw).map_err(|e| self.err(e))?)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
@@ -481,6 +501,25 @@ impl<'py> DecodeCtx<'py> {
                 self.decode_opt(elem, raw)?
             } else {
                 self.array_level(elem, &dims[1..], r)?
+            };
+            list.append(item)?;
+        }
+        Ok(list.into_any().unbind())
+    }
+
+    fn text_array_level<'a>(
+        &self,
+        elem: &Decoder,
+        dims: &[usize],
+        items: &mut impl Iterator<Item = &'a Option<std::borrow::Cow<'a, [u8]>>>,
+    ) -> PyResult<PyObject> {
+        let list = PyList::empty(self.py);
+        for _ in 0..dims.first().copied().unwrap_or(0) {
+            let item = if dims.len() == 1 {
+                let raw = items.next().ok_or_else(|| errors::data(self.py, "array text shorter than its dimensions"))?;
+                self.decode_opt(elem, raw.as_deref())?
+            } else {
+                self.text_array_level(elem, &dims[1..], items)?
             };
             list.append(item)?;
         }
