@@ -153,7 +153,7 @@ impl MaterializePlan {
         let mut json_keys = json::KeyCache::default();
         // Columns whose jsonb the native parser builds (decided once, not per row).
         let native_json: Vec<bool> =
-            decoders[..width].iter().zip(&self.json_columns).map(|(d, &json)| json && matches!(d, Decoder::Jsonb)).collect();
+            decoders[..width].iter().zip(&self.json_columns).map(|(d, &json)| json && matches!(d, Decoder::Jsonb | Decoder::JsonbText)).collect();
         for row in rows {
             values.clear();
             for (i, dec) in decoders[..width].iter().enumerate() {
@@ -173,7 +173,11 @@ impl MaterializePlan {
                     let raw = raw_value(row, conv.column);
                     let parsed = match raw {
                         None => Some(py.None()),
-                        Some(r) => json::jsonb_text(r).and_then(|text| json::loads_with(py, text, &mut json_keys)),
+                        Some(r) => match decoders[conv.column] {
+                            Decoder::JsonbText => Some(r),
+                            _ => json::jsonb_text(r),
+                        }
+                        .and_then(|text| json::loads_with(py, text, &mut json_keys)),
                     };
                     match parsed {
                         Some(value) => {

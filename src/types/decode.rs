@@ -8,7 +8,7 @@ use crate::codec::{self, datetime as dt, extension::ExtensionType, transcode::Te
 use crate::errors;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyDict, PyList, PyString, PyTime, PyTzInfo};
+use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyDict, PyString, PyTime, PyTzInfo};
 use postgres_types::{Kind, Type};
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub enum Decoder {
     FromText(TextKind),
     /// numeric's text, given to Decimal as the binary decoder gives its own rendering.
     NumericText,
+    /// jsonb's text: a str, as `Str`; named so a JSONField's column is still parsed natively.
+    JsonbText,
     /// float4/float8 text, read as psycopg reads it: `float(text)`. The same value as the
     /// binary decoder's under the default `extra_float_digits` (shortest exact output).
     FloatText,
@@ -186,7 +188,8 @@ impl Decoder {
             Decoder::Numeric => Decoder::NumericText,
             Decoder::Float4 | Decoder::Float8 => Decoder::FloatText,
             // Both are str built from the same UTF-8.
-            Decoder::Text | Decoder::Jsonb => Decoder::Str,
+            Decoder::Text => Decoder::Str,
+            Decoder::Jsonb => Decoder::JsonbText,
             // json's binary form is its text.
             Decoder::Json => Decoder::Json,
             // Scalar elements (array_out separates them with ','); json's stay binary.
@@ -291,6 +294,7 @@ impl<'py> DecodeCtx<'py> {
                 let text = codec::numeric::to_text(raw).map_err(|e| self.err(e))?;
                 self.refs.decimal.bind(py).call1((text,))?.unbind()
             }
+            Decoder::JsonbText => str_from_utf8(py, raw)?,
             Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
             Decoder::FromText(kind) => {
@@ -394,7 +398,7 @@ impl<'py> DecodeCtx<'py> {
         }
     }
 
-    fn err(&self, e: CodecError) -> PyErr {
+    pub(super) fn err(&self, e: CodecError) -> PyErr {
         errors::data(self.py, e.0)
     }
 
@@ -453,79 +457,6 @@ impl<'py> DecodeCtx<'py> {
         Ok(obj.unbind())
     }
 
-    fn hstore(&self, raw: &[u8]) -> PyResult<PyObject> {
-        let py = self.py;
-        let mut r = codec::read::Reader::new(raw);
-        let count = r.i32().map_err(|e| self.err(e))?;
-        let dict = PyDict::new(py);
-        for _ in 0..count.max(0) {
-            let key = r.value().map_err(|e| self.err(e))?.ok_or_else(|| errors::data(py, "hstore key is NULL"))?;
-            let value = r.value().map_err(|e| self.err(e))?;
-            let value = match value {
-                Some(v) => str_from_utf8(py, v)?,
-                None => py.None(),
-            };
-            dict.set_item(str_from_utf8(py, key)?, value)?;
-        }
-        Ok(dict.into_any().unbind())
-    }
-
-    fn array(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
-        let py = self.py;
-        let mut r = codec::read::Reader::new(raw);
-        let e = |e| self.err(e);
-        let ndim = r.i32().map_err(e)?;
-        let _has_null = r.i32().map_err(e)?;
-        let _elem_oid = r.u32().map_err(e)?;
-        if ndim <= 0 {
-            return Ok(PyList::empty(py).into_any().unbind());
-        }
-        if ndim > 6 {
-            return Err(errors::data(py, format!("array has {ndim} dimensions, more than PostgreSQL's 6")));
-        }
-        let mut dims = Vec::with_capacity(ndim as usize);
-        for _ in 0..ndim {
-            let len = r.i32().map_err(e)?;
-            let _lower = r.i32().map_err(e)?;
-            dims.push(len.max(0) as usize);
-        }
-        self.array_level(elem, &dims, &mut r)
-    }
-
-    fn array_level(&self, elem: &Decoder, dims: &[usize], r: &mut codec::read::Reader<'_>) -> PyResult<PyObject> {
-        let py = self.py;
-        let list = PyList::empty(py);
-        for _ in 0..dims[0] {
-            let item = if dims.len() == 1 {
-                let raw = r.value().map_err(|e| self.err(e))?;
-                self.decode_opt(elem, raw)?
-            } else {
-                self.array_level(elem, &dims[1..], r)?
-            };
-            list.append(item)?;
-        }
-        Ok(list.into_any().unbind())
-    }
-
-    fn text_array_level<'a>(
-        &self,
-        elem: &Decoder,
-        dims: &[usize],
-        items: &mut impl Iterator<Item = &'a Option<std::borrow::Cow<'a, [u8]>>>,
-    ) -> PyResult<PyObject> {
-        let list = PyList::empty(self.py);
-        for _ in 0..dims.first().copied().unwrap_or(0) {
-            let item = if dims.len() == 1 {
-                let raw = items.next().ok_or_else(|| errors::data(self.py, "array text shorter than its dimensions"))?;
-                self.decode_opt(elem, raw.as_deref())?
-            } else {
-                self.text_array_level(elem, &dims[1..], items)?
-            };
-            list.append(item)?;
-        }
-        Ok(list.into_any().unbind())
-    }
-
     /// psycopg's text loader for `oid` (TextLoader's str when psycopg has none).
     fn psycopg_load(&self, oid: u32, raw: &[u8]) -> PyResult<PyObject> {
         let py = self.py;
@@ -547,47 +478,6 @@ impl<'py> DecodeCtx<'py> {
         Ok(loader.bind(py).call_method1(pyo3::intern!(py, "load"), (PyBytes::new(py, raw),))?.unbind())
     }
 
-    /// Binary multirange: a count, then each range as a length-prefixed binary range.
-    fn multirange(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
-        static MULTIRANGE: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
-        let py = self.py;
-        let mut r = codec::read::Reader::new(raw);
-        let count = r.i32().map_err(|e| self.err(e))?;
-        let list = PyList::empty(py);
-        for _ in 0..count.max(0) {
-            let item = r.value().map_err(|e| self.err(e))?.ok_or_else(|| errors::data(py, "multirange item is NULL"))?;
-            list.append(self.range(elem, item)?)?;
-        }
-        let cls = MULTIRANGE.get_or_try_init(py, || -> PyResult<PyObject> {
-            Ok(py.import("psycopg.types.multirange")?.getattr("Multirange")?.unbind())
-        })?;
-        Ok(cls.bind(py).call1((list,))?.unbind())
-    }
-
-    fn range(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
-        const EMPTY: u8 = 0x01;
-        const LB_INC: u8 = 0x02;
-        const UB_INC: u8 = 0x04;
-        const LB_INF: u8 = 0x08;
-        const UB_INF: u8 = 0x10;
-        let py = self.py;
-        let cls = self.refs.range.bind(py);
-        let mut r = codec::read::Reader::new(raw);
-        let flags = r.u8().map_err(|e| self.err(e))?;
-        if flags & EMPTY != 0 {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item("empty", true)?;
-            return Ok(cls.call((), Some(&kwargs))?.unbind());
-        }
-        let lower = if flags & LB_INF != 0 { py.None() } else { self.decode_opt(elem, r.value().map_err(|e| self.err(e))?)? };
-        let upper = if flags & UB_INF != 0 { py.None() } else { self.decode_opt(elem, r.value().map_err(|e| self.err(e))?)? };
-        let bounds = format!(
-            "{}{}",
-            if flags & LB_INC != 0 { '[' } else { '(' },
-            if flags & UB_INC != 0 { ']' } else { ')' }
-        );
-        Ok(cls.call1((lower, upper, bounds))?.unbind())
-    }
 }
 
 fn fixed<const N: usize>(raw: &[u8], what: &str) -> PyResult<[u8; N]> {

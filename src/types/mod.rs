@@ -1,5 +1,7 @@
-//! THE type table: PostgreSQL types → decoders (decode.rs), Python values → parameters
-//! (encode.rs). Pure byte-level work lives in `crate::codec`.
+//! THE type table: PostgreSQL types → decoders (decode.rs; containers.rs for arrays,
+//! ranges, hstore), Python values → parameters (encode.rs). Pure byte-level work lives in
+//! `crate::codec`.
+mod containers;
 pub mod decode;
 pub mod encode;
 pub mod json;
