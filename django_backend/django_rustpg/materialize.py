@@ -30,6 +30,7 @@ import django
 from django.db import connections
 from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
+from django.db.models.expressions import Col
 from django.db.models.sql.constants import CURSOR
 
 from . import _native, materialize_cache
@@ -320,9 +321,20 @@ def _model_rows(iterable, connection, db):
     select_fields = klass_info["select_fields"]
     columns = list(range(select_fields[0], select_fields[-1] + 1))
     init_list = [select[i][0].target.attname for i in columns]
-    converters = _converters(compiler, connection)
     state_cls = _state_factory(fetch_mode)
     related = _related_plans(klass_info, select, db, state_cls)
+    # A plan (with its converters) of model columns only depends on this key: the common
+    # get() / filter() of a model, built once, not per query.
+    alias = _plain_columns_alias(select, compiler.col_count) if related == [] and not annotation_col_map else None
+    key = None
+    if alias is not None:
+        key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, state_cls)
+        cached = materialize_cache.plain_plans.get(key)
+        track_peers = fetch_mode is not None and fetch_mode.track_peers
+        if cached is not None and not track_peers and _model_is_plain(cls, init_list):
+            plan, converters = cached
+            return _with_known_related(_rows(cursor, plan, iterable, converters), queryset)
+    converters = _converters(compiler, connection)
     if (
         converters is None
         or related is None
@@ -333,35 +345,44 @@ def _model_rows(iterable, connection, db):
         rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:
         annotations = list((annotation_col_map or {}).items())
-        # A plan with no converters and no related models depends only on this key (the
-        # common get() / filter() of a plain model): built once, not per query.
-        key = None
-        if not converters and not related:
-            key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, tuple(annotations), connection, state_cls)
-            plan = materialize_cache.plain_plans.get(key)
-        if key is None or plan is None:
-            plan = _native.MaterializePlan(
-                "models",
-                compiler.col_count,
-                converters,
-                connection,
-                model=ModelSpec(
-                    cls=cls,
-                    state_cls=state_cls,
-                    db=db,
-                    fields=_field_columns(cls, init_list, columns),
-                    pk_column=None,
-                    annotations=annotations,
-                    related=related,
-                ),
-            )
-            if key is not None:
-                materialize_cache.remember_plain_plan(key, plan)
+        plan = _native.MaterializePlan(
+            "models",
+            compiler.col_count,
+            converters,
+            connection,
+            model=ModelSpec(
+                cls=cls,
+                state_cls=state_cls,
+                db=db,
+                fields=_field_columns(cls, init_list, columns),
+                pk_column=None,
+                annotations=annotations,
+                related=related,
+            ),
+        )
+        if key is not None:
+            materialize_cache.remember_plain_plan(key, (plan, converters))
         rows = _rows(cursor, plan, iterable, converters)
+    return _with_known_related(rows, queryset)
+
+
+def _plain_columns_alias(select, col_count):
+    """The table alias when the select list is only that table's columns (``field.get_col``,
+    so each column's converters depend on its field alone); None otherwise."""
+    if not col_count:
+        return None
+    alias = select[0][0].alias if type(select[0][0]) is Col else None
+    for expression, _, _ in select[:col_count]:
+        if type(expression) is not Col or expression.alias != alias:
+            return None
+    return alias
+
+
+def _with_known_related(rows, queryset):
     known = queryset._known_related_objects
     if not known:
         return rows
-    return _with_known_related(rows, queryset, known)
+    return _with_known_related_objects(rows, queryset, known)
 
 
 def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
@@ -399,7 +420,7 @@ def _django_models(iterable, compiler, cursor, connection, db, fetch_mode):
         yield obj
 
 
-def _with_known_related(rows, queryset, known):
+def _with_known_related_objects(rows, queryset, known):
     import operator
 
     known_related_objects = [

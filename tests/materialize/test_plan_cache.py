@@ -1,6 +1,6 @@
-"""Plans of plain models (no converters, no select_related, no fetch mode) are built once per
-(model, loaded fields, column offset, column count, alias, annotations, connection) and
-reused (materialize_cache.py, `plain_plans`): each reuse must give exactly Django's objects, and
+"""Plans of models whose select list is only their own columns (no annotations, no
+select_related), converters included, are built once per (model, loaded fields, column
+offset, column count, table alias, connection, fetch mode) and reused (materialize_cache.py, `plain_plans`): each reuse must give exactly Django's objects, and
 anything that changes the plan must build another."""
 import pytest
 from django.db.models import Value
@@ -54,3 +54,37 @@ def test_a_reused_plan_keeps_each_querysets_fetch_mode(plan_spy, plan_cache):
         native, _ = compare(plan_spy, lambda db: list(m.Publisher.objects.using(db).fetch_mode(mode)), None)
         assert native and all(p._state.fetch_mode is mode for p in native)
     assert len(plan_cache) == 2  # one plan per mode, each reused
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        # JSONField (the native parse and a custom decoder), MoneyField.from_db_value,
+        # arrays and ranges: every converter Django would run, from a reused plan.
+        lambda db: m.AllTypes.objects.using(db).filter(label__in=["full", "nulls", "nan"]),
+        lambda db: m.Book.objects.using(db).filter(metadata__isnull=False).order_by("id")[:5],
+        lambda db: m.Book.objects.using(db).only("id", "metadata").filter(pk__gt=0),
+    ],
+)
+def test_plans_with_converters_are_reused_and_still_convert(plan_spy, plan_cache, build):
+    compare(plan_spy, build, {"models"})
+    for _ in range(2):
+        compare(plan_spy, build, set())  # no new plan; objects still equal Django's
+    assert len(plan_cache) == 1
+
+
+def test_a_receiver_connected_after_caching_sends_the_model_to_django(plan_spy, plan_cache):
+    from django.db.models.signals import post_init
+
+    compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), {"models"})
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=m.Publisher)
+    try:
+        native, django = compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), set())
+        assert len(seen) == 2 * len(native)  # once per instance, on each path
+    finally:
+        post_init.disconnect(receiver, sender=m.Publisher)
