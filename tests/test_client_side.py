@@ -160,6 +160,18 @@ def test_floats_and_arrays_read_from_text_as_bound_and_as_psycopg(watched, pg_co
     assert typed(inlined) == typed(expected)
 
 
+def test_rounded_float_text_is_read_as_psycopg_reads_it(watched, pg_conninfo):
+    # The declared difference (README): with extra_float_digits <= 0 the server rounds float
+    # text; binary stays exact, the simple path reads psycopg's rounded value.
+    cur, last_statement = watched
+    cur.execute("SET extra_float_digits = 0")
+    bound, inlined = run_both(cur, last_statement, "SELECT 0.1::float8 + %s::float8", [0.2])
+    assert bound[0][0] == 0.1 + 0.2 == 0.30000000000000004
+    with psycopg.connect(pg_conninfo, autocommit=True) as stock:
+        stock.execute("SET extra_float_digits = 0")
+        assert inlined[0][0] == stock.execute("SELECT 0.1::float8 + 0.2::float8").fetchone()[0] == 0.3
+
+
 def test_writes_run_inlined_with_their_row_counts(conn, watched):
     cur, last_statement = watched
     cur.execute("CREATE TEMP TABLE cs_items (id serial PRIMARY KEY, name text, at timestamptz)")
