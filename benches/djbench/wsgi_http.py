@@ -58,8 +58,8 @@ if os.environ.get("BENCH_PROFILE") == "1":
 
     utils.CursorWrapper.__getattr__ = _timed_getattr
     try:  # django_rustpg builds model rows in the driver, through this cursor stand-in
-        from django_rustpg import materialize
-        materialize._PlanCursor.fetchmany = timed(materialize._PlanCursor.fetchmany)
+        from django_rustpg import materialize_rows
+        materialize_rows._PlanCursor.fetchmany = timed(materialize_rows._PlanCursor.fetchmany)
     except ImportError:
         pass
 
