@@ -326,11 +326,12 @@ def _model_rows(iterable, connection, db):
     # A plan (with its converters) of model columns only depends on this key: the common
     # get() / filter() of a model, built once, not per query.
     alias = _plain_columns_alias(select, compiler.col_count) if related == [] and not annotation_col_map else None
+    # Peers (weak references shared per populator) are left to Django's populators.
+    track_peers = fetch_mode is not None and fetch_mode.track_peers
     key = None
     if alias is not None:
         key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, state_cls)
         cached = materialize_cache.plain_plans.get(key)
-        track_peers = fetch_mode is not None and fetch_mode.track_peers
         if cached is not None and not track_peers and _model_is_plain(cls, init_list):
             plan, converters = cached
             return _with_known_related(_rows(cursor, plan, iterable, converters), queryset)
@@ -339,8 +340,7 @@ def _model_rows(iterable, connection, db):
         converters is None
         or related is None
         or not _model_is_plain(cls, init_list)
-        # Peers (weak references shared per populator) are left to Django's populators.
-        or (fetch_mode is not None and fetch_mode.track_peers)
+        or track_peers
     ):
         rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
     else:

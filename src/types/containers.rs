@@ -46,35 +46,29 @@ impl DecodeCtx<'_> {
         self.array_level(elem, &dims, &mut r)
     }
 
-    pub(super) fn array_level(&self, elem: &Decoder, dims: &[usize], r: &mut codec::read::Reader<'_>) -> PyResult<PyObject> {
-        let py = self.py;
-        let list = PyList::empty(py);
-        for _ in 0..dims[0] {
-            let item = if dims.len() == 1 {
-                let raw = r.value().map_err(|e| self.err(e))?;
-                self.decode_opt(elem, raw)?
-            } else {
-                self.array_level(elem, &dims[1..], r)?
-            };
-            list.append(item)?;
-        }
-        Ok(list.into_any().unbind())
+    fn array_level(&self, elem: &Decoder, dims: &[usize], r: &mut codec::read::Reader<'_>) -> PyResult<PyObject> {
+        self.nested_list(elem, dims, &mut || r.value().map_err(|e| self.err(e)))
     }
 
-    pub(super) fn text_array_level<'a>(
+    /// An array read from its text (`codec::text_array`), each element by `elem`.
+    pub(super) fn text_array(&self, elem: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
+        let array = codec::text_array::parse(raw).map_err(|e| self.err(e))?;
+        let mut items = array.items.iter();
+        self.nested_list(elem, &array.dims, &mut || {
+            items.next().map(|item| item.as_deref()).ok_or_else(|| errors::data(self.py, "array shorter than its dimensions"))
+        })
+    }
+
+    /// Lists nested by `dims`, each element taken from `next` in row-major order.
+    fn nested_list<'a>(
         &self,
         elem: &Decoder,
         dims: &[usize],
-        items: &mut impl Iterator<Item = &'a Option<std::borrow::Cow<'a, [u8]>>>,
+        next: &mut dyn FnMut() -> PyResult<Option<&'a [u8]>>,
     ) -> PyResult<PyObject> {
         let list = PyList::empty(self.py);
         for _ in 0..dims.first().copied().unwrap_or(0) {
-            let item = if dims.len() == 1 {
-                let raw = items.next().ok_or_else(|| errors::data(self.py, "array text shorter than its dimensions"))?;
-                self.decode_opt(elem, raw.as_deref())?
-            } else {
-                self.text_array_level(elem, &dims[1..], items)?
-            };
+            let item = if dims.len() == 1 { self.decode_opt(elem, next()?)? } else { self.nested_list(elem, &dims[1..], next)? };
             list.append(item)?;
         }
         Ok(list.into_any().unbind())

@@ -309,11 +309,7 @@ impl<'py> DecodeCtx<'py> {
                     .ok_or_else(|| errors::data(py, format!("unexpected float text from the server: {:?}", String::from_utf8_lossy(raw))))?;
                 value.into_pyobject(py)?.into_any().unbind()
             }
-            Decoder::ArrayText(elem) => {
-                let array = codec::text_array::parse(raw).map_err(|e| self.err(e))?;
-                let mut items = array.items.iter();
-                self.text_array_level(elem, &array.dims, &mut items)?
-            }
+            Decoder::ArrayText(elem) => self.text_array(elem, raw)?,
             Decoder::Extension(ty) => str_from_utf8(py, &ty.to_text(raw).map_err(|e| self.err(e))?)?,
             Decoder::Jsonb => {
                 // Version byte, then the JSON text; Django's JSONField parses it itself.
