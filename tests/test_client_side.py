@@ -127,6 +127,18 @@ def test_columns_that_read_differently_from_text_stay_binary(watched):
     assert "$1" in last_statement()
 
 
+@pytest.mark.parametrize("column", ["ARRAY[interval '1 day']", "ARRAY['{\"a\": 1}'::json]", "ARRAY['a=>1'::hstore]"])
+def test_arrays_of_unmodelled_elements_stay_binary(watched, column):
+    cur, last_statement = watched
+    if "hstore" in column:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    sql = f"SELECT {column} WHERE %s" + FEW
+    for _ in range(2):
+        cur.execute(sql, [True])
+    assert cur.fetchone()[0]
+    assert "$1" in last_statement()
+
+
 FLOATS = [
     "0.1::float8", "(0.1::float8 + 0.2::float8)", "1e300::float8", "5e-324::float8", "'-0'::float8",
     "'NaN'::float8", "'Infinity'::float8", "'-Infinity'::float8", "1.1::float4", "3.4028235e38::float4",
