@@ -404,6 +404,28 @@ pub fn close_all_pools() {
     pool::close_all();
 }
 
+/// Ends this process's idle pooled sessions with a Terminate, as closing a libpq
+/// connection does, waiting at most `timeout` seconds for the server to see them go. At
+/// interpreter exit: else each pooled socket just drops, and the server counts an
+/// abandoned session (and may log a reset connection).
+#[pyfunction]
+#[pyo3(signature = (timeout = 1.0))]
+pub fn close_idle_sessions(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    if !(0.0..=MAX_CLOSE_WAIT_SECS).contains(&timeout) {
+        return Err(errors::programming(
+            py,
+            format!("close_idle_sessions: timeout must be between 0 and {MAX_CLOSE_WAIT_SECS} seconds, got {timeout}"),
+        ));
+    }
+    let limit = Duration::from_secs_f64(timeout);
+    runtime::block_on(py, async move {
+        let _ = tokio::time::timeout(limit, pool::close_idle_sessions()).await;
+    });
+    Ok(())
+}
+
+const MAX_CLOSE_WAIT_SECS: f64 = 60.0;
+
 #[cfg(test)]
 mod tests {
     use super::parse_server_version;

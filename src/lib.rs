@@ -41,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<copy::CopyOp>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_all_pools, m)?)?;
+    m.add_function(wrap_pyfunction!(connection::close_idle_sessions, m)?)?;
     m.add_function(wrap_pyfunction!(connection::close_pool, m)?)?;
     m.add_function(wrap_pyfunction!(mogrify, m)?)?;
     m.add_function(wrap_pyfunction!(connect_params::check_connect_value, m)?)?;

@@ -4,6 +4,7 @@ Only what touches the driver is overridden; everything else (SQL generation, fea
 introspection queries) is Django's own postgresql backend.
 """
 
+import atexit
 import time
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.db.backends.postgresql import base as pg_base
 from django.db.backends.postgresql.psycopg_any import IsolationLevel
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.utils.asyncio import async_unsafe
+from psycopg.pq import TransactionStatus
 
 from . import _threads, bulk_update, dbapi, materialize
 from .client import DatabaseClient
@@ -217,3 +219,24 @@ class DriverPool:
             return conn.pool_status()
         finally:
             conn.close()
+
+
+def _return_idle_connections_at_exit():
+    """At exit, this thread's idle connections go back to the pool, whose sessions the
+    driver's own exit hook (registered first, so run after this) then ends with a
+    Terminate. One inside a transaction is left for the server to roll back, as stock's
+    would be: closing it here would wait on a ROLLBACK."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        native = conn.connection if isinstance(conn, DatabaseWrapper) else None
+        if native is None or conn.in_atomic_block:
+            continue
+        try:
+            if native.info.transaction_status == TransactionStatus.IDLE:
+                conn.close()
+        except Exception:  # noqa: BLE001 - best effort at exit, as a finalizer's close is
+            pass
+
+
+atexit.register(_return_idle_connections_at_exit)

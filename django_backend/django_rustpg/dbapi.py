@@ -5,6 +5,8 @@ so code that catches ``psycopg.errors.UniqueViolation`` or reads ``e.diag.sqlsta
 working; psycopg itself never opens a connection here.
 """
 
+import atexit
+
 from psycopg import (  # noqa: F401  (re-exported PEP 249 names)
     DataError,
     DatabaseError,
@@ -20,7 +22,12 @@ from psycopg import (  # noqa: F401  (re-exported PEP 249 names)
 )
 
 from . import _native
-from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, close_pool, mogrify
+from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, close_idle_sessions, close_pool, mogrify
+
+# At interpreter exit the pooled sessions end with a Terminate, as psycopg's connections do
+# when they are closed: else each socket just drops, and the server counts the session as
+# abandoned (pg_stat_database.sessions_abandoned) and may log a reset connection.
+atexit.register(close_idle_sessions, 1.0)
 
 try:  # Code written for psycopg_pool catches its PoolTimeout: be one when it is installed.
     from psycopg_pool import PoolTimeout as _PoolTimeoutBase
