@@ -26,8 +26,7 @@ from pathlib import Path
 BENCHES = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHES))
 from run import RESULTS, child_env, engine_python, ensure_psycopg2_venv, run_json  # noqa: E402
-
-SINGLE_ROW = ["get_by_pk", "n_plus_one_200", "update_filter", "create_1k", "threads_8x500"]
+from scenarios import SINGLE_ROW  # noqa: E402
 FULL_OPS = {"get_by_pk": 2_000, "n_plus_one_200": 201, "update_filter": 1, "create_1k": 1_000}  # per scenario run
 GROUPS = {
     "default": {"ours": "rustpg", "stock": ["psycopg3", "psycopg3_pool", "psycopg2"], "target": 1.05},

@@ -58,7 +58,7 @@ LATEST = f"latest{DJ_TAG}"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 sys.path.insert(0, str(BENCHES))
-from scenarios import ANCHORS, SCENARIOS  # noqa: E402  (no Django import happens here)
+from scenarios import ANCHORS, SCENARIOS, SINGLE_ROW  # noqa: E402  (no Django import happens here)
 
 ENGINES = ["rustpg", "psycopg3", "psycopg3_pool", "psycopg2"]
 LABELS = {"rustpg": "django_rustpg", "psycopg3": "psycopg 3", "psycopg3_pool": "psycopg 3 + pool",
@@ -67,10 +67,12 @@ STOCK = [e for e in ENGINES if e != "rustpg"]
 ANCHOR_LABELS = {"rustpg": "django_rustpg cursor", "psycopg3_text": "psycopg 3 (text)",
                  "psycopg3_binary": "psycopg 3 (binary cursor)", "asyncpg": "asyncpg", "psycopg2": "psycopg2"}
 
-# rounds x (>= reps repetitions, or more until min_time seconds were timed) per worker
+# rounds x (>= reps repetitions, or more until min_time seconds were timed) per worker;
+# the single-row group runs single_row_rounds (their ratios sit near 1, where a median of
+# four samples decides nothing on a shared VM, and a worker of theirs takes seconds).
 PROFILES = {
-    "full": dict(rounds=2, reps=2, min_time=0.5, http_seconds=10, anchor_reps=3),
-    "quick": dict(rounds=1, reps=1, min_time=0.0, http_seconds=5, anchor_reps=2),
+    "full": dict(rounds=2, single_row_rounds=6, reps=2, min_time=0.5, http_seconds=10, anchor_reps=3),
+    "quick": dict(rounds=1, single_row_rounds=1, reps=1, min_time=0.0, http_seconds=5, anchor_reps=2),
 }
 HTTP_CONCURRENCY = 4
 GUNICORN_WORKERS = 2
@@ -470,6 +472,7 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         f"django_rustpg {v.get('django_rustpg', '?')}, psycopg {v.get('psycopg', '?')} (pool {v.get('psycopg_pool', '?')}), "
         f"psycopg2 {v.get('psycopg2', '–')}, asyncpg {v.get('asyncpg', '?')}. "
         f"**Run:** `{' '.join(['benches/run.py', *argv])}` ({profile}: {PROFILES[profile]['rounds']} round(s), "
+        f"{PROFILES[profile]['single_row_rounds']} for the single-row group, "
         f"≥{PROFILES[profile]['reps']} timed repetition(s) per worker), wall time {wall / 60:.1f} min.")
     ns = [d["n"] for r in summary.values() for d in r["engines"].values() if "n" in d]
     samples = f"{min(ns)}–{max(ns)}" if ns and min(ns) != max(ns) else str(ns[0]) if ns else "0"
@@ -667,7 +670,7 @@ def main(argv=None):
     profile = "quick" if args.quick else "full"
     prof = dict(PROFILES[profile])
     if args.rounds:
-        prof["rounds"] = args.rounds
+        prof["rounds"] = prof["single_row_rounds"] = args.rounds
     order = list(SCENARIOS)
     if args.scenarios:
         order = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -702,9 +705,12 @@ def main(argv=None):
         rust = criterion_results()  # an earlier `cargo bench`, for the Rust-only floor (dated)
 
     runs = []
-    for rnd in range(prof["rounds"]):
+    all_rounds = max(prof["rounds"], prof["single_row_rounds"])
+    for rnd in range(all_rounds):
         rot = engines[rnd % len(engines):] + engines[:rnd % len(engines)]  # no engine always goes first
         for name in order:
+            if rnd >= (prof["single_row_rounds"] if name in SINGLE_ROW else prof["rounds"]):
+                continue
             for engine in rot:
                 t0 = time.time()
                 if SCENARIOS[name].run is None:
@@ -717,7 +723,7 @@ def main(argv=None):
                 r.update(scenario=name, engine=engine, round=rnd)
                 runs.append(r)
                 status = "FAILED: " + r["error"].strip().splitlines()[-1] if "error" in r else what
-                log(f"[round {rnd + 1}/{prof['rounds']}] {name:18} {engine:14} {status}  ({time.time() - t0:.1f}s)")
+                log(f"[round {rnd + 1}/{all_rounds}] {name:18} {engine:14} {status}  ({time.time() - t0:.1f}s)")
 
     anchors = {}
     if not args.no_anchors:

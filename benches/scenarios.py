@@ -238,6 +238,10 @@ def update_filter():
     return [Book.objects.filter(published__gte=RESTOCK_SINCE, in_stock=False).update(updated_at=RESTOCK_STAMP)]
 
 
+# Loops of small queries: seconds per worker, and the ratios that noise moves most, so
+# run.py gives them more rounds than the large reads (benches/latency.py's default set).
+SINGLE_ROW = ["get_by_pk", "n_plus_one_200", "update_filter", "create_1k", "threads_8x500"]
+
 SCENARIOS["http_list_100"] = Scenario(
     "http_list_100", None, ("best", 1.5),
     doc="GET /books/ (100 books + author + labels as JSON) under gunicorn, loaded by wrk")
