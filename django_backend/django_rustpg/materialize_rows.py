@@ -7,6 +7,7 @@ built, and a queryset's full read without Python converters is built as one batc
 """
 
 import gc
+from itertools import chain
 
 from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import GET_ITERATOR_CHUNK_SIZE
@@ -45,8 +46,9 @@ def _gc_paused(build, *args):
 
 
 def rows(cursor_wrapper, plan, iterable, converters):
-    """The plan's objects, one at a time. ``converters``: the plan's ``(column, converters,
-    expression, native_json)`` entries."""
+    """An iterator of the plan's objects. ``converters``: the plan's ``(column, converters,
+    expression, native_json)`` entries. A read built up front is fetched here; chunks
+    otherwise come as it is iterated."""
     # Through Django's own cursor_iter (looked up at call time), so the chunking and
     # cleanup are Django's and its tests' mocks see the same calls.
     connection = cursor_wrapper.db
@@ -58,8 +60,7 @@ def rows(cursor_wrapper, plan, iterable, converters):
     )
     if _built_up_front(iterable, connection, converters):
         chunks = _gc_paused(list, chunks)
-    for chunk in chunks:
-        yield from chunk
+    return chain.from_iterable(chunks)
 
 
 def _built_up_front(iterable, connection, converters):
