@@ -348,3 +348,26 @@ def test_pep249_extras(conn):
     cur.execute("SELECT %s", [1])
     assert cur.query == "SELECT $1"
     assert cur.closed is False
+
+
+@pytest.mark.parametrize("width", [0, 1, 3, 4, 5, 9])
+@pytest.mark.parametrize("binary", [False, True])
+def test_rows_of_every_width_with_nulls_empties_and_long_values(conn, pg, width, binary):
+    # Rows keep value positions inline up to 4 values and boxed above: both sides of that
+    # line, NULLs and empty strings among them, and values too long for 16 bits.
+    def column(i):
+        kinds = ["NULL::text", "''", "repeat('x', 70000 + g)", "g::text", "NULL::int8", "g::int8 * 3"]
+        return f"{kinds[i % len(kinds)]} AS c{i}"
+
+    select = ", ".join(column(i) for i in range(width))
+    sql = f"SELECT {select} FROM generate_series(1, 50) g"
+    cur = conn.cursor()
+    if binary:
+        # Bound parameters: the extended protocol (binary results where modelled).
+        cur.execute(sql.replace("generate_series(1, 50)", "generate_series(1, %s)"), [50])
+    else:
+        cur.execute(sql)
+    got = cur.fetchall()
+    expected = pg.execute(sql).fetchall()
+    assert got == expected
+    assert len(got) == 50 and all(len(row) == width for row in got)

@@ -100,7 +100,59 @@ where
 pub struct Row {
     statement: Statement,
     body: DataRowBody,
-    ranges: Vec<Option<Range<usize>>>,
+    ranges: ValueRanges,
+}
+
+/// Where each value of a DataRow lies in its body: `(start, length)`, length -1 for NULL
+/// (patched: upstream keeps a `Vec<Option<Range<usize>>>`, one allocation of 24 bytes per
+/// value for every row). Up to `INLINE_VALUES` values live in the row itself.
+#[derive(Clone)]
+enum ValueRanges {
+    Inline(u8, [(u32, i32); INLINE_VALUES]),
+    Heap(Box<[(u32, i32)]>),
+}
+
+const INLINE_VALUES: usize = 4;
+
+impl ValueRanges {
+    fn parse(body: &DataRowBody) -> io::Result<ValueRanges> {
+        let mut it = body.ranges();
+        let (count, _) = it.size_hint();
+        if count <= INLINE_VALUES {
+            let mut values = [(0u32, -1i32); INLINE_VALUES];
+            let mut n = 0;
+            while let Some(range) = it.next()? {
+                // The iterator stops at the header's count, which size_hint gave.
+                let slot = values
+                    .get_mut(n)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "DataRow longer than its count"))?;
+                *slot = compact(range)?;
+                n += 1;
+            }
+            return Ok(ValueRanges::Inline(n as u8, values));
+        }
+        let mut values = Vec::with_capacity(count);
+        while let Some(range) = it.next()? {
+            values.push(compact(range)?);
+        }
+        Ok(ValueRanges::Heap(values.into_boxed_slice()))
+    }
+
+    fn as_slice(&self) -> &[(u32, i32)] {
+        match self {
+            ValueRanges::Inline(n, values) => &values[..*n as usize],
+            ValueRanges::Heap(values) => values,
+        }
+    }
+}
+
+/// A protocol message is at most 1 GB, so offsets and lengths fit 32 bits.
+fn compact(range: Option<Range<usize>>) -> io::Result<(u32, i32)> {
+    let Some(range) = range else { return Ok((0, -1)) };
+    let too_large = || io::Error::new(io::ErrorKind::InvalidData, "DataRow value beyond 2 GB");
+    let start = u32::try_from(range.start).map_err(|_| too_large())?;
+    let len = i32::try_from(range.end - range.start).map_err(|_| too_large())?;
+    Ok((start, len))
 }
 
 impl fmt::Debug for Row {
@@ -113,7 +165,7 @@ impl fmt::Debug for Row {
 
 impl Row {
     pub(crate) fn new(statement: Statement, body: DataRowBody) -> Result<Row, Error> {
-        let ranges = body.ranges().collect().map_err(Error::parse)?;
+        let ranges = ValueRanges::parse(&body).map_err(Error::parse)?;
         let row = Row {
             statement,
             body,
@@ -122,7 +174,7 @@ impl Row {
         // The DataRow field count is sent by the server independently of the
         // RowDescription column count; a mismatch would make column accessors
         // index `ranges` out of bounds and panic, so reject it up front.
-        if row.ranges.len() != row.statement.columns().len() {
+        if row.ranges.as_slice().len() != row.statement.columns().len() {
             return Err(Error::parse(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "DataRow field count does not match the number of columns",
@@ -202,8 +254,10 @@ impl Row {
 
     /// Get the raw bytes for the column at the given index.
     fn col_buffer(&self, idx: usize) -> Option<&[u8]> {
-        let range = self.ranges[idx].to_owned()?;
-        Some(&self.body.buffer()[range])
+        let (start, len) = self.ranges.as_slice()[idx];
+        let len = usize::try_from(len).ok()?;
+        let start = start as usize;
+        Some(&self.body.buffer()[start..start + len])
     }
 }
 
