@@ -33,6 +33,7 @@ OPS = {
     "list_models_20k": (20_000, "row"),
     "values_20k": (20_000, "row"),
     "values_list_100k": (100_000, "row"),
+    "narrow_ids_100k": (100_000, "row"),
     "select_related_5k": (5_000, "row"),
     "prefetch_200": (200, "author"),
     "n_plus_one_200": (201, "query"),

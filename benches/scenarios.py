@@ -96,6 +96,12 @@ def values_list_100k():
     return list(Review.objects.order_by("id").values_list("id", "book_id", "rating", "score", "created_at"))
 
 
+@scenario(("best", 1.0))
+def narrow_ids_100k():
+    """.values_list("id", "book_id") of 100,000 reviews (two integers a row: per-row overhead only)"""
+    return list(Review.objects.order_by("id").values_list("id", "book_id"))
+
+
 @scenario(("best", 3.0))
 def select_related_5k():
     """5,000 reviews with select_related('book__author')"""
