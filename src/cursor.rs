@@ -3,7 +3,7 @@
 
 use crate::bind::{self, wire_type, BoundQuery};
 use crate::errors;
-use crate::row::{col_infos, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_EVERY};
+use crate::row::{col_infos, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
 use crate::session::{ConnCore, Connection, TxStatus};
 use crate::sql::classify;
@@ -237,7 +237,7 @@ impl Cursor {
                 // iteration) free what they consumed as they go, like fetchall().
                 self.taken_since_release += k;
                 // Only a large buffered result is worth it (a trim walks the heap).
-                if self.taken_since_release >= RELEASE_EVERY && self.rows.capacity() >= 4 * RELEASE_EVERY {
+                if self.taken_since_release >= RELEASE_EVERY && self.rows.capacity() >= RELEASE_ABOVE {
                     self.taken_since_release = 0;
                     release_consumed(&mut self.rows);
                 }

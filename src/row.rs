@@ -58,11 +58,15 @@ pub fn raw_value(row: &Row, idx: usize) -> Option<&[u8]> {
 /// (at 4,096 a narrow 20k-row read spent a third of its time there).
 pub const RELEASE_EVERY: usize = 16_384;
 
+/// Results up to this many rows are converted whole and keep their freed memory for the
+/// next result (fetchall and fetchmany alike).
+pub const RELEASE_ABOVE: usize = 4 * RELEASE_EVERY;
+
 /// Converts `rows` front to back in chunks, so a large result's peak memory is about the
 /// larger of its wire rows and its Python objects rather than their sum.
 pub fn convert_consuming<T>(rows: &mut VecDeque<Row>, mut convert: impl FnMut(&[Row]) -> PyResult<Vec<T>>) -> PyResult<Vec<T>> {
     let total = rows.len();
-    if total <= RELEASE_EVERY {
+    if total <= RELEASE_ABOVE {
         return convert(rows.make_contiguous());
     }
     let mut out = Vec::with_capacity(total);
