@@ -50,6 +50,15 @@ CHILD = textwrap.dedent(
         from django.db import transaction
         transaction.atomic().__enter__()
         query()
+    elif mode == "server_ended_it":
+        with connection.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            pid = c.fetchone()[0]
+        with connections["other"].cursor() as c:
+            c.execute("SELECT pg_terminate_backend(%s)", [pid])
+            c.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            while c.fetchone()[0]:
+                c.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
     elif mode == "os_exit":
         os._exit(0)  # no atexit hooks: the check below must see the session abandoned
     print("done")
@@ -113,6 +122,14 @@ def _abandoned_by_child(database, mode):
 @pytest.mark.parametrize("mode", ["open", "closed", "two_aliases", "thread"])
 def test_idle_sessions_end_with_a_terminate_at_exit(database, mode):
     assert _abandoned_by_child(database, mode) == 0
+
+
+def test_a_session_the_server_ended_does_not_hold_up_exit(database):
+    # The default alias's session is dead at exit (pg_terminate_backend): exit is quick and
+    # clean, and the other alias's idle session still ends with a Terminate.
+    started = time.monotonic()
+    assert _abandoned_by_child(database, "server_ended_it") == 0
+    assert time.monotonic() - started < 20
 
 
 def test_the_check_sees_a_dropped_socket(database):
