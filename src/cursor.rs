@@ -5,7 +5,8 @@ use crate::bind::{self, wire_type, BoundQuery};
 use crate::errors;
 use crate::row::{col_infos, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
-use crate::session::{ConnCore, Connection, TxStatus};
+use crate::materialize::MaterializePlan;
+use crate::session::{ConnCore, Connection, EarlyRows, TxStatus};
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
@@ -59,6 +60,56 @@ pub struct Cursor {
     named: Option<Named>,
     /// Rows handed out by `take(Some(_))` since memory was last released.
     taken_since_release: usize,
+    /// Called by the next execute: the plan (or None) that builds its rows as they arrive.
+    plan_hook: Option<PyObject>,
+    /// Objects that plan built while the result arrived, ahead of `rows`.
+    early: Option<(Py<MaterializePlan>, VecDeque<PyObject>)>,
+}
+
+/// Builds a result's objects with a materialization plan, batch by batch, while the rest of
+/// the result arrives. Decodes exactly as `fetch_plan` would (same decoders, time zone,
+/// paused collector); a batch it cannot build is left to `fetch_plan`, which raises there.
+struct EarlyBuild {
+    plan: Py<MaterializePlan>,
+    tz_name: Option<String>,
+    replace: Arc<TzReplace>,
+    columns: Option<Vec<ColInfo>>,
+    decoders: Vec<Decoder>,
+    built: VecDeque<PyObject>,
+}
+
+impl EarlyRows for EarlyBuild {
+    fn restart(&mut self) {
+        self.columns = None;
+        self.decoders.clear();
+        self.built.clear();
+    }
+
+    fn take(&mut self, rows: &mut Vec<Row>, formats: &crate::formats::Formats) {
+        Python::with_gil(|py| {
+            if self.columns.is_none() {
+                let cols = col_infos(rows[0].columns());
+                self.decoders = column_decoders(&cols, formats);
+                self.columns = Some(cols);
+            }
+            let Ok(ctx) = DecodeCtx::new(py, self.tz_name.as_deref(), &self.replace) else { return };
+            // As materialize_rows._gc_paused: no cyclic collection while a batch is built.
+            // SAFETY: GIL held; the collector's enabled state is restored below.
+            let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } == 1;
+            let built = self.plan.get().materialize(&ctx, &self.decoders, rows);
+            if was_enabled {
+                unsafe { pyo3::ffi::PyGC_Enable() };
+            }
+            if let Ok(objects) = built {
+                self.built.extend(objects);
+                rows.clear();
+            }
+        })
+    }
+}
+
+fn column_decoders(cols: &[ColInfo], formats: &[i16]) -> Vec<Decoder> {
+    cols.iter().enumerate().map(|(i, c)| Decoder::for_column(&c.type_, crate::formats::is_binary(formats, i))).collect()
 }
 
 impl Cursor {
@@ -81,6 +132,8 @@ impl Cursor {
             tz_name: None,
             named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None, query: None, formats: None }),
             taken_since_release: 0,
+            plan_hook: None,
+            early: None,
         }
     }
 
@@ -96,6 +149,7 @@ impl Cursor {
 
     fn reset_result(&mut self) {
         self.rows.clear();
+        self.early = None;
         self.decoders.clear();
         self.columns = None;
         self.describe = None;
@@ -109,11 +163,7 @@ impl Cursor {
         if self.columns.is_none() {
             if let Some(first) = rows.first() {
                 let cols = col_infos(first.columns());
-                self.decoders = cols
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| Decoder::for_column(&c.type_, crate::formats::is_binary(formats, i)))
-                    .collect();
+                self.decoders = column_decoders(&cols, formats);
                 self.columns = Some(cols);
             }
         }
@@ -126,6 +176,7 @@ impl Cursor {
 
     fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery) -> PyResult<()> {
         self.reset_result();
+        let plan_hook = self.plan_hook.take();
         let watch = crate::nplusone::start(); // N+1 detection: None unless a scope is open
         if watch.is_some() {
             // The detector matches parameters to earlier results by their binary wire values.
@@ -158,9 +209,27 @@ impl Cursor {
             named.nplusone = watch.and_then(|t0| crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref()));
             return Ok(());
         }
-        let outcome = self.core.run(py, &q)?;
-        let n = outcome.rows.len();
-        let returns_rows = !outcome.rows.is_empty() || classify::may_return_rows(&q.shape, &q.sql);
+        // N+1 detection reads every wire row: no early building under it.
+        let early_plan = match plan_hook {
+            Some(hook) if watch.is_none() && !q.shape.multi_statement => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?,
+            _ => None,
+        };
+        let outcome = match early_plan {
+            None => self.core.run(py, &q)?,
+            Some(plan) => {
+                let replace = self.core.tz_replace.lock().clone();
+                let mut sink = EarlyBuild { plan, tz_name: self.core.timezone(), replace, columns: None, decoders: Vec::new(), built: VecDeque::new() };
+                let outcome = self.core.run_early(py, &q, &mut sink)?;
+                if outcome.taken > 0 {
+                    self.columns = sink.columns;
+                    self.decoders = sink.decoders;
+                    self.early = Some((sink.plan, sink.built));
+                }
+                outcome
+            }
+        };
+        let n = outcome.rows.len() + outcome.taken;
+        let returns_rows = n > 0 || classify::may_return_rows(&q.shape, &q.sql);
         self.absorb_rows(outcome.rows, &outcome.formats);
         self.rowcount = match outcome.rows_affected {
             Some(a) if n == 0 => a as i64,
@@ -198,7 +267,7 @@ impl Cursor {
         if let Some(named) = &mut self.named {
             named.formats = formats.clone();
         }
-        let outcome = self.core.run_formats(py, &q, formats)?;
+        let outcome = self.core.run_formats(py, &q, formats, None)?;
         let got = outcome.rows.len();
         if let Some(named) = &mut self.named {
             if got < count {
@@ -228,6 +297,9 @@ impl Cursor {
     fn take(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<VecDeque<Row>> {
         self.check_open(py)?;
         self.has_result(py)?;
+        if self.early.is_some() {
+            return Err(errors::interface(py, "this result's first rows were built by a materialization plan: fetch them with fetch_plan"));
+        }
         match n {
             Some(n) => {
                 self.fill(py, n)?;
@@ -326,6 +398,19 @@ impl Cursor {
         Ok(slf)
     }
 
+    /// `hook()` is called by the next execute, once the statement is bound, and returns the
+    /// plan its rows will be fetched with (`fetch_plan`) or None: a large result's objects
+    /// are then built while it arrives.
+    fn set_plan_hook(&mut self, hook: PyObject) {
+        self.plan_hook = Some(hook);
+    }
+
+    /// Objects built while the result arrived, not yet fetched.
+    #[getter]
+    fn early_rows(&self) -> usize {
+        self.early.as_ref().map_or(0, |(_, built)| built.len())
+    }
+
     #[pyo3(signature = (query, params_seq, *, returning=false))]
     fn executemany(&mut self, py: Python<'_>, query: &Bound<'_, PyAny>, params_seq: &Bound<'_, PyAny>, returning: bool) -> PyResult<()> {
         self.check_open(py)?;
@@ -412,13 +497,35 @@ impl Cursor {
 
     /// Up to `size` rows (all when None) built by a materialization plan.
     #[pyo3(signature = (plan, size=None))]
-    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, crate::materialize::MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
-        let mut rows = self.take(py, size)?;
-        let replace = self.core.tz_replace.lock().clone();
-        let ctx = self.decode_ctx(py, &replace)?;
-        let decoders = &self.decoders;
-        let out = convert_consuming(&mut rows, |chunk| plan.get().materialize(&ctx, decoders, chunk))?;
-        drop(ctx);
+    fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+        let mut out = Vec::new();
+        if self.early.is_some() {
+            self.check_open(py)?;
+        }
+        if let Some((built_by, built)) = &mut self.early {
+            if !built_by.is(plan) {
+                return Err(errors::interface(py, "fetch_plan: this result's first rows were built by another materialization plan"));
+            }
+            let k = size.unwrap_or(built.len()).min(built.len());
+            out.extend(built.drain(..k));
+            if built.is_empty() {
+                self.early = None;
+            }
+        }
+        let wanted = size.map(|n| n - out.len());
+        if wanted != Some(0) {
+            let mut rows = self.take(py, wanted)?;
+            let replace = self.core.tz_replace.lock().clone();
+            let ctx = self.decode_ctx(py, &replace)?;
+            let decoders = &self.decoders;
+            let rest = convert_consuming(&mut rows, |chunk| plan.get().materialize(&ctx, decoders, chunk))?;
+            drop(ctx);
+            if out.is_empty() {
+                out = rest;
+            } else {
+                out.extend(rest);
+            }
+        }
         if let Some(n) = self.rownumber.as_mut() {
             *n += out.len();
         }

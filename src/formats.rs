@@ -27,6 +27,9 @@ struct Entry {
     formats: Formats,
     /// Every column decodes to the same object from text (`Decoder::same_from_text`).
     text_safe: bool,
+    /// Column types that are not built in (extensions, enums, domains, composites): a
+    /// session must have loaded them before running the statement undescribed.
+    looked_up: Box<[u32]>,
 }
 
 type Cache = FxMap<u64, FxMap<u64, Entry>>;
@@ -84,32 +87,38 @@ pub fn is_binary(formats: &[i16], i: usize) -> bool {
     }
 }
 
-pub fn lookup(db: u64, sql: &str, param_oids: &[u32]) -> Option<Formats> {
+/// The remembered formats of `sql`, if its columns were described and every column type
+/// is known to the session that runs it (`knows_type`: `Client::knows_type`). Otherwise
+/// None, and the caller describes it on that session, which loads the types: looked up
+/// in the middle of the result instead, behind its rows, they hang the session.
+pub fn lookup(db: u64, sql: &str, param_oids: &[u32], knows_type: impl Fn(u32) -> bool) -> Option<Formats> {
     let cache = cache().lock();
     let e = cache.get(&db)?.get(&statement_key(sql, param_oids))?;
-    (e.sql == sql && *e.param_oids == *param_oids).then(|| e.formats.clone())
+    (e.sql == sql && *e.param_oids == *param_oids && e.looked_up.iter().all(|&oid| knows_type(oid))).then(|| e.formats.clone())
 }
 
 /// Remembers the described columns of `sql`; returns their formats.
 pub fn store(db: u64, sql: &str, param_oids: &[u32], cols: &[Column]) -> Formats {
     let formats = for_columns(cols);
     let text_safe = cols.iter().all(|c| Decoder::for_type(c.type_()).same_from_text());
+    let looked_up = cols.iter().map(|c| c.type_().oid()).filter(|&oid| tokio_postgres::types::Type::from_oid(oid).is_none()).collect();
     let mut cache = cache().lock();
     let entries = cache.entry(db).or_default();
     if entries.len() >= MAX_ENTRIES {
         entries.clear();
     }
-    let entry = Entry { sql: sql.to_owned(), param_oids: param_oids.into(), formats: formats.clone(), text_safe };
+    let entry = Entry { sql: sql.to_owned(), param_oids: param_oids.into(), formats: formats.clone(), text_safe, looked_up };
     entries.insert(statement_key(sql, param_oids), entry);
     formats
 }
 
 /// The remembered formats of `sql`, if its columns were described and all of them decode
 /// to the same objects from text.
-pub fn lookup_text_safe(db: u64, sql: &str, param_oids: &[u32]) -> Option<Formats> {
+pub fn lookup_text_safe(db: u64, sql: &str, param_oids: &[u32], knows_type: impl Fn(u32) -> bool) -> Option<Formats> {
     let cache = cache().lock();
     let e = cache.get(&db)?.get(&statement_key(sql, param_oids))?;
-    (e.text_safe && e.sql == sql && *e.param_oids == *param_oids).then(|| e.formats.clone())
+    (e.text_safe && e.sql == sql && *e.param_oids == *param_oids && e.looked_up.iter().all(|&oid| knows_type(oid)))
+        .then(|| e.formats.clone())
 }
 
 pub fn forget(db: u64, sql: &str, param_oids: &[u32]) {

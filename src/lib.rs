@@ -54,6 +54,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nplusone::analyze_sql, m)?)?;
     m.add_function(wrap_pyfunction!(nplusone::capture_origin, m)?)?;
     nplusone::add_flags(m)?;
+    m.add("EARLY_BATCH", session::EARLY_BATCH)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -94,3 +94,52 @@ def test_create_extension_is_followed(conn, pg_conninfo, dsn_params):
         assert rows(conn, "SELECT 'A.B'::rf_ext.ltree, ARRAY['A'::rf_ext.ltree]") == [("A.B", "{A}")]
     finally:
         cur.execute("DROP SCHEMA rf_ext CASCADE")
+
+
+HANG_CHILD = r"""
+import sys
+from django_rustpg import dbapi
+params = eval(sys.argv[1])
+first = dbapi.connect(**params)
+first.autocommit = True
+sql = "SELECT id, mood, ARRAY[mood], repeat('x', 40) FROM rf_moods ORDER BY id"
+cur = first.cursor()
+cur.execute(sql)
+expected = cur.fetchall()
+# Another session of the pool, which has not met the enum type: the formats remembered
+# from the first one let it skip the Describe.
+second = dbapi.connect(**params)
+second.autocommit = True
+cur = second.cursor()
+cur.execute(sql)
+assert cur.fetchall() == expected
+third = dbapi.connect(**params)  # not autocommit: the named cursor's transaction
+named = third.cursor("moods")
+named.itersize = 20000
+named.execute(sql)
+assert named.fetchall() == expected
+third.rollback()
+print("rows", len(expected))
+"""
+
+
+def test_a_session_that_has_not_met_a_column_type_reads_a_large_result(dsn_params, pg):
+    """Formats remembered from one session, an enum column another session has not loaded,
+    and more rows than the response channel holds: the type lookup must not queue behind
+    the rows (it hung the session: src/patches/tokio-postgres/PATCH.md, "Known types")."""
+    import subprocess
+    import sys
+
+    pg.execute("DROP TABLE IF EXISTS rf_moods")
+    pg.execute("DROP TYPE IF EXISTS rf_mood")
+    pg.execute("CREATE TYPE rf_mood AS ENUM ('sad', 'ok', 'happy')")
+    pg.execute("CREATE TABLE rf_moods (id int, mood rf_mood)")
+    try:
+        pg.execute("INSERT INTO rf_moods SELECT n, (ARRAY['sad','ok','happy'])[n % 3 + 1]::rf_mood FROM generate_series(1, 30000) n")
+        done = subprocess.run([sys.executable, "-c", HANG_CHILD, repr(dict(dsn_params))],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["rows", "30000"]
+    finally:
+        pg.execute("DROP TABLE rf_moods")
+        pg.execute("DROP TYPE rf_mood")

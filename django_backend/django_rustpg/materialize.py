@@ -36,7 +36,7 @@ from django.db.models.sql.constants import CURSOR
 
 from . import _native, materialize_cache
 from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
-from .materialize_rows import rows as _rows
+from .materialize_rows import built_up_front as _built_up_front, rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
@@ -301,11 +301,54 @@ def _column_width(compiler):
     return sum(len(f) if type(f).__name__ == "ColPairs" else 1 for f in fields)
 
 
-def _execute(compiler, iterable):
-    """Runs the query through Django's cursor wrapper; None when the result is empty."""
-    return compiler.execute_sql(
-        CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
-    )
+def _execute(compiler, iterable, plan_for_rows):
+    """Runs the query through Django's cursor wrapper: ``(cursor, plan_for_rows())``;
+    ``(None, (None, None))`` when the result is known to be empty.
+
+    ``plan_for_rows()`` decides how the rows are built; the statement's cursor calls it once
+    bound (the compiler's select list is known then), so a large result read whole is
+    built while it arrives. Called here instead when the execute did not."""
+    connection = compiler.connection
+    decided = []
+
+    def decide():
+        try:
+            decided.append(plan_for_rows())
+        except Exception as e:  # raised below, once the statement ran, as before
+            decided.append(e)
+            return None
+        return _early_plan(decided[0], iterable, connection)
+
+    if _may_be_large(compiler.query, iterable):
+        connection._rustpg_plan_hook = decide
+    try:
+        cursor = compiler.execute_sql(
+            CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
+        )
+    finally:
+        connection._rustpg_plan_hook = None
+    if cursor is None:
+        return None, (None, None)
+    if not decided:
+        return cursor, plan_for_rows()
+    if isinstance(decided[0], Exception):
+        raise decided[0]
+    return cursor, decided[0]
+
+
+def _may_be_large(query, iterable):
+    """Could return more rows than one early batch, read whole (not iterator())."""
+    if iterable.chunked_fetch:
+        return False
+    return query.high_mark is None or query.high_mark - query.low_mark > _native.EARLY_BATCH
+
+
+def _early_plan(decided, iterable, connection):
+    """The native plan of a read built up front; None when rows are fetched in chunks."""
+    if decided is None or decided[0] is None:
+        return None
+    plan, converters = decided
+    return plan if _built_up_front(iterable, connection, converters) else None
 
 
 def _model_rows(iterable, connection, db):
@@ -314,9 +357,21 @@ def _model_rows(iterable, connection, db):
         return None  # decided before executing: Django's own path runs the query
     fetch_mode = queryset._fetch_mode if _gate.fetch_modes else None
     compiler = queryset.query.get_compiler(using=db)
-    cursor = _execute(compiler, iterable)
+    cursor, (plan, converters) = _execute(
+        compiler, iterable, lambda: _model_plan(compiler, connection, db, fetch_mode)
+    )
     if cursor is None:
         return iter(())
+    if plan is None:
+        rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
+    else:
+        rows = _rows(cursor, plan, iterable, converters)
+    return _with_known_related(rows, queryset)
+
+
+def _model_plan(compiler, connection, db, fetch_mode):
+    """``(plan, converters)`` for the executed compiler's model rows; ``(None, None)`` where
+    Django's from_db and populators build the instances."""
     select, klass_info, annotation_col_map = compiler.select, compiler.klass_info, compiler.annotation_col_map
     cls = klass_info["model"]
     select_fields = klass_info["select_fields"]
@@ -334,8 +389,7 @@ def _model_rows(iterable, connection, db):
         key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, state_cls)
         cached = materialize_cache.plain_plans.get(key)
         if cached is not None and not track_peers and _model_is_plain(cls, init_list):
-            plan, converters = cached
-            return _with_known_related(_rows(cursor, plan, iterable, converters), queryset)
+            return cached
     converters = _converters(compiler, connection)
     if (
         converters is None
@@ -343,28 +397,26 @@ def _model_rows(iterable, connection, db):
         or not _model_is_plain(cls, init_list)
         or track_peers
     ):
-        rows = _django_models(iterable, compiler, cursor, connection, db, fetch_mode)
-    else:
-        annotations = list((annotation_col_map or {}).items())
-        plan = _native.MaterializePlan(
-            "models",
-            compiler.col_count,
-            converters,
-            connection,
-            model=ModelSpec(
-                cls=cls,
-                state_cls=state_cls,
-                db=db,
-                fields=_field_columns(cls, init_list, columns),
-                pk_column=None,
-                annotations=annotations,
-                related=related,
-            ),
-        )
-        if key is not None:
-            materialize_cache.remember_plain_plan(key, (plan, converters))
-        rows = _rows(cursor, plan, iterable, converters)
-    return _with_known_related(rows, queryset)
+        return None, None
+    annotations = list((annotation_col_map or {}).items())
+    plan = _native.MaterializePlan(
+        "models",
+        compiler.col_count,
+        converters,
+        connection,
+        model=ModelSpec(
+            cls=cls,
+            state_cls=state_cls,
+            db=db,
+            fields=_field_columns(cls, init_list, columns),
+            pk_column=None,
+            annotations=annotations,
+            related=related,
+        ),
+    )
+    if key is not None:
+        materialize_cache.remember_plain_plan(key, (plan, converters))
+    return plan, converters
 
 
 def _plain_columns_alias(select, col_count):
@@ -463,24 +515,34 @@ def _value_rows(iterable, connection, db, kind):
         else:
             names = [*query.extra_select, *query.values_select, *query.annotation_select]
     compiler = query.get_compiler(db)
-    cursor = _execute(compiler, iterable)
+    cursor, (plan, converters) = _execute(
+        compiler, iterable, lambda: _values_plan(queryset, compiler, connection, kind, names)
+    )
     if cursor is None:
         return iter(())
+    if plan is not None:
+        return _rows(cursor, plan, iterable, converters)
+    # Composite fields: Django's row post-processing, on natively decoded tuples.
+    fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
+    converters = _all_converters(compiler, fields)
+    plan = _native.MaterializePlan("tuples", _column_width(compiler), converters, connection)
+    rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable, converters), fields)
+    if kind == "dicts":
+        return ({n: row[i] for i, n in enumerate(names)} for row in rows)
+    if kind == "flat":
+        return (row[0] for row in rows)
+    return map(tuple, rows)
+
+
+def _values_plan(queryset, compiler, connection, kind, names):
+    """``(plan, converters)`` for the executed compiler's value rows; ``(None, None)`` for
+    composite fields."""
     converters = _converters(compiler, connection)
     if converters is None:
-        # Composite fields: Django's row post-processing, on natively decoded tuples.
-        fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
-        converters = _all_converters(compiler, fields)
-        plan = _native.MaterializePlan("tuples", _column_width(compiler), converters, connection)
-        rows = compiler.composite_fields_to_tuples(_rows(cursor, plan, iterable, converters), fields)
-        if kind == "dicts":
-            return ({n: row[i] for i, n in enumerate(names)} for row in rows)
-        if kind == "flat":
-            return (row[0] for row in rows)
-        return map(tuple, rows)
+        return None, None
     order = _values_list_order(queryset) if kind == "tuples" else None
     plan = _native.MaterializePlan(kind, compiler.col_count, converters, connection, order=order, names=names)
-    return _rows(cursor, plan, iterable, converters)
+    return plan, converters
 
 
 def _values_list_order(queryset):

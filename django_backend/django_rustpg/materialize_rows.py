@@ -55,7 +55,7 @@ def rows(cursor_wrapper, plan, iterable, converters):
     # Through Django's own cursor_iter (looked up at call time), so the chunking and
     # cleanup are Django's and its tests' mocks see the same calls.
     connection = cursor_wrapper.db
-    whole = _built_up_front(iterable, connection, converters)
+    whole = built_up_front(iterable, connection, converters)
     chunks = sql_compiler.cursor_iter(
         _PlanCursor(cursor_wrapper, plan, whole),
         connection.features.empty_fetchmany_value,
@@ -69,7 +69,7 @@ def rows(cursor_wrapper, plan, iterable, converters):
     return chain.from_iterable(chunks)
 
 
-def _built_up_front(iterable, connection, converters):
+def built_up_front(iterable, connection, converters):
     """QuerySet._fetch_all's read (Django reads every row before building the first object)
     with no Python code per row (converters run lazily in Django, between objects; Django's
     own JSON converter is pure): building every object then is invisible but for one

@@ -5,7 +5,7 @@
 mod run;
 mod target;
 
-pub use run::Outcome;
+pub use run::{EarlyRows, Outcome, EARLY_BATCH};
 
 use crate::connect_params::ConnectRequest;
 use crate::errors;

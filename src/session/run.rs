@@ -19,25 +19,61 @@ use tokio_postgres::Row;
 
 /// What a statement returned.
 pub struct Outcome {
+    /// The rows not taken by an `EarlyRows`.
     pub rows: Vec<Row>,
     pub rows_affected: Option<u64>,
     /// The result format codes sent with Bind (see `crate::formats`).
     pub formats: crate::formats::Formats,
+    /// Rows an `EarlyRows` took while the result was arriving, and the formats their
+    /// columns want (for the staleness check that otherwise reads the first row).
+    pub taken: usize,
+    taken_columns: Option<formats::Formats>,
+}
+
+impl Outcome {
+    fn new(rows: Vec<Row>, rows_affected: Option<u64>, formats: formats::Formats) -> Self {
+        Outcome { rows, rows_affected, formats, taken: 0, taken_columns: None }
+    }
+
+    /// The formats the result's columns want (None for a result without rows).
+    fn column_formats(&self) -> Option<formats::Formats> {
+        self.rows.first().map(|first| formats::for_columns(first.columns())).or_else(|| self.taken_columns.clone())
+    }
+}
+
+/// Rows received in batches of this many are offered to an `EarlyRows`.
+pub const EARLY_BATCH: usize = 2048;
+
+/// Takes a large result's rows while the rest are still arriving: what it builds from them
+/// is built while the server produces the next rows (each on its own core) instead of
+/// after the last one. The statement still returns only once the whole result is in.
+pub trait EarlyRows: Send {
+    /// A run starts (again, after a retry): forget anything taken before.
+    fn restart(&mut self);
+    /// `rows` (received so far, in the formats sent with Bind): drains them if it took
+    /// them; leaves them, and is not asked again, if it did not (they are buffered as usual).
+    fn take(&mut self, rows: &mut Vec<Row>, formats: &formats::Formats);
 }
 
 impl ConnCore {
     /// Runs one bound statement and buffers its rows (GIL released while waiting).
     pub fn run(&self, py: Python<'_>, q: &BoundQuery) -> PyResult<Outcome> {
-        self.run_formats(py, q, None)
+        self.run_formats(py, q, None, None)
+    }
+
+    /// `run`, offering the rows to `early` as they arrive (bound statements only: the
+    /// client-side and multi-statement paths buffer as usual).
+    pub fn run_early(&self, py: Python<'_>, q: &BoundQuery, early: &mut (dyn EarlyRows + 'static)) -> PyResult<Outcome> {
+        self.run_formats(py, q, None, Some(early))
     }
 
     /// The result formats for `sql` (described now unless remembered).
     pub fn result_formats(&self, py: Python<'_>, sql: &str, param_oids: &[u32]) -> PyResult<formats::Formats> {
         let db = formats::database_key(&self.spec);
-        if let Some(f) = formats::lookup(db, sql, param_oids) {
+        let session = self.session(py)?;
+        if let Some(f) = formats::lookup(db, sql, param_oids, |oid| session.client.knows_type(oid)) {
             return Ok(f);
         }
-        let session = self.session(py)?;
         let types: Vec<Type> = param_oids.iter().map(|o| crate::bind::wire_type(*o)).collect();
         let described = runtime::block_on(py, async { session.client.prepare_typed(sql, &types).await })
             .map_err(|e| errors::from_pg(py, &e, Some(sql)))?;
@@ -46,7 +82,13 @@ impl ConnCore {
 
     /// `run`, with the result formats given (a FETCH from a cursor declared for a described
     /// query) instead of found by describing `q`.
-    pub fn run_formats(&self, py: Python<'_>, q: &BoundQuery, formats_hint: Option<formats::Formats>) -> PyResult<Outcome> {
+    pub fn run_formats(
+        &self,
+        py: Python<'_>,
+        q: &BoundQuery,
+        formats_hint: Option<formats::Formats>,
+        mut early: Option<&mut (dyn EarlyRows + 'static)>,
+    ) -> PyResult<Outcome> {
         let mut session = self.session(py)?;
         let mut unproven = self.unproven.swap(false, Ordering::Relaxed);
         let outside_transaction = self.state.lock().status == TxStatus::Idle;
@@ -62,7 +104,7 @@ impl ConnCore {
         }
         let mut replaced = 0;
         loop {
-            match self.run_on_session(py, q, session.clone(), formats_hint.clone()) {
+            match self.run_on_session(py, q, session.clone(), formats_hint.clone(), early.as_deref_mut()) {
                 // The pooled session was ended by the server (restart, pg_terminate_backend)
                 // while idle, before it could run this statement: outside a transaction
                 // nothing can have happened, so run it on a fresh session, as stock
@@ -118,6 +160,7 @@ impl ConnCore {
         q: &BoundQuery,
         session: Arc<PooledSession>,
         formats_hint: Option<formats::Formats>,
+        mut early: Option<&mut (dyn EarlyRows + 'static)>,
     ) -> Result<Outcome, tokio_postgres::Error> {
         let begin = self.begin_for(q.effects);
         if q.effects.database_ddl {
@@ -135,11 +178,11 @@ impl ConnCore {
                     }
                     None => query.await?,
                 };
-                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: formats::all_text() })
+                Ok::<_, tokio_postgres::Error>(Outcome::new(rows, rows_affected, formats::all_text()))
             });
             // Columns no longer what the cached Describe said: describe next time.
             if let (Ok(outcome), Some(remembered)) = (&outcome, remembered) {
-                if outcome.rows.first().is_some_and(|first| *formats::for_columns(first.columns()) != *remembered) {
+                if outcome.column_formats().is_some_and(|f| *f != *remembered) {
                     let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
                     formats::forget(formats::database_key(&self.spec), &q.sql, &oids);
                 }
@@ -153,7 +196,7 @@ impl ConnCore {
                 // Simple protocol, as psycopg's client-side binding: one implicit transaction,
                 // the first statement's result (text format).
                 let (rows, rows_affected) = session.client.simple_query_first_result(&q.sql).await?;
-                Ok::<_, tokio_postgres::Error>(Outcome { rows, rows_affected, formats: formats::all_text() })
+                Ok::<_, tokio_postgres::Error>(Outcome::new(rows, rows_affected, formats::all_text()))
             })
         } else {
             let params = wire_params(&q.params);
@@ -172,34 +215,34 @@ impl ConnCore {
             let want = match (formats_hint, classify::result_rows(&q.shape, sql)) {
                 (Some(f), _) => Want::Known(f),
                 (None, classify::Rows::None) => Want::Known(formats::all_binary()),
-                (None, classify::Rows::ByText) => match formats::lookup(db, sql, &oids) {
+                (None, classify::Rows::ByText) => match formats::lookup(db, sql, &oids, |oid| session.client.knows_type(oid)) {
                     Some(f) => Want::Known(f),
                     None => Want::Describe(Some(db)),
                 },
                 (None, classify::Rows::Varying) => Want::Describe(None),
             };
-            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, route, begin.as_deref(), want.clone()));
+            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, route, begin.as_deref(), want.clone(), early.as_deref_mut()));
             match result {
                 // Another session's DDL changed this prepared statement's row type. Outside
                 // a transaction the failed run had no effect: prepare it again and retry.
                 Err(e) if was_prepared && outside_transaction && is_stale_plan(&e) => {
                     session.shared.statements.lock().forget(sql, &oids);
-                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Prepare, None, want))
+                    runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Prepare, None, want, early.as_deref_mut()))
                 }
                 // A cached format asked binary of a type that has none (its column's type
                 // changed): the run failed before doing anything; outside a transaction, describe again.
                 Err(e) if formats::is_binary_refused(&e) => {
                     formats::forget(db, sql, &oids);
                     if outside_transaction && matches!(want, Want::Known(_)) && !hinted {
-                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, Want::Describe(Some(db))))
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, Want::Describe(Some(db)), early.as_deref_mut()))
                     } else {
                         Err(e)
                     }
                 }
                 Ok(outcome) => {
                     // Columns no longer what the cached Describe said: describe next time.
-                    if let Some(first) = outcome.rows.first() {
-                        if matches!(want, Want::Known(_)) && *formats::for_columns(first.columns()) != *outcome.formats {
+                    if let Some(columns) = outcome.column_formats() {
+                        if matches!(want, Want::Known(_)) && *columns != *outcome.formats {
                             formats::forget(db, sql, &oids);
                         }
                     }
@@ -212,7 +255,7 @@ impl ConnCore {
                     self.prepared_statements_lost(py);
                     session.shared.statements.lock().clear();
                     if outside_transaction {
-                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, want))
+                        runtime::block_on(py, run_single(&session, sql, &params, &oids, prepared::Route::Unnamed, None, want, early.as_deref_mut()))
                     } else {
                         Err(e)
                     }
@@ -255,7 +298,7 @@ impl ConnCore {
             ClientSide::NoRows => None,
             ClientSide::FewRows => {
                 let oids: Vec<u32> = q.params.iter().map(|p| p.oid).collect();
-                let f = formats::lookup_text_safe(formats::database_key(&self.spec), &q.sql, &oids)?;
+                let f = formats::lookup_text_safe(formats::database_key(&self.spec), &q.sql, &oids, |oid| session.client.knows_type(oid))?;
                 // Dates and timestamps are read back as DateStyle ISO writes them.
                 if !session.shared.parameter("DateStyle").is_some_and(|s| s.starts_with("ISO")) {
                     return None;
@@ -286,6 +329,7 @@ async fn run_single(
     route: prepared::Route,
     begin: Option<&str>,
     want: Want,
+    early: Option<&mut (dyn EarlyRows + 'static)>,
 ) -> Result<Outcome, tokio_postgres::Error> {
     let client = &session.client;
     let query = async {
@@ -331,9 +375,7 @@ async fn run_single(
                     .await?
             }
         };
-        let mut outcome = collect(stream).await?;
-        outcome.formats = formats;
-        Ok(outcome)
+        collect(stream, formats, early).await
     };
     match begin {
         // Pipelined: BEGIN and the statement (or its Describe) leave in one write.
@@ -370,12 +412,33 @@ fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-async fn collect(stream: tokio_postgres::RowStream) -> Result<Outcome, tokio_postgres::Error> {
+async fn collect(
+    stream: tokio_postgres::RowStream,
+    formats: formats::Formats,
+    mut early: Option<&mut (dyn EarlyRows + 'static)>,
+) -> Result<Outcome, tokio_postgres::Error> {
     use futures_util::StreamExt;
     let mut stream = std::pin::pin!(stream);
     let mut rows = Vec::new();
+    let (mut taken, mut taken_columns) = (0, None);
+    if let Some(early) = early.as_deref_mut() {
+        early.restart();
+    }
     while let Some(row) = stream.next().await {
         rows.push(row?);
+        if rows.len() >= EARLY_BATCH {
+            if let Some(sink) = early.as_deref_mut() {
+                if taken_columns.is_none() {
+                    taken_columns = Some(formats::for_columns(rows[0].columns()));
+                }
+                let offered = rows.len();
+                sink.take(&mut rows, &formats);
+                taken += offered - rows.len();
+                if rows.len() == offered {
+                    early = None;
+                }
+            }
+        }
     }
-    Ok(Outcome { rows, rows_affected: stream.rows_affected(), formats: crate::formats::all_binary() })
+    Ok(Outcome { rows, rows_affected: stream.rows_affected(), formats, taken, taken_columns })
 }

@@ -357,9 +357,9 @@ def plan_spy(monkeypatch):
     executed = []
     real_execute = materialize._execute
 
-    def spy_execute(compiler, iterable):
+    def spy_execute(compiler, iterable, plan_for_rows):
         executed.append(compiler.using)
-        return real_execute(compiler, iterable)
+        return real_execute(compiler, iterable, plan_for_rows)
 
     monkeypatch.setattr(materialize, "_execute", spy_execute)
     spy.executed = executed

@@ -836,6 +836,12 @@ impl Client {
         self.inner().clear_type_cache();
     }
 
+    /// Whether a result column of type `oid` needs no type lookup: a built-in type, or one
+    /// this client already loaded.
+    pub fn knows_type(&self, oid: Oid) -> bool {
+        Type::from_oid(oid).is_some() || self.inner().type_(oid).is_some()
+    }
+
     /// Determines if the connection to the server has already closed.
     ///
     /// In that case, all future queries will fail.

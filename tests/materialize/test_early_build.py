@@ -1,0 +1,142 @@
+"""Large reads built while the result arrives (``Cursor.set_plan_hook``): the objects are
+the ones Django builds, and errors mid-result, execute wrappers, slices, chunked reads and
+a failing plan decision behave as on Django's path."""
+import pytest
+from django.db import DataError, connections, transaction
+from django.db.models import F, Value
+from django.test.utils import CaptureQueriesContext
+
+from django_rustpg import _native, materialize
+from mat_app import models as m
+from mat_helpers import compare
+
+# Three early batches and a partial fourth: every batch boundary is crossed.
+COPIES = 3 * _native.EARLY_BATCH + 123
+
+
+@pytest.fixture(scope="module")
+def many_rows():
+    """COPIES rows of AllTypes, cycling through the session's rows (every field type, NULLs,
+    edge values), written through the stock backend; removed afterwards."""
+    # (Django's DecimalField does not save the NaN the session wrote with raw SQL.)
+    source = [r for r in m.AllTypes.objects.using("stock").order_by("id") if r.dec is None or r.dec.is_finite()]
+    copies = []
+    for i in range(COPIES):
+        row = source[i % len(source)]
+        row.pk = None
+        row.label = f"copy-{i}"
+        copies.append(row)
+    made = m.AllTypes.objects.using("stock").bulk_create(copies)
+    ids = [r.pk for r in made]
+    yield ids
+    m.AllTypes.objects.using("stock").filter(pk__in=ids).delete()
+
+
+@pytest.fixture
+def early_seen(monkeypatch):
+    """How many objects each native read had built before its first fetch."""
+    seen = []
+    real_rows = materialize._rows
+
+    def spy_rows(cursor_wrapper, plan, iterable, converters):
+        seen.append(cursor_wrapper.cursor.early_rows)
+        return real_rows(cursor_wrapper, plan, iterable, converters)
+
+    monkeypatch.setattr(materialize, "_rows", spy_rows)
+    return seen
+
+
+def _copies(alias):
+    return m.AllTypes.objects.using(alias).filter(label__startswith="copy-")
+
+
+# Python converters (MoneyField, a JSONField with its own decoder, an array of JSON) are left
+# out: they run between objects in Django, so those reads are fetched in chunks, never
+# built early.
+PLAIN = ("tagged", "money", "jsons")
+SHAPES = {
+    "models": (lambda a: _copies(a).defer(*PLAIN), {"models"}),
+    "values": (lambda a: _copies(a).values("id", "label", "big", "dec", "moment", "data", "ints", "store", "momentrange"), {"dicts"}),
+    "values_list": (lambda a: _copies(a).values_list("id", "fl", "day", "clock", "span", "uid", "blob", "ip"), {"tuples"}),
+    "flat": (lambda a: _copies(a).values_list("moment", flat=True), {"flat"}),
+    "annotated": (lambda a: _copies(a).defer(*PLAIN).annotate(k=Value("x"), again=F("moment")), {"models"}),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_built_early_and_the_same_as_django(plan_spy, many_rows, early_seen, shape):
+    build, kinds = SHAPES[shape]
+    native, _ = compare(plan_spy, build, kinds, what=shape)
+    assert len(native) == COPIES
+    # Built while arriving: every whole batch (the partial last one is built by fetch_plan).
+    assert early_seen[0] == 3 * _native.EARLY_BATCH
+
+
+def test_python_converters_are_not_built_early(plan_spy, many_rows, early_seen):
+    compare(plan_spy, lambda a: _copies(a), {"models"}, what="with converters")
+    assert early_seen == [0]
+
+
+def test_small_slice_and_chunked_reads_are_not_built_early(plan_spy, many_rows, early_seen):
+    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[: _native.EARLY_BATCH], {"models"})
+    compare(plan_spy, lambda a: list(_copies(a).defer(*PLAIN).iterator(chunk_size=500)), {"models"})
+    assert early_seen == [0, 0]
+    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[5 : 5 + _native.EARLY_BATCH + 1], {"models"})
+    assert early_seen[-1] == _native.EARLY_BATCH
+
+
+@pytest.mark.parametrize("in_atomic", [False, True])
+def test_error_after_early_batches_is_django_error(many_rows, in_atomic):
+    """A division by zero at the 3,000th row: the server fails after two batches were built."""
+    pivot = sorted(many_rows)[3000]
+    messages = {}
+    for alias in ("default", "plain"):
+        qs = _copies(alias).order_by("id").values_list("id", flat=True).annotate(q=1 / (F("id") - pivot))
+        with pytest.raises(DataError, match="division by zero") as e:
+            if in_atomic:
+                with transaction.atomic(using=alias):
+                    list(qs)
+            else:
+                list(qs)
+        messages[alias] = str(e.value).splitlines()[0]
+        # The connection is usable, and a transaction after it is clean.
+        with transaction.atomic(using=alias):
+            assert _copies(alias).count() == COPIES
+    assert messages["default"] == messages["plain"]
+
+
+def test_execute_wrapper_running_its_own_query_first(plan_spy, many_rows, early_seen):
+    """The plan belongs to the queryset's cursor: a wrapper's own statement, run on another
+    cursor before it, gets plain rows."""
+    seen = {}
+
+    def wrapper(execute, sql, params, many, context):
+        alias = context["connection"].alias
+        if alias not in seen:  # (the wrapper wraps its own statement too)
+            seen[alias] = None
+            with context["connection"].cursor() as c:
+                c.execute("SELECT generate_series(1, %s)", [_native.EARLY_BATCH * 2])
+                seen[alias] = c.fetchall()
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(wrapper), connections["plain"].execute_wrapper(wrapper):
+        compare(plan_spy, lambda a: _copies(a).defer(*PLAIN), {"models"})
+    assert seen["default"] == seen["plain"] == [(i,) for i in range(1, _native.EARLY_BATCH * 2 + 1)]
+    assert early_seen == [3 * _native.EARLY_BATCH]
+
+
+def test_failing_plan_decision_raises_after_the_statement(monkeypatch, many_rows):
+    """The plan is decided inside execute; an error there surfaces once the statement ran,
+    as it did when the plan was decided after execute."""
+
+    def broken(*args):
+        raise RuntimeError("plan decision failed")
+
+    monkeypatch.setattr(materialize, "_model_plan", broken)
+    with CaptureQueriesContext(connections["default"]) as ctx:
+        with pytest.raises(RuntimeError, match="plan decision failed"):
+            list(_copies("default").defer(*PLAIN))
+    assert len(ctx.captured_queries) == 1
+    assert connections["default"]._rustpg_plan_hook is None
+    monkeypatch.undo()
+    assert _copies("default").defer(*PLAIN).count() == COPIES
