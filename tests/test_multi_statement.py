@@ -89,3 +89,37 @@ def test_values_are_literals_not_sql(conn):
     cur.execute("CREATE TEMP TABLE ms6 (s text); INSERT INTO ms6 VALUES (%s)", [evil])
     cur.execute("SELECT s FROM ms6")
     assert cur.fetchall() == [(evil,)]
+
+
+MULTI_HANG_CHILD = r"""
+import sys
+from django_rustpg import dbapi
+conn = dbapi.connect(**eval(sys.argv[1]))
+conn.autocommit = True
+cur = conn.cursor()
+cur.execute("SELECT id, mood, repeat('x', 50) FROM ms_moods ORDER BY id; SELECT 1")
+rows = cur.fetchall()
+assert rows[0] == (1, "sad", "x" * 50) and rows[-1][0] == 50000, rows[-1]
+print("rows", len(rows))
+"""
+
+
+def test_first_result_with_a_type_the_session_has_not_loaded(dsn_params, pg):
+    """A fresh session's multi-statement read of 50k rows with an enum column: the type is
+    looked up after the response, not behind its rows (that hung the session)."""
+    import subprocess
+    import sys
+
+    pg.execute("DROP TABLE IF EXISTS ms_moods")
+    pg.execute("DROP TYPE IF EXISTS ms_mood")
+    pg.execute("CREATE TYPE ms_mood AS ENUM ('sad', 'ok')")
+    pg.execute("CREATE TABLE ms_moods (id int, mood ms_mood)")
+    try:
+        pg.execute("INSERT INTO ms_moods SELECT n, 'sad' FROM generate_series(1, 50000) n")
+        done = subprocess.run([sys.executable, "-c", MULTI_HANG_CHILD, repr(dict(dsn_params))],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["rows", "50000"]
+    finally:
+        pg.execute("DROP TABLE ms_moods")
+        pg.execute("DROP TYPE ms_mood")

@@ -125,31 +125,14 @@ pub async fn simple_query_first_result(
 ) -> Result<(Vec<Row>, Option<u64>), Error> {
     let buf = encode(client, query)?;
     let mut responses = client.send(RequestMessages::Single(FrontendMessage::Raw(buf)))?;
-    let mut statement: Option<Statement> = None;
-    let mut rows = Vec::new();
+    let mut description = None;
+    let mut bodies = Vec::new();
     let mut rows_affected = None;
     let mut first_done = false;
     loop {
         match responses.next().await? {
-            Message::RowDescription(body) if !first_done => {
-                let mut columns = Vec::new();
-                let mut it = body.fields();
-                while let Some(field) = it.next().map_err(Error::parse)? {
-                    columns.push(Column {
-                        name: field.name().to_string(),
-                        table_oid: Some(field.table_oid()).filter(|n| *n != 0),
-                        column_id: Some(field.column_id()).filter(|n| *n != 0),
-                        type_modifier: field.type_modifier(),
-                        type_size: field.type_size(),
-                        r#type: get_type(client, field.type_oid()).await?,
-                    });
-                }
-                statement = Some(Statement::unnamed(vec![], columns));
-            }
-            Message::DataRow(body) if !first_done => {
-                let statement = statement.clone().ok_or_else(Error::unexpected_message)?;
-                rows.push(Row::new(statement, body)?);
-            }
+            Message::RowDescription(body) if !first_done => description = Some(body),
+            Message::DataRow(body) if !first_done => bodies.push(body),
             Message::CommandComplete(body) => {
                 if !first_done {
                     // Only tags that carry a count (INSERT 0 2, UPDATE 3, SELECT 1, ...).
@@ -160,8 +143,29 @@ pub async fn simple_query_first_result(
             }
             Message::EmptyQueryResponse => first_done = true,
             Message::RowDescription(_) | Message::DataRow(_) => {}
-            Message::ReadyForQuery(_) => return Ok((rows, rows_affected)),
+            Message::ReadyForQuery(_) => break,
             _ => return Err(Error::unexpected_message()),
         }
     }
+    // Column types are looked up only now: a lookup query sent while this response was
+    // still arriving would queue behind its rows, and a result larger than the response
+    // channel would never let either complete.
+    let Some(description) = description else {
+        return if bodies.is_empty() { Ok((Vec::new(), rows_affected)) } else { Err(Error::unexpected_message()) };
+    };
+    let mut columns = Vec::new();
+    let mut it = description.fields();
+    while let Some(field) = it.next().map_err(Error::parse)? {
+        columns.push(Column {
+            name: field.name().to_string(),
+            table_oid: Some(field.table_oid()).filter(|n| *n != 0),
+            column_id: Some(field.column_id()).filter(|n| *n != 0),
+            type_modifier: field.type_modifier(),
+            type_size: field.type_size(),
+            r#type: get_type(client, field.type_oid()).await?,
+        });
+    }
+    let statement = Statement::unnamed(vec![], columns);
+    let rows = bodies.into_iter().map(|body| Row::new(statement.clone(), body)).collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, rows_affected))
 }
