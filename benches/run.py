@@ -58,7 +58,7 @@ LATEST = f"latest{DJ_TAG}"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 sys.path.insert(0, str(BENCHES))
-from scenarios import ANCHORS, SCENARIOS, SINGLE_ROW  # noqa: E402  (no Django import happens here)
+from scenarios import ANCHORS, NEAR_PARITY, SCENARIOS  # noqa: E402  (no Django import happens here)
 
 ENGINES = ["rustpg", "psycopg3", "psycopg3_pool", "psycopg2"]
 LABELS = {"rustpg": "django_rustpg", "psycopg3": "psycopg 3", "psycopg3_pool": "psycopg 3 + pool",
@@ -68,8 +68,9 @@ ANCHOR_LABELS = {"rustpg": "django_rustpg cursor", "psycopg3_text": "psycopg 3 (
                  "psycopg3_binary": "psycopg 3 (binary cursor)", "asyncpg": "asyncpg", "psycopg2": "psycopg2"}
 
 # rounds x (>= reps repetitions, or more until min_time seconds were timed) per worker;
-# the single-row group runs single_row_rounds (their ratios sit near 1, where a median of
-# four samples decides nothing on a shared VM, and a worker of theirs takes seconds).
+# the single-row group and the other near-parity scenarios (scenarios.NEAR_PARITY) run
+# single_row_rounds (their ratios sit near 1, where a median of four samples decides
+# nothing on a shared VM, and a worker of theirs takes seconds).
 PROFILES = {
     "full": dict(rounds=2, single_row_rounds=6, reps=2, min_time=0.5, http_seconds=10, anchor_reps=3),
     "quick": dict(rounds=1, single_row_rounds=1, reps=1, min_time=0.0, http_seconds=5, anchor_reps=2),
@@ -472,7 +473,7 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         f"django_rustpg {v.get('django_rustpg', '?')}, psycopg {v.get('psycopg', '?')} (pool {v.get('psycopg_pool', '?')}), "
         f"psycopg2 {v.get('psycopg2', '–')}, asyncpg {v.get('asyncpg', '?')}. "
         f"**Run:** `{' '.join(['benches/run.py', *argv])}` ({profile}: {PROFILES[profile]['rounds']} round(s), "
-        f"{PROFILES[profile]['single_row_rounds']} for the single-row group, "
+        f"{PROFILES[profile]['single_row_rounds']} for the single-row group and prefetch_200, "
         f"≥{PROFILES[profile]['reps']} timed repetition(s) per worker), wall time {wall / 60:.1f} min.")
     ns = [d["n"] for r in summary.values() for d in r["engines"].values() if "n" in d]
     samples = f"{min(ns)}–{max(ns)}" if ns and min(ns) != max(ns) else str(ns[0]) if ns else "0"
@@ -709,7 +710,7 @@ def main(argv=None):
     for rnd in range(all_rounds):
         rot = engines[rnd % len(engines):] + engines[:rnd % len(engines)]  # no engine always goes first
         for name in order:
-            if rnd >= (prof["single_row_rounds"] if name in SINGLE_ROW else prof["rounds"]):
+            if rnd >= (prof["single_row_rounds"] if name in NEAR_PARITY else prof["rounds"]):
                 continue
             for engine in rot:
                 t0 = time.time()
