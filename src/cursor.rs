@@ -3,10 +3,11 @@
 
 use crate::bind::{self, wire_type, BoundQuery};
 use crate::errors;
-use crate::row::{col_infos, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
+use crate::early_build::{Built, EarlyBuild};
+use crate::row::{col_infos, column_decoders, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
 use crate::materialize::MaterializePlan;
-use crate::session::{ConnCore, Connection, EarlyRows, TxStatus};
+use crate::session::{ConnCore, Connection, TxStatus};
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
@@ -62,54 +63,8 @@ pub struct Cursor {
     taken_since_release: usize,
     /// Called by the next execute: the plan (or None) that builds its rows as they arrive.
     plan_hook: Option<PyObject>,
-    /// Objects that plan built while the result arrived, ahead of `rows`.
-    early: Option<(Py<MaterializePlan>, VecDeque<PyObject>)>,
-}
-
-/// Builds a result's objects with a materialization plan, batch by batch, while the rest of
-/// the result arrives. Decodes exactly as `fetch_plan` would (same decoders, time zone,
-/// paused collector); a batch it cannot build is left to `fetch_plan`, which raises there.
-struct EarlyBuild {
-    plan: Py<MaterializePlan>,
-    tz_name: Option<String>,
-    replace: Arc<TzReplace>,
-    columns: Option<Vec<ColInfo>>,
-    decoders: Vec<Decoder>,
-    built: VecDeque<PyObject>,
-}
-
-impl EarlyRows for EarlyBuild {
-    fn restart(&mut self) {
-        self.columns = None;
-        self.decoders.clear();
-        self.built.clear();
-    }
-
-    fn take(&mut self, rows: &mut Vec<Row>, formats: &crate::formats::Formats) {
-        Python::with_gil(|py| {
-            if self.columns.is_none() {
-                let cols = col_infos(rows[0].columns());
-                self.decoders = column_decoders(&cols, formats);
-                self.columns = Some(cols);
-            }
-            let Ok(ctx) = DecodeCtx::new(py, self.tz_name.as_deref(), &self.replace) else { return };
-            // As materialize_rows._gc_paused: no cyclic collection while a batch is built.
-            // SAFETY: GIL held; the collector's enabled state is restored below.
-            let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } == 1;
-            let built = self.plan.get().materialize(&ctx, &self.decoders, rows);
-            if was_enabled {
-                unsafe { pyo3::ffi::PyGC_Enable() };
-            }
-            if let Ok(objects) = built {
-                self.built.extend(objects);
-                rows.clear();
-            }
-        })
-    }
-}
-
-fn column_decoders(cols: &[ColInfo], formats: &[i16]) -> Vec<Decoder> {
-    cols.iter().enumerate().map(|(i, c)| Decoder::for_column(&c.type_, crate::formats::is_binary(formats, i))).collect()
+    /// Objects a plan built while the result arrived, ahead of `rows`.
+    early: Option<Built>,
 }
 
 impl Cursor {
@@ -217,13 +172,13 @@ impl Cursor {
         let outcome = match early_plan {
             None => self.core.run(py, &q)?,
             Some(plan) => {
-                let replace = self.core.tz_replace.lock().clone();
-                let mut sink = EarlyBuild { plan, tz_name: self.core.timezone(), replace, columns: None, decoders: Vec::new(), built: VecDeque::new() };
+                let mut sink = EarlyBuild::new(plan, self.core.timezone(), self.core.tz_replace.lock().clone());
                 let outcome = self.core.run_early(py, &q, &mut sink)?;
                 if outcome.taken > 0 {
-                    self.columns = sink.columns;
-                    self.decoders = sink.decoders;
-                    self.early = Some((sink.plan, sink.built));
+                    let (columns, decoders, built) = sink.finish();
+                    self.columns = Some(columns);
+                    self.decoders = decoders;
+                    self.early = Some(built);
                 }
                 outcome
             }
@@ -408,7 +363,7 @@ impl Cursor {
     /// Objects built while the result arrived, not yet fetched.
     #[getter]
     fn early_rows(&self) -> usize {
-        self.early.as_ref().map_or(0, |(_, built)| built.len())
+        self.early.as_ref().map_or(0, Built::len)
     }
 
     #[pyo3(signature = (query, params_seq, *, returning=false))]
@@ -499,15 +454,11 @@ impl Cursor {
     #[pyo3(signature = (plan, size=None))]
     fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
         let mut out = Vec::new();
-        if self.early.is_some() {
-            self.check_open(py)?;
-        }
-        if let Some((built_by, built)) = &mut self.early {
-            if !built_by.is(plan) {
-                return Err(errors::interface(py, "fetch_plan: this result's first rows were built by another materialization plan"));
+        if let Some(built) = &mut self.early {
+            if self.closed {
+                return Err(errors::interface(py, "the cursor is closed"));
             }
-            let k = size.unwrap_or(built.len()).min(built.len());
-            out.extend(built.drain(..k));
+            out = built.take(py, plan, size)?;
             if built.is_empty() {
                 self.early = None;
             }

@@ -12,6 +12,7 @@ pub mod connect_params;
 pub mod connection;
 pub mod copy;
 pub mod cursor;
+pub mod early_build;
 pub mod errors;
 pub mod formats;
 pub mod fxhash;

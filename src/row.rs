@@ -52,6 +52,12 @@ pub fn raw_value(row: &Row, idx: usize) -> Option<&[u8]> {
     row.try_get::<_, Raw>(idx).map(|r| r.0).unwrap_or(None)
 }
 
+/// Each column's decoder, reading binary where `formats` (Bind's codes) asked for it.
+pub fn column_decoders(cols: &[ColInfo], formats: &[i16]) -> Vec<Decoder> {
+    cols.iter().enumerate().map(|(i, c)| Decoder::for_column(&c.type_, crate::formats::is_binary(formats, i))).collect()
+}
+
+
 /// Large results are converted in chunks of this many rows; after each, the converted
 /// wire rows are freed and their memory handed back to the OS. Not much smaller: each
 /// hand-back is a heap walk, and the pages it frees are faulted in again by the next result

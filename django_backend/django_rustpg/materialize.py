@@ -32,11 +32,10 @@ from django.db import connections
 from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
 from django.db.models.expressions import Col
-from django.db.models.sql.constants import CURSOR
 
 from . import _native, materialize_cache
 from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
-from .materialize_rows import built_up_front as _built_up_front, rows as _rows
+from .materialize_rows import execute as _execute, rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
@@ -299,56 +298,6 @@ def _column_width(compiler):
     """Database columns in the select list (a composite primary key spans several)."""
     fields = [s[0] for s in compiler.select[0 : compiler.col_count]]
     return sum(len(f) if type(f).__name__ == "ColPairs" else 1 for f in fields)
-
-
-def _execute(compiler, iterable, plan_for_rows):
-    """Runs the query through Django's cursor wrapper: ``(cursor, plan_for_rows())``;
-    ``(None, (None, None))`` when the result is known to be empty.
-
-    ``plan_for_rows()`` decides how the rows are built; the statement's cursor calls it once
-    bound (the compiler's select list is known then), so a large result read whole is
-    built while it arrives. Called here instead when the execute did not."""
-    connection = compiler.connection
-    decided = []
-
-    def decide():
-        try:
-            decided.append(plan_for_rows())
-        except Exception as e:  # raised below, once the statement ran, as before
-            decided.append(e)
-            return None
-        return _early_plan(decided[0], iterable, connection)
-
-    if _may_be_large(compiler.query, iterable):
-        connection._rustpg_plan_hook = decide
-    try:
-        cursor = compiler.execute_sql(
-            CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
-        )
-    finally:
-        connection._rustpg_plan_hook = None
-    if cursor is None:
-        return None, (None, None)
-    if not decided:
-        return cursor, plan_for_rows()
-    if isinstance(decided[0], Exception):
-        raise decided[0]
-    return cursor, decided[0]
-
-
-def _may_be_large(query, iterable):
-    """Could return more rows than one early batch, read whole (not iterator())."""
-    if iterable.chunked_fetch:
-        return False
-    return query.high_mark is None or query.high_mark - query.low_mark > _native.EARLY_BATCH
-
-
-def _early_plan(decided, iterable, connection):
-    """The native plan of a read built up front; None when rows are fetched in chunks."""
-    if decided is None or decided[0] is None:
-        return None
-    plan, converters = decided
-    return plan if _built_up_front(iterable, connection, converters) else None
 
 
 def _model_rows(iterable, connection, db):

@@ -1,5 +1,7 @@
-"""A materialization plan's objects, fetched through Django's own ``cursor_iter``.
+"""A materialization plan's statement and objects, fetched through Django's own ``cursor_iter``.
 
+``execute()`` runs the statement and decides the plan (inside the execute when the read may
+be large and is built whole: its objects are then built while the result arrives).
 ``rows()`` stands where Django's ``execute_sql`` result is iterated: batches come from
 ``_PlanCursor.fetchmany`` (the driver's ``fetch_plan``: rows decoded and objects built in
 Rust), chunked and closed by Django's code; the cyclic collector pauses while a batch is
@@ -10,7 +12,59 @@ import gc
 from itertools import chain
 
 from django.db.models.sql import compiler as sql_compiler
-from django.db.models.sql.constants import GET_ITERATOR_CHUNK_SIZE
+from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
+
+from . import _native
+
+
+def execute(compiler, iterable, plan_for_rows):
+    """Runs the query through Django's cursor wrapper: ``(cursor, plan_for_rows())``;
+    ``(None, (None, None))`` when the result is known to be empty.
+
+    ``plan_for_rows()`` decides how the rows are built; the statement's cursor calls it once
+    bound (the compiler's select list is known then), so a large result read whole is
+    built while it arrives. Called here instead when the execute did not."""
+    connection = compiler.connection
+    decided = []
+
+    def decide():
+        try:
+            decided.append(plan_for_rows())
+        except Exception as e:  # raised below, once the statement ran, as before
+            decided.append(e)
+            return None
+        return _early_plan(decided[0], iterable, connection)
+
+    if _may_be_large(compiler.query, iterable):
+        connection._rustpg_plan_hook = decide
+    try:
+        cursor = compiler.execute_sql(
+            CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
+        )
+    finally:
+        connection._rustpg_plan_hook = None
+    if cursor is None:
+        return None, (None, None)
+    if not decided:
+        return cursor, plan_for_rows()
+    if isinstance(decided[0], Exception):
+        raise decided[0]
+    return cursor, decided[0]
+
+
+def _may_be_large(query, iterable):
+    """Could return more rows than one early batch, read whole (not iterator())."""
+    if iterable.chunked_fetch:
+        return False
+    return query.high_mark is None or query.high_mark - query.low_mark > _native.EARLY_BATCH
+
+
+def _early_plan(decided, iterable, connection):
+    """The native plan of a read built up front; None when rows are fetched in chunks."""
+    if decided is None or decided[0] is None:
+        return None
+    plan, converters = decided
+    return plan if built_up_front(iterable, connection, converters) else None
 
 
 class _PlanCursor:

@@ -1,0 +1,94 @@
+//! Building a result's objects while it arrives: a materialization plan handed to the
+//! cursor before execute builds each batch of rows the session receives
+//! (`session::EarlyRows`), while the server produces the next batch on its own core.
+//! The statement still returns once the whole result is in; `fetch_plan` hands the objects
+//! out first (`Built`), then builds the rest as usual.
+
+use crate::errors;
+use crate::formats::Formats;
+use crate::materialize::MaterializePlan;
+use crate::row::{col_infos, column_decoders, ColInfo};
+use crate::session::EarlyRows;
+use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
+use pyo3::prelude::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio_postgres::Row;
+
+/// Builds a result's objects with a materialization plan, batch by batch, while the rest of
+/// the result arrives. Decodes exactly as `fetch_plan` would (same decoders, time zone,
+/// paused collector); a batch it cannot build is left to `fetch_plan`, which raises there.
+pub struct EarlyBuild {
+    plan: Py<MaterializePlan>,
+    tz_name: Option<String>,
+    replace: Arc<TzReplace>,
+    columns: Option<Vec<ColInfo>>,
+    decoders: Vec<Decoder>,
+    built: VecDeque<PyObject>,
+}
+
+impl EarlyRows for EarlyBuild {
+    fn restart(&mut self) {
+        self.columns = None;
+        self.decoders.clear();
+        self.built.clear();
+    }
+
+    fn take(&mut self, rows: &mut Vec<Row>, formats: &Formats) {
+        Python::with_gil(|py| {
+            if self.columns.is_none() {
+                let cols = col_infos(rows[0].columns());
+                self.decoders = column_decoders(&cols, formats);
+                self.columns = Some(cols);
+            }
+            let Ok(ctx) = DecodeCtx::new(py, self.tz_name.as_deref(), &self.replace) else { return };
+            // As materialize_rows._gc_paused: no cyclic collection while a batch is built.
+            // SAFETY: GIL held; the collector's enabled state is restored below.
+            let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } == 1;
+            let built = self.plan.get().materialize(&ctx, &self.decoders, rows);
+            if was_enabled {
+                unsafe { pyo3::ffi::PyGC_Enable() };
+            }
+            if let Ok(objects) = built {
+                self.built.extend(objects);
+                rows.clear();
+            }
+        })
+    }
+}
+
+impl EarlyBuild {
+    pub fn new(plan: Py<MaterializePlan>, tz_name: Option<String>, replace: Arc<TzReplace>) -> Self {
+        EarlyBuild { plan, tz_name, replace, columns: None, decoders: Vec::new(), built: VecDeque::new() }
+    }
+
+    /// After a run that took rows: the result's columns and decoders, and the objects.
+    pub fn finish(self) -> (Vec<ColInfo>, Vec<Decoder>, Built) {
+        (self.columns.unwrap_or_default(), self.decoders, Built { plan: self.plan, objects: self.built })
+    }
+}
+
+/// Objects built while the result arrived, not yet fetched.
+pub struct Built {
+    plan: Py<MaterializePlan>,
+    objects: VecDeque<PyObject>,
+}
+
+impl Built {
+    /// Up to `size` of the objects (all when None), for a fetch with the same `plan`.
+    pub fn take(&mut self, py: Python<'_>, plan: &Bound<'_, MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+        if !self.plan.is(plan) {
+            return Err(errors::interface(py, "fetch_plan: this result's first rows were built by another materialization plan"));
+        }
+        let k = size.unwrap_or(self.objects.len()).min(self.objects.len());
+        Ok(self.objects.drain(..k).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
