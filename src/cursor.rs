@@ -3,7 +3,7 @@
 
 use crate::bind::{self, wire_type, BoundQuery};
 use crate::errors;
-use crate::early_build::{Built, EarlyBuild};
+use crate::early_build::{Builder, Built, EarlyBuild};
 use crate::row::{col_infos, column_decoders, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
 use crate::materialize::MaterializePlan;
@@ -61,8 +61,9 @@ pub struct Cursor {
     named: Option<Named>,
     /// Rows handed out by `take(Some(_))` since memory was last released.
     taken_since_release: usize,
-    /// Called by the next execute: the plan (or None) that builds its rows as they arrive.
-    plan_hook: Option<PyObject>,
+    /// For the next execute: `Some(hook)` returns the plan (or None) that builds its rows as
+    /// they arrive; `Some(None)`: they are fetched with fetch_plan, build nothing early.
+    plan_hook: Option<Option<PyObject>>,
     /// Objects a plan built while the result arrived, ahead of `rows`.
     early: Option<Built>,
 }
@@ -129,7 +130,8 @@ impl Cursor {
         }
     }
 
-    fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery) -> PyResult<()> {
+    /// `early_tuples`: a large result may be built into tuples as it arrives (execute).
+    fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery, early_tuples: bool) -> PyResult<()> {
         self.reset_result();
         let plan_hook = self.plan_hook.take();
         let watch = crate::nplusone::start(); // N+1 detection: None unless a scope is open
@@ -165,14 +167,17 @@ impl Cursor {
             return Ok(());
         }
         // N+1 detection reads every wire row: no early building under it.
-        let early_plan = match plan_hook {
-            Some(hook) if watch.is_none() && !q.shape.multi_statement => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?,
-            _ => None,
+        let builder = match plan_hook {
+            _ if watch.is_some() || q.shape.multi_statement => None,
+            Some(Some(hook)) => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?.map(Builder::Plan),
+            Some(None) => None,
+            None if early_tuples => Some(Builder::Tuples),
+            None => None,
         };
-        let outcome = match early_plan {
+        let outcome = match builder {
             None => self.core.run(py, &q)?,
-            Some(plan) => {
-                let mut sink = EarlyBuild::new(plan, self.core.timezone(), self.core.tz_replace.lock().clone());
+            Some(builder) => {
+                let mut sink = EarlyBuild::new(builder, self.core.timezone(), self.core.tz_replace.lock().clone());
                 let outcome = self.core.run_early(py, &q, &mut sink)?;
                 if outcome.taken > 0 {
                     let (columns, decoders, built) = sink.finish();
@@ -280,6 +285,34 @@ impl Cursor {
         }
     }
 
+    /// Up to `n` rows (all when None) as tuples: those built as the result arrived first.
+    fn fetch_tuples(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<PyObject>> {
+        let mut out = Vec::new();
+        if let Some(built) = &mut self.early {
+            if self.closed {
+                return Err(errors::interface(py, "the cursor is closed"));
+            }
+            out = built.take(py, None, n)?;
+            if built.is_empty() {
+                self.early = None;
+            }
+            if let Some(k) = self.rownumber.as_mut() {
+                *k += out.len();
+            }
+        }
+        let wanted = n.map(|n| n - out.len());
+        if wanted == Some(0) {
+            return Ok(out);
+        }
+        let rows = self.take(py, wanted)?;
+        let rest = self.rows_to_tuples(py, rows)?;
+        if out.is_empty() {
+            return Ok(rest);
+        }
+        out.extend(rest);
+        Ok(out)
+    }
+
     fn rows_to_tuples(&mut self, py: Python<'_>, mut rows: VecDeque<Row>) -> PyResult<Vec<PyObject>> {
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
@@ -349,14 +382,15 @@ impl Cursor {
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
-        slf.run_bound(py, q)?;
+        slf.run_bound(py, q, true)?;
         Ok(slf)
     }
 
     /// `hook()` is called by the next execute, once the statement is bound, and returns the
     /// plan its rows will be fetched with (`fetch_plan`) or None: a large result's objects
-    /// are then built while it arrives.
-    fn set_plan_hook(&mut self, hook: PyObject) {
+    /// are then built while it arrives. `hook=None`: the rows will be fetched with
+    /// fetch_plan, so none are built into tuples early.
+    fn set_plan_hook(&mut self, hook: Option<PyObject>) {
         self.plan_hook = Some(hook);
     }
 
@@ -380,7 +414,7 @@ impl Cursor {
                 // The kept rows of every run decode with the first run's decoders: one format.
                 q.effects.client_side = classify::ClientSide::Never;
             }
-            self.run_bound(py, q)?;
+            self.run_bound(py, q, false)?;
             total += self.rowcount.max(0);
             if returning {
                 if cols.is_none() {
@@ -415,35 +449,37 @@ impl Cursor {
         let placeholders = vec!["%s"; n].join(",");
         let sql = format!("SELECT * FROM {}({placeholders})", quote_identifier(procname));
         let q = bind::bind(py, &sql, args.as_ref().filter(|_| n > 0), slf.core.hstore_oid())?;
-        slf.run_bound(py, q)?;
+        slf.run_bound(py, q, true)?;
         Ok(args)
     }
 
     fn fetchone(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let rows = self.take(py, Some(1))?;
-        Ok(self.rows_to_tuples(py, rows)?.into_iter().next())
+        Ok(self.fetch_tuples(py, Some(1))?.into_iter().next())
     }
 
     #[pyo3(signature = (size=None))]
     fn fetchmany(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
         let n = size.unwrap_or(self.arraysize);
-        let rows = self.take(py, Some(n))?;
-        self.rows_to_tuples(py, rows)
+        self.fetch_tuples(py, Some(n))
     }
 
     fn fetchall(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
-        let rows = self.take(py, None)?;
-        self.rows_to_tuples(py, rows)
+        self.fetch_tuples(py, None)
     }
 
     /// All remaining rows as dicts keyed by column name, built directly from the wire.
     fn fetchall_dicts(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
-        let mut rows = self.take(py, None)?;
         let names: Vec<Bound<'_, PyString>> = self
             .columns
             .as_ref()
             .map(|c| c.iter().map(|c| PyString::intern(py, &c.name)).collect())
             .unwrap_or_default();
+        if self.early.is_some() {
+            // Tuples built as the result arrived: the same values, keyed by name.
+            let tuples = self.fetch_tuples(py, None)?;
+            return tuples.iter().map(|t| crate::row::tuple_dict(py, &names, t.bind(py))).collect();
+        }
+        let mut rows = self.take(py, None)?;
         let replace = self.core.tz_replace.lock().clone();
         let ctx = self.decode_ctx(py, &replace)?;
         let decoders = &self.decoders;
@@ -458,7 +494,7 @@ impl Cursor {
             if self.closed {
                 return Err(errors::interface(py, "the cursor is closed"));
             }
-            out = built.take(py, plan, size)?;
+            out = built.take(py, Some(plan), size)?;
             if built.is_empty() {
                 self.early = None;
             }

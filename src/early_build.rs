@@ -1,13 +1,13 @@
-//! Building a result's objects while it arrives: a materialization plan handed to the
-//! cursor before execute builds each batch of rows the session receives
-//! (`session::EarlyRows`), while the server produces the next batch on its own core.
-//! The statement still returns once the whole result is in; `fetch_plan` hands the objects
-//! out first (`Built`), then builds the rest as usual.
+//! Building a result's objects while it arrives: each batch of rows the session receives
+//! (`session::EarlyRows`) is built while the server produces the next batch on its own
+//! core, by a materialization plan handed to the cursor before execute, or into DB-API
+//! tuples. The statement still returns once the whole result is in; the fetch hands the
+//! objects out first (`Built`), then builds the rest as usual.
 
 use crate::errors;
 use crate::formats::Formats;
 use crate::materialize::MaterializePlan;
-use crate::row::{col_infos, column_decoders, ColInfo};
+use crate::row::{col_infos, column_decoders, row_tuple, ColInfo, RELEASE_ABOVE};
 use crate::session::EarlyRows;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
 use pyo3::prelude::*;
@@ -19,7 +19,7 @@ use tokio_postgres::Row;
 /// the result arrives. Decodes exactly as `fetch_plan` would (same decoders, time zone,
 /// paused collector); a batch it cannot build is left to `fetch_plan`, which raises there.
 pub struct EarlyBuild {
-    plan: Py<MaterializePlan>,
+    builder: Builder,
     tz_name: Option<String>,
     replace: Arc<TzReplace>,
     columns: Option<Vec<ColInfo>>,
@@ -35,6 +35,9 @@ impl EarlyRows for EarlyBuild {
     }
 
     fn take(&mut self, rows: &mut Vec<Row>, formats: &Formats) {
+        if self.builder.is_tuples() && self.built.len() + rows.len() > TUPLES_AT_MOST {
+            return;
+        }
         Python::with_gil(|py| {
             if self.columns.is_none() {
                 let cols = col_infos(rows[0].columns());
@@ -45,7 +48,10 @@ impl EarlyRows for EarlyBuild {
             // As materialize_rows._gc_paused: no cyclic collection while a batch is built.
             // SAFETY: GIL held; the collector's enabled state is restored below.
             let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } == 1;
-            let built = self.plan.get().materialize(&ctx, &self.decoders, rows);
+            let built = match &self.builder {
+                Builder::Plan(plan) => plan.get().materialize(&ctx, &self.decoders, rows),
+                Builder::Tuples => rows.iter().map(|row| row_tuple(&ctx, &self.decoders, row)).collect(),
+            };
             if was_enabled {
                 unsafe { pyo3::ffi::PyGC_Enable() };
             }
@@ -57,28 +63,52 @@ impl EarlyRows for EarlyBuild {
     }
 }
 
+/// DB-API tuples are built early for the first this many rows only: a large result read a
+/// row at a time keeps the rest as wire rows, built as they are fetched.
+const TUPLES_AT_MOST: usize = RELEASE_ABOVE;
+
+/// What the objects are built by.
+pub enum Builder {
+    /// The materialization plan the rows will be fetched with (`fetch_plan`).
+    Plan(Py<MaterializePlan>),
+    /// `row_tuple`, as fetchone/fetchmany/fetchall build them.
+    Tuples,
+}
+
+impl Builder {
+    fn is_tuples(&self) -> bool {
+        matches!(self, Builder::Tuples)
+    }
+}
+
 impl EarlyBuild {
-    pub fn new(plan: Py<MaterializePlan>, tz_name: Option<String>, replace: Arc<TzReplace>) -> Self {
-        EarlyBuild { plan, tz_name, replace, columns: None, decoders: Vec::new(), built: VecDeque::new() }
+    pub fn new(builder: Builder, tz_name: Option<String>, replace: Arc<TzReplace>) -> Self {
+        EarlyBuild { builder, tz_name, replace, columns: None, decoders: Vec::new(), built: VecDeque::new() }
     }
 
     /// After a run that took rows: the result's columns and decoders, and the objects.
     pub fn finish(self) -> (Vec<ColInfo>, Vec<Decoder>, Built) {
-        (self.columns.unwrap_or_default(), self.decoders, Built { plan: self.plan, objects: self.built })
+        (self.columns.unwrap_or_default(), self.decoders, Built { builder: self.builder, objects: self.built })
     }
 }
 
 /// Objects built while the result arrived, not yet fetched.
 pub struct Built {
-    plan: Py<MaterializePlan>,
+    builder: Builder,
     objects: VecDeque<PyObject>,
 }
 
 impl Built {
-    /// Up to `size` of the objects (all when None), for a fetch with the same `plan`.
-    pub fn take(&mut self, py: Python<'_>, plan: &Bound<'_, MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
-        if !self.plan.is(plan) {
-            return Err(errors::interface(py, "fetch_plan: this result's first rows were built by another materialization plan"));
+    /// Up to `size` of the objects (all when None), for a fetch by the same builder: the
+    /// plan given to `fetch_plan`, or None for the tuple fetches.
+    pub fn take(&mut self, py: Python<'_>, plan: Option<&Bound<'_, MaterializePlan>>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+        let same = match (&self.builder, plan) {
+            (Builder::Plan(built_by), Some(plan)) => built_by.is(plan),
+            (Builder::Tuples, None) => true,
+            _ => false,
+        };
+        if !same {
+            return Err(errors::interface(py, "this result's first rows were built for another kind of fetch"));
         }
         let k = size.unwrap_or(self.objects.len()).min(self.objects.len());
         Ok(self.objects.drain(..k).collect())

@@ -129,6 +129,15 @@ pub fn row_dict(ctx: &DecodeCtx<'_>, decoders: &[Decoder], names: &[Bound<'_, Py
     Ok(d.into_any().unbind())
 }
 
+/// A built row tuple as the dict `row_dict` builds from the wire row.
+pub fn tuple_dict(py: Python<'_>, names: &[Bound<'_, PyString>], row: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    let d = PyDict::new(py);
+    for (i, name) in names.iter().enumerate() {
+        d.set_item(name, row.get_item(i)?)?;
+    }
+    Ok(d.into_any().unbind())
+}
+
 /// `cursor.description`: one psycopg-style `Column` per result column.
 pub fn describe(py: Python<'_>, cols: &[ColInfo], hstore_oid: Option<u32>) -> PyResult<PyObject> {
     let column_cls = pyrefs::get(py)?.column.bind(py);

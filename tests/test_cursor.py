@@ -371,3 +371,66 @@ def test_rows_of_every_width_with_nulls_empties_and_long_values(conn, pg, width,
     expected = pg.execute(sql).fetchall()
     assert got == expected
     assert len(got) == 50 and all(len(row) == width for row in got)
+
+
+# ------------------------------------------------------------------ tuples built as rows arrive
+EARLY_SQL = (
+    "SELECT g, g::text || 'é', now()::date - g, (g * 1.5)::numeric(12, 2), NULLIF(mod(g, 7), 0),"
+    " make_timestamptz(2020, 1, 1, 0, 0, 0, 'UTC') + g * interval '1 second', ARRAY[g, -g]"
+    " FROM generate_series(1, %s) g"
+)
+
+
+@pytest.mark.parametrize("rows, built", [(5_000, 4_096), (100_000, 65_536)])
+def test_large_result_built_into_tuples_as_it_arrives(conn, pg, rows, built):
+    """Whole 2,048-row batches are built while the result arrives, up to 65,536 rows; every
+    fetch hands out the same rows, in order, as psycopg's."""
+    from django_rustpg import _native
+
+    assert _native.EARLY_BATCH == 2048
+    expected = pg.execute(EARLY_SQL.replace("%s", str(rows))).fetchall()
+    cur = conn.cursor()
+    cur.execute(EARLY_SQL, [rows])
+    assert cur.early_rows == built
+    assert cur.rowcount == rows
+    assert [d.name for d in cur.description][0] == "g"
+    got = [cur.fetchone(), cur.fetchone()]
+    got += cur.fetchmany(built - 3)  # stops one short of the built ones
+    assert cur.early_rows == 1 and cur.rownumber == built - 1
+    got += cur.fetchmany(5)  # the last built one, then wire rows
+    got += list(cur)
+    assert cur.fetchone() is None and cur.fetchall() == []
+    assert got == expected
+
+    cur.execute(EARLY_SQL, [rows])
+    assert cur.fetchall() == expected
+    cur.execute(EARLY_SQL, [rows])
+    names = [d.name for d in cur.description]
+    assert cur.fetchall_dicts() == [dict(zip(names, row)) for row in expected]
+    # A new statement drops what the last one built.
+    cur.execute(EARLY_SQL, [rows])
+    cur.execute("SELECT 1")
+    assert cur.early_rows == 0 and cur.fetchall() == [(1,)]
+
+
+def test_early_built_result_and_errors(conn):
+    from django_rustpg import dbapi
+
+    cur = conn.cursor()
+    # The server fails after several batches: execute raises, as it did, and the cursor
+    # holds nothing from the failed statement.
+    with pytest.raises(dbapi.DataError, match="division by zero"):
+        cur.execute("SELECT 1 / (g - 9000) FROM generate_series(1, 10000) g")
+    assert cur.early_rows == 0
+    with pytest.raises(dbapi.ProgrammingError):
+        cur.fetchall()
+    # A hook of None (materialize: rows fetched by plan) builds no tuples; nor do N+1
+    # scopes or executemany, which read the wire rows.
+    cur.set_plan_hook(None)
+    cur.execute(EARLY_SQL, [5000])
+    assert cur.early_rows == 0 and len(cur.fetchall()) == 5000
+    cur.execute(EARLY_SQL, [5000])
+    assert cur.early_rows == 4096
+    cur.close()
+    with pytest.raises(dbapi.InterfaceError, match="closed"):
+        cur.fetchall()

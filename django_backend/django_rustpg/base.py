@@ -35,7 +35,7 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
     introspection_class = DatabaseIntrospection
     ops_class = DatabaseOperations
     validation_class = DatabaseValidation
-    # materialize: the plan hook for the next unnamed cursor (see create_cursor).
+    # materialize: the plan hook for the next unnamed cursor (see create_cursor), or False.
     _rustpg_plan_hook = None
 
     @property
@@ -153,9 +153,10 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
             )
         else:
             cursor = self.connection.cursor()
-            # Set by materialize around one execute_sql: its statement is this cursor's first.
+            # Set by materialize around one execute_sql: its statement is this cursor's first
+            # (a hook, or False: fetched by plan, no tuples built early).
             if self._rustpg_plan_hook is not None:
-                cursor.set_plan_hook(self._rustpg_plan_hook)
+                cursor.set_plan_hook(self._rustpg_plan_hook or None)
                 self._rustpg_plan_hook = None
         if getattr(self, "_rustpg_tz", None) is not self.timezone:
             self._apply_timestamptz_zone(self.connection)

@@ -35,8 +35,8 @@ def execute(compiler, iterable, plan_for_rows):
             return None
         return _early_plan(decided[0], iterable, connection)
 
-    if _may_be_large(compiler.query, iterable):
-        connection._rustpg_plan_hook = decide
+    # False: the rows are fetched with fetch_plan, so the cursor builds no tuples early.
+    connection._rustpg_plan_hook = decide if _may_be_large(compiler.query, iterable) else False
     try:
         cursor = compiler.execute_sql(
             CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
