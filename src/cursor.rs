@@ -3,7 +3,7 @@
 
 use crate::bind::{self, wire_type, BoundQuery};
 use crate::errors;
-use crate::early_build::{Builder, Built, EarlyBuild};
+use crate::early_build::{self, Built};
 use crate::row::{col_infos, column_decoders, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
 use crate::materialize::MaterializePlan;
@@ -17,7 +17,6 @@ use pyo3::types::PyString;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio_postgres::Row;
-
 
 struct Named {
     name: String,
@@ -167,27 +166,13 @@ impl Cursor {
             return Ok(());
         }
         // N+1 detection reads every wire row: no early building under it.
-        let builder = match plan_hook {
-            _ if watch.is_some() || q.shape.multi_statement => None,
-            Some(Some(hook)) => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?.map(Builder::Plan),
-            Some(None) => None,
-            None if early_tuples => Some(Builder::Tuples),
-            None => None,
-        };
-        let outcome = match builder {
-            None => self.core.run(py, &q)?,
-            Some(builder) => {
-                let mut sink = EarlyBuild::new(builder, self.core.timezone(), self.core.tz_replace.lock().clone());
-                let outcome = self.core.run_early(py, &q, &mut sink)?;
-                if outcome.taken > 0 {
-                    let (columns, decoders, built) = sink.finish();
-                    self.columns = Some(columns);
-                    self.decoders = decoders;
-                    self.early = Some(built);
-                }
-                outcome
-            }
-        };
+        let builder = early_build::choose(py, plan_hook, watch.is_none() && !q.shape.multi_statement, early_tuples)?;
+        let (outcome, built) = early_build::run(py, &self.core, &q, builder)?;
+        if let Some((columns, decoders, built)) = built {
+            self.columns = Some(columns);
+            self.decoders = decoders;
+            self.early = Some(built);
+        }
         let n = outcome.rows.len() + outcome.taken;
         let returns_rows = n > 0 || classify::may_return_rows(&q.shape, &q.sql);
         self.absorb_rows(outcome.rows, &outcome.formats);
@@ -258,7 +243,7 @@ impl Cursor {
         self.check_open(py)?;
         self.has_result(py)?;
         if self.early.is_some() {
-            return Err(errors::interface(py, "this result's first rows were built by a materialization plan: fetch them with fetch_plan"));
+            return Err(errors::interface(py, "this result's first rows were built early: fetch them first"));
         }
         match n {
             Some(n) => {
@@ -287,18 +272,9 @@ impl Cursor {
 
     /// Up to `n` rows (all when None) as tuples: those built as the result arrived first.
     fn fetch_tuples(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<PyObject>> {
-        let mut out = Vec::new();
-        if let Some(built) = &mut self.early {
-            if self.closed {
-                return Err(errors::interface(py, "the cursor is closed"));
-            }
-            out = built.take(py, None, n)?;
-            if built.is_empty() {
-                self.early = None;
-            }
-            if let Some(k) = self.rownumber.as_mut() {
-                *k += out.len();
-            }
+        let mut out = early_build::take_built(&mut self.early, py, self.closed, None, n)?;
+        if let Some(k) = self.rownumber.as_mut() {
+            *k += out.len();
         }
         let wanted = n.map(|n| n - out.len());
         if wanted == Some(0) {
@@ -354,9 +330,6 @@ impl Cursor {
         Ok(())
     }
 }
-
-
-
 
 #[pymethods]
 impl Cursor {
@@ -489,16 +462,7 @@ impl Cursor {
     /// Up to `size` rows (all when None) built by a materialization plan.
     #[pyo3(signature = (plan, size=None))]
     fn fetch_plan(&mut self, py: Python<'_>, plan: &Bound<'_, MaterializePlan>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
-        let mut out = Vec::new();
-        if let Some(built) = &mut self.early {
-            if self.closed {
-                return Err(errors::interface(py, "the cursor is closed"));
-            }
-            out = built.take(py, Some(plan), size)?;
-            if built.is_empty() {
-                self.early = None;
-            }
-        }
+        let mut out = early_build::take_built(&mut self.early, py, self.closed, Some(plan), size)?;
         let wanted = size.map(|n| n - out.len());
         if wanted != Some(0) {
             let mut rows = self.take(py, wanted)?;

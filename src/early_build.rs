@@ -8,7 +8,8 @@ use crate::errors;
 use crate::formats::Formats;
 use crate::materialize::MaterializePlan;
 use crate::row::{col_infos, column_decoders, row_tuple, ColInfo, RELEASE_ABOVE};
-use crate::session::EarlyRows;
+use crate::session::{ConnCore, EarlyRows, Outcome};
+use crate::bind::BoundQuery;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
 use pyo3::prelude::*;
 use std::collections::VecDeque;
@@ -121,4 +122,42 @@ impl Built {
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
+}
+
+/// The builder for a statement's rows: the plan a hook returns (`Some(Some(hook))`), none
+/// when the rows will be fetched by plan (`Some(None)`), else tuples where allowed.
+/// `may_build`: nothing reads the wire rows themselves (N+1 detection, multi-statement).
+pub fn choose(py: Python<'_>, hook: Option<Option<PyObject>>, may_build: bool, tuples: bool) -> PyResult<Option<Builder>> {
+    Ok(match hook {
+        _ if !may_build => None,
+        Some(Some(hook)) => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?.map(Builder::Plan),
+        Some(None) => None,
+        None if tuples => Some(Builder::Tuples),
+        None => None,
+    })
+}
+
+/// Runs `q`, building its rows as they arrive when `builder` is given; the columns,
+/// decoders and objects when any were built.
+#[allow(clippy::type_complexity)]
+pub fn run(py: Python<'_>, core: &ConnCore, q: &BoundQuery, builder: Option<Builder>) -> PyResult<(Outcome, Option<(Vec<ColInfo>, Vec<Decoder>, Built)>)> {
+    let Some(builder) = builder else { return Ok((core.run(py, q)?, None)) };
+    let mut sink = EarlyBuild::new(builder, core.timezone(), core.tz_replace.lock().clone());
+    let outcome = core.run_early(py, q, &mut sink)?;
+    let built = (outcome.taken > 0).then(|| sink.finish());
+    Ok((outcome, built))
+}
+
+/// Up to `size` of the built objects (all when None) for a fetch by `plan` (None: the tuple
+/// fetches); `early` is emptied once they are all handed out.
+pub fn take_built(early: &mut Option<Built>, py: Python<'_>, closed: bool, plan: Option<&Bound<'_, MaterializePlan>>, size: Option<usize>) -> PyResult<Vec<PyObject>> {
+    let Some(built) = early else { return Ok(Vec::new()) };
+    if closed {
+        return Err(errors::interface(py, "the cursor is closed"));
+    }
+    let out = built.take(py, plan, size)?;
+    if built.is_empty() {
+        *early = None;
+    }
+    Ok(out)
 }
