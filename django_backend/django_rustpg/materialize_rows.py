@@ -36,7 +36,13 @@ def execute(compiler, iterable, plan_for_rows):
         return _early_plan(decided[0], iterable, connection)
 
     # False: the rows are fetched with fetch_plan, so the cursor builds no tuples early.
-    connection._rustpg_plan_hook = decide if _may_be_large(compiler.query, iterable) else False
+    # None (fewer rows than one early batch: nothing is built early): no call at all.
+    if iterable.chunked_fetch:
+        connection._rustpg_plan_hook = False
+    elif _fewer_than_a_batch(compiler.query):
+        connection._rustpg_plan_hook = None
+    else:
+        connection._rustpg_plan_hook = decide
     try:
         cursor = compiler.execute_sql(
             CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
@@ -52,11 +58,9 @@ def execute(compiler, iterable, plan_for_rows):
     return cursor, decided[0]
 
 
-def _may_be_large(query, iterable):
-    """Could return more rows than one early batch, read whole (not iterator())."""
-    if iterable.chunked_fetch:
-        return False
-    return query.high_mark is None or query.high_mark - query.low_mark > _native.EARLY_BATCH
+def _fewer_than_a_batch(query):
+    """A slice of fewer rows than the cursor offers to an early build at once."""
+    return query.high_mark is not None and query.high_mark - query.low_mark < _native.EARLY_BATCH
 
 
 def _early_plan(decided, iterable, connection):

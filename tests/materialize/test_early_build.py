@@ -78,11 +78,27 @@ def test_python_converters_are_not_built_early(plan_spy, many_rows, early_seen):
 
 
 def test_small_slice_and_chunked_reads_are_not_built_early(plan_spy, many_rows, early_seen):
-    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[: _native.EARLY_BATCH], {"models"})
+    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[: _native.EARLY_BATCH - 1], {"models"})
     compare(plan_spy, lambda a: list(_copies(a).defer(*PLAIN).iterator(chunk_size=500)), {"models"})
     assert early_seen == [0, 0]
-    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[5 : 5 + _native.EARLY_BATCH + 1], {"models"})
+    compare(plan_spy, lambda a: _copies(a).defer(*PLAIN)[5 : 5 + _native.EARLY_BATCH], {"models"})
     assert early_seen[-1] == _native.EARLY_BATCH
+
+
+def test_iterator_without_server_side_cursors(plan_spy, many_rows, early_seen):
+    """iterator() on a client-side cursor (DISABLE_SERVER_SIDE_CURSORS, as behind
+    PgBouncer): chunks are fetched by plan from a result nothing was built from early."""
+    saved = {a: connections[a].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") for a in ("default", "plain")}
+    try:
+        for alias in saved:
+            connections[alias].settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
+        native, _ = compare(plan_spy, lambda a: list(_copies(a).defer(*PLAIN).iterator(chunk_size=700)), {"models"})
+        assert len(native) == COPIES
+        compare(plan_spy, lambda a: list(_copies(a).values_list("id", "label").iterator()), {"tuples"})
+    finally:
+        for alias, value in saved.items():
+            connections[alias].settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = value
+    assert early_seen == [0, 0]
 
 
 @pytest.mark.parametrize("in_atomic", [False, True])
