@@ -112,3 +112,20 @@ def extension_database(dsn_params, pg_conninfo):
                 c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     return create
+
+
+@pytest.fixture
+def run_child(dsn_params):
+    """``run_child(code)``: runs ``code`` in a fresh interpreter with the connection
+    parameters as ``sys.argv[1]``, failing the test on a non-zero exit and on a hang
+    (``timeout``); returns its stdout words."""
+    import subprocess
+    import sys
+
+    def run(code, timeout=120):
+        done = subprocess.run([sys.executable, "-c", code, repr(dict(dsn_params))],
+                              capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    return run

@@ -434,3 +434,20 @@ def test_early_built_result_and_errors(conn):
     cur.close()
     with pytest.raises(dbapi.InterfaceError, match="closed"):
         cur.fetchall()
+
+
+def test_a_batch_that_cannot_be_built_is_left_for_the_fetch(conn, pg):
+    """A value the decoder refuses (a timestamp past year 10K) in the second batch: the first
+    batch was built, the rest stays wire rows, and fetchall raises psycopg's error there."""
+    from django_rustpg import dbapi
+
+    sql = ("SELECT g, CASE WHEN g = 3000 THEN 'infinity'::timestamp ELSE '2020-01-01'::timestamp END"
+           " FROM generate_series(1, 5000) g")
+    with pytest.raises(Exception) as stock:
+        pg.execute(sql).fetchall()
+    cur = conn.cursor()
+    cur.execute(sql)
+    assert cur.early_rows == 2048
+    with pytest.raises(dbapi.DataError) as ours:
+        cur.fetchall()
+    assert str(ours.value) == str(stock.value)

@@ -104,22 +104,16 @@ print("rows", len(rows))
 """
 
 
-def test_first_result_with_a_type_the_session_has_not_loaded(dsn_params, pg):
+def test_first_result_with_a_type_the_session_has_not_loaded(pg, run_child):
     """A fresh session's multi-statement read of 50k rows with an enum column: the type is
     looked up after the response, not behind its rows (that hung the session)."""
-    import subprocess
-    import sys
-
     pg.execute("DROP TABLE IF EXISTS ms_moods")
     pg.execute("DROP TYPE IF EXISTS ms_mood")
     pg.execute("CREATE TYPE ms_mood AS ENUM ('sad', 'ok')")
     pg.execute("CREATE TABLE ms_moods (id int, mood ms_mood)")
     try:
         pg.execute("INSERT INTO ms_moods SELECT n, 'sad' FROM generate_series(1, 50000) n")
-        done = subprocess.run([sys.executable, "-c", MULTI_HANG_CHILD, repr(dict(dsn_params))],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == ["rows", "50000"]
+        assert run_child(MULTI_HANG_CHILD) == ["rows", "50000"]
     finally:
         pg.execute("DROP TABLE ms_moods")
         pg.execute("DROP TYPE ms_mood")

@@ -123,23 +123,17 @@ print("rows", len(expected))
 """
 
 
-def test_a_session_that_has_not_met_a_column_type_reads_a_large_result(dsn_params, pg):
+def test_a_session_that_has_not_met_a_column_type_reads_a_large_result(pg, run_child):
     """Formats remembered from one session, an enum column another session has not loaded,
     and more rows than the response channel holds: the type lookup must not queue behind
     the rows (it hung the session: src/patches/tokio-postgres/PATCH.md, "Known types")."""
-    import subprocess
-    import sys
-
     pg.execute("DROP TABLE IF EXISTS rf_moods")
     pg.execute("DROP TYPE IF EXISTS rf_mood")
     pg.execute("CREATE TYPE rf_mood AS ENUM ('sad', 'ok', 'happy')")
     pg.execute("CREATE TABLE rf_moods (id int, mood rf_mood)")
     try:
         pg.execute("INSERT INTO rf_moods SELECT n, (ARRAY['sad','ok','happy'])[n % 3 + 1]::rf_mood FROM generate_series(1, 30000) n")
-        done = subprocess.run([sys.executable, "-c", HANG_CHILD, repr(dict(dsn_params))],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == ["rows", "30000"]
+        assert run_child(HANG_CHILD) == ["rows", "30000"]
     finally:
         pg.execute("DROP TABLE rf_moods")
         pg.execute("DROP TYPE rf_mood")
