@@ -451,3 +451,31 @@ def test_a_batch_that_cannot_be_built_is_left_for_the_fetch(conn, pg):
     with pytest.raises(dbapi.DataError) as ours:
         cur.fetchall()
     assert str(ours.value) == str(stock.value)
+
+
+def test_early_build_on_a_pooled_session_the_server_ended_while_idle(dsn_params, pg):
+    """A pooled session died while idle: the read runs again on a fresh session (the stock
+    behaviour of a fresh connection), and its rows are built early there too."""
+    import time
+
+    from django_rustpg import dbapi
+
+    first = dbapi.connect(**dsn_params)
+    first.autocommit = True
+    cur = first.cursor()
+    cur.execute("SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+    first.close()  # the session goes back to the pool, idle
+    pg.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+    again = dbapi.connect(**dsn_params)
+    again.autocommit = True
+    try:
+        cur = again.cursor()
+        cur.execute(EARLY_SQL, [5000])
+        assert cur.early_rows == 4096
+        assert cur.fetchall() == pg.execute(EARLY_SQL.replace("%s", "5000")).fetchall()
+        cur.execute("SELECT pg_backend_pid()")
+        assert cur.fetchone()[0] != pid
+    finally:
+        again.close()

@@ -65,10 +65,8 @@ def _fewer_than_a_batch(query):
 
 def _early_plan(decided, iterable, connection):
     """The native plan of a read built up front; None when rows are fetched in chunks."""
-    if decided is None or decided[0] is None:
-        return None
     plan, converters = decided
-    return plan if built_up_front(iterable, connection, converters) else None
+    return plan if plan is not None and built_up_front(iterable, connection, converters) else None
 
 
 class _PlanCursor:
