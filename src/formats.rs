@@ -89,8 +89,8 @@ pub fn is_binary(formats: &[i16], i: usize) -> bool {
 
 /// The remembered formats of `sql`, if its columns were described and every column type
 /// is known to the session that runs it (`knows_type`: `Client::knows_type`). Otherwise
-/// None, and the caller describes it on that session, which loads the types: looked up
-/// in the middle of the result instead, behind its rows, they hang the session.
+/// None, and the caller describes it on that session, which loads the types: met first in
+/// the result instead, they make the session read the whole response before the lookup.
 pub fn lookup(db: u64, sql: &str, param_oids: &[u32], knows_type: impl Fn(u32) -> bool) -> Option<Formats> {
     let cache = cache().lock();
     let e = cache.get(&db)?.get(&statement_key(sql, param_oids))?;

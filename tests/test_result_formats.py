@@ -137,3 +137,41 @@ def test_a_session_that_has_not_met_a_column_type_reads_a_large_result(pg, run_c
     finally:
         pg.execute("DROP TABLE rf_moods")
         pg.execute("DROP TYPE rf_mood")
+
+
+DDL_RACE_CHILD = r"""
+import sys
+import psycopg
+from django_rustpg import dbapi
+params = eval(sys.argv[1])
+conn = dbapi.connect(**params)
+conn.autocommit = True
+sql = "SELECT id, label, repeat('x', 40) FROM rf_labels ORDER BY id"
+cur = conn.cursor()
+cur.execute(sql)
+assert cur.fetchone() == (1, "ok", "x" * 40)
+cur.fetchall()
+# Another client's DDL: this process's remembered formats still say every column type is
+# built in, so the statement runs undescribed and meets the new enum mid-result.
+with psycopg.connect(**params, autocommit=True) as other:
+    other.execute("CREATE TYPE rf_label AS ENUM ('sad', 'ok', 'happy')")
+    other.execute("ALTER TABLE rf_labels ALTER label TYPE rf_label USING label::rf_label")
+    expected = other.execute(sql).fetchall()
+cur.execute(sql)
+assert cur.fetchall() == expected
+print("rows", len(expected))
+"""
+
+
+def test_a_column_changed_by_another_client_to_a_type_the_session_has_not_loaded(pg, run_child):
+    """Formats remembered before another client changed a column to a new enum: the type is
+    looked up after the whole result is in (PATCH.md, "Known types"), not behind its rows."""
+    pg.execute("DROP TABLE IF EXISTS rf_labels")
+    pg.execute("DROP TYPE IF EXISTS rf_label")
+    pg.execute("CREATE TABLE rf_labels (id int, label text)")
+    try:
+        pg.execute("INSERT INTO rf_labels SELECT n, (ARRAY['sad','ok','happy'])[n % 3 + 1] FROM generate_series(1, 50000) n")
+        assert run_child(DDL_RACE_CHILD, timeout=60) == ["rows", "50000"]
+    finally:
+        pg.execute("DROP TABLE rf_labels")
+        pg.execute("DROP TYPE IF EXISTS rf_label")

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use postgres_protocol::message::backend::{CommandCompleteBody, Message};
 use postgres_protocol::message::frontend;
 use postgres_types::Type;
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ where
         statement,
         responses,
         rows_affected: None,
+        buffered: VecDeque::new(),
     })
 }
 
@@ -123,9 +125,22 @@ where
                     statement: Statement::unnamed(vec![], vec![]),
                     responses,
                     rows_affected: None,
+                    buffered: VecDeque::new(),
                 });
             }
             Message::RowDescription(row_description) => {
+                // A type lookup sent now would queue behind this result's rows and, once
+                // they fill the response channel, never be read: take the whole response
+                // first when a column's type is not known yet (PATCH.md, "Known types").
+                let mut buffered = VecDeque::new();
+                let mut it = row_description.fields();
+                while let Some(field) = it.next().map_err(Error::parse)? {
+                    let oid = field.type_oid();
+                    if Type::from_oid(oid).is_none() && client.type_(oid).is_none() {
+                        buffered = read_to_ready(&mut responses).await?;
+                        break;
+                    }
+                }
                 let mut columns: Vec<Column> = vec![];
                 let mut it = row_description.fields();
                 while let Some(field) = it.next().map_err(Error::parse)? {
@@ -144,6 +159,7 @@ where
                     statement: Statement::unnamed(vec![], columns),
                     responses,
                     rows_affected: None,
+                    buffered,
                 });
             }
             _ => return Err(Error::unexpected_message()),
@@ -220,6 +236,7 @@ pub async fn query_portal(
         statement: portal.statement().clone(),
         responses,
         rows_affected: None,
+        buffered: VecDeque::new(),
     })
 }
 
@@ -400,6 +417,22 @@ pin_project! {
         statement: Statement,
         responses: Responses,
         rows_affected: Option<u64>,
+        // The response, read ahead of the type lookups (empty otherwise).
+        buffered: VecDeque<Message>,
+    }
+}
+
+/// Every message of a response up to and including its ReadyForQuery; a server error
+/// ends it (the statement failed: its rows' types no longer matter).
+async fn read_to_ready(responses: &mut Responses) -> Result<VecDeque<Message>, Error> {
+    let mut messages = VecDeque::new();
+    loop {
+        let message = responses.next().await?;
+        let done = matches!(message, Message::ReadyForQuery(_));
+        messages.push_back(message);
+        if done {
+            return Ok(messages);
+        }
     }
 }
 
@@ -409,7 +442,11 @@ impl Stream for RowStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         loop {
-            match ready!(this.responses.poll_next(cx)?) {
+            let message = match this.buffered.pop_front() {
+                Some(message) => message,
+                None => ready!(this.responses.poll_next(cx)?),
+            };
+            match message {
                 Message::DataRow(body) => {
                     return Poll::Ready(Some(Ok(Row::new(this.statement.clone(), body)?)));
                 }
