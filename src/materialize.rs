@@ -194,9 +194,9 @@ impl MaterializePlan {
                 values[conv.column] = v;
             }
             out.push(match &self.target {
-                Target::Tuples(None) => PyTuple::new(py, values.iter().map(|v| v.clone_ref(py)))?.into_any().unbind(),
+                Target::Tuples(None) => untracked_if_atomic(PyTuple::new(py, values.iter().map(|v| v.clone_ref(py)))?),
                 Target::Tuples(Some(order)) => {
-                    PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?.into_any().unbind()
+                    untracked_if_atomic(PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?)
                 }
                 Target::Flat => values.first().map(|v| v.clone_ref(py)).unwrap_or_else(|| py.None()),
                 Target::Dicts(names) => {
@@ -259,4 +259,10 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
         obj.setattr(attr.bind(py), values[*col].bind(py))?;
     }
     Ok(Some(obj.unbind()))
+}
+
+fn untracked_if_atomic(tuple: Bound<'_, PyTuple>) -> PyObject {
+    // SAFETY: a new, filled tuple; the GIL is held (the Bound proves it).
+    unsafe { crate::row::untrack_if_atomic(tuple.as_ptr()) };
+    tuple.into_any().unbind()
 }

@@ -56,6 +56,26 @@ def test_rows_are_tuples(conn):
     assert cur.fetchall() == []
 
 
+def test_rows_of_plain_values_are_not_tracked_by_the_collector(conn):
+    """As CPython's collector would untrack them on its first pass; a row holding a
+    container stays tracked, so a cycle through it is still collected."""
+    import gc
+
+    cur = conn.cursor()
+    cur.execute("SELECT 1, 'a', NULL, 1.5::numeric, now(), gen_random_uuid()::text FROM generate_series(1, 3)")
+    gc.disable()  # no collection may untrack them before they are looked at
+    try:
+        assert not any(gc.is_tracked(row) for row in cur.fetchall())
+    finally:
+        gc.enable()
+    cur.execute("SELECT 1, ARRAY[1, 2]")
+    row = cur.fetchone()
+    assert gc.is_tracked(row)
+    row[1].append(row)  # a cycle through the row: the collector must still see it
+    del row
+    assert gc.collect() >= 2
+
+
 def test_iteration(conn):
     cur = conn.cursor()
     cur.execute("SELECT generate_series(1, 5)")

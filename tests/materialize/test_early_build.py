@@ -156,3 +156,23 @@ def test_failing_plan_decision_raises_after_the_statement(monkeypatch, many_rows
     assert connections["default"]._rustpg_plan_hook is None
     monkeypatch.undo()
     assert _copies("default").defer(*PLAIN).count() == COPIES
+
+
+@pytest.mark.parametrize("columns, tracked", [(("id", "fl", "day", "clock", "span", "big", "dec", "moment", "label"), False),
+                                              (("id", "uid", "ip", "ints"), True)])
+def test_tuples_tracked_by_the_collector_as_cpython_would_leave_them(many_rows, columns, tracked):
+    """Rows of plain values are untracked as they are built (CPython untracks them on its
+    first collection); rows holding a container (a list, a dict, a UUID) stay tracked."""
+    import gc
+
+    gc.disable()  # no collection may untrack them before they are looked at
+    try:
+        native = list(_copies("default").order_by("id").values_list(*columns))
+        native_tracked = [gc.is_tracked(t) for t in native]
+    finally:
+        gc.enable()
+    django = list(_copies("plain").order_by("id").values_list(*columns))
+    gc.collect()
+    assert native == django
+    assert native_tracked == [gc.is_tracked(t) for t in django]
+    assert any(gc.is_tracked(t) for t in native) is tracked
