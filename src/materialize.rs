@@ -46,7 +46,9 @@ struct RelatedPlan {
 enum Target {
     Tuples(Option<Vec<usize>>),
     Flat,
-    Dicts(Vec<(Py<PyString>, usize)>),
+    /// Names with their columns, and a dict of those keys (values None) that each row's dict
+    /// is copied from: its key table is copied whole, with no growing as keys go in.
+    Dicts(Vec<(Py<PyString>, usize)>, Py<PyDict>),
     Models(ModelPlan),
 }
 
@@ -124,8 +126,12 @@ impl MaterializePlan {
             "tuples" => Target::Tuples(order),
             "flat" => Target::Flat,
             "dicts" => {
-                let names = names.unwrap_or_default();
-                Target::Dicts(interned(py, names.into_iter().enumerate().map(|(i, n)| (n, i)).collect()))
+                let names = interned(py, names.unwrap_or_default().into_iter().enumerate().map(|(i, n)| (n, i)).collect());
+                let template = PyDict::new(py);
+                for (name, _) in &names {
+                    template.set_item(name.bind(py), py.None())?;
+                }
+                Target::Dicts(names, template.unbind())
             }
             "models" => Target::Models(parse_model(
                 py,
@@ -199,8 +205,8 @@ impl MaterializePlan {
                     untracked_if_atomic(PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?)
                 }
                 Target::Flat => values.first().map(|v| v.clone_ref(py)).unwrap_or_else(|| py.None()),
-                Target::Dicts(names) => {
-                    let d = PyDict::new(py);
+                Target::Dicts(names, template) => {
+                    let d = template.bind(py).copy()?;
                     for (name, col) in names {
                         d.set_item(name.bind(py), values[*col].bind(py))?;
                     }
