@@ -62,7 +62,7 @@ def test_rows_of_plain_values_are_not_tracked_by_the_collector(conn):
     import gc
 
     cur = conn.cursor()
-    cur.execute("SELECT 1, 'a', NULL, 1.5::numeric, now(), gen_random_uuid()::text FROM generate_series(1, 3)")
+    cur.execute("SELECT 1, 'a', NULL, 1.5::float8, now(), gen_random_uuid()::text FROM generate_series(1, 3)")
     gc.disable()  # no collection may untrack them before they are looked at
     try:
         assert not any(gc.is_tracked(row) for row in cur.fetchall())

@@ -158,8 +158,10 @@ def test_failing_plan_decision_raises_after_the_statement(monkeypatch, many_rows
     assert _copies("default").defer(*PLAIN).count() == COPIES
 
 
-@pytest.mark.parametrize("columns, tracked", [(("id", "fl", "day", "clock", "span", "big", "dec", "moment", "label"), False),
-                                              (("id", "uid", "ip", "ints"), True)])
+# Decimal became a collected type in Python 3.13: its rows stay tracked there, as Django's do.
+@pytest.mark.parametrize("columns, tracked", [(("id", "fl", "day", "clock", "span", "big", "moment", "label"), False),
+                                              (("id", "uid", "ip", "ints"), True),
+                                              (("id", "dec"), None)])
 def test_tuples_tracked_by_the_collector_as_cpython_would_leave_them(many_rows, columns, tracked):
     """Rows of plain values are untracked as they are built (CPython untracks them on its
     first collection); rows holding a container (a list, a dict, a UUID) stay tracked."""
@@ -175,4 +177,5 @@ def test_tuples_tracked_by_the_collector_as_cpython_would_leave_them(many_rows, 
     gc.collect()
     assert native == django
     assert native_tracked == [gc.is_tracked(t) for t in django]
-    assert any(gc.is_tracked(t) for t in native) is tracked
+    if tracked is not None:
+        assert any(native_tracked) is tracked
