@@ -147,10 +147,13 @@ params = eval(sys.argv[1])
 conn = dbapi.connect(**params)
 conn.autocommit = True
 sql = "SELECT id, label, repeat('x', 40) FROM rf_labels ORDER BY id"
+failing = "SELECT id, label, 1 / d FROM rf_labels ORDER BY id"
 cur = conn.cursor()
 cur.execute(sql)
 assert cur.fetchone() == (1, "ok", "x" * 40)
 cur.fetchall()
+cur.execute(failing)
+assert len(cur.fetchall()) == 50000
 # Another client's DDL: this process's remembered formats still say every column type is
 # built in, so the statement runs undescribed and meets the new enum mid-result.
 with psycopg.connect(**params, autocommit=True) as other:
@@ -159,6 +162,19 @@ with psycopg.connect(**params, autocommit=True) as other:
     expected = other.execute(sql).fetchall()
 cur.execute(sql)
 assert cur.fetchall() == expected
+# Again with an error at row 40,000: the statement's own error, and the session goes on.
+with psycopg.connect(**params, autocommit=True) as other:
+    other.execute("CREATE TYPE rf_label2 AS ENUM ('sad', 'ok', 'happy')")
+    other.execute("ALTER TABLE rf_labels ALTER label TYPE rf_label2 USING label::text::rf_label2")
+    other.execute("UPDATE rf_labels SET d = 0 WHERE id = 40000")
+try:
+    cur.execute(failing)
+except dbapi.DataError as e:
+    assert "division by zero" in str(e), e
+else:
+    raise AssertionError("no error")
+cur.execute("SELECT count(*) FROM rf_labels")
+assert cur.fetchone() == (len(expected),)
 print("rows", len(expected))
 """
 
@@ -168,10 +184,12 @@ def test_a_column_changed_by_another_client_to_a_type_the_session_has_not_loaded
     looked up after the whole result is in (PATCH.md, "Known types"), not behind its rows."""
     pg.execute("DROP TABLE IF EXISTS rf_labels")
     pg.execute("DROP TYPE IF EXISTS rf_label")
-    pg.execute("CREATE TABLE rf_labels (id int, label text)")
+    pg.execute("DROP TYPE IF EXISTS rf_label2")
+    pg.execute("CREATE TABLE rf_labels (id int, label text, d int DEFAULT 1)")
     try:
         pg.execute("INSERT INTO rf_labels SELECT n, (ARRAY['sad','ok','happy'])[n % 3 + 1] FROM generate_series(1, 50000) n")
         assert run_child(DDL_RACE_CHILD, timeout=60) == ["rows", "50000"]
     finally:
         pg.execute("DROP TABLE rf_labels")
         pg.execute("DROP TYPE IF EXISTS rf_label")
+        pg.execute("DROP TYPE IF EXISTS rf_label2")
