@@ -122,9 +122,10 @@ pub fn row_tuple(ctx: &DecodeCtx<'_>, decoders: &[Decoder], row: &Row) -> PyResu
 }
 
 /// Stops the collector tracking a filled tuple that holds only values which cannot refer
-/// back to it (ints, strs, Decimals, datetimes, untracked tuples), CPython's own rule
-/// (`_PyTuple_MaybeUntrack`), which the collector applies only on its first pass over the
-/// tuple: a 100,000-row result is then not traversed by every collection that follows.
+/// back to it (ints, strs, datetimes, untracked tuples; Decimals before Python 3.13):
+/// CPython's own rule (`_PyTuple_MaybeUntrack`), which the collector applies only on its
+/// first pass over the tuple. A 100,000-row result is then not traversed by every
+/// collection that follows.
 ///
 /// # Safety
 /// `tuple` is a valid tuple whose slots are all set; the GIL is held.
