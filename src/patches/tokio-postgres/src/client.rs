@@ -134,6 +134,11 @@ impl InnerClient {
         self.cached_typeinfo.lock().types.get(&oid).cloned()
     }
 
+    /// A built-in type, or one this client already loaded: no lookup query needed.
+    pub fn knows_type(&self, oid: Oid) -> bool {
+        Type::from_oid(oid).is_some() || self.cached_typeinfo.lock().types.contains_key(&oid)
+    }
+
     pub fn set_type(&self, oid: Oid, type_: &Type) {
         self.cached_typeinfo.lock().types.insert(oid, type_.clone());
     }
@@ -839,7 +844,7 @@ impl Client {
     /// Whether a result column of type `oid` needs no type lookup: a built-in type, or one
     /// this client already loaded.
     pub fn knows_type(&self, oid: Oid) -> bool {
-        Type::from_oid(oid).is_some() || self.inner().type_(oid).is_some()
+        self.inner().knows_type(oid)
     }
 
     /// Determines if the connection to the server has already closed.

@@ -132,15 +132,9 @@ where
                 // A type lookup sent now would queue behind this result's rows and, once
                 // they fill the response channel, never be read: take the whole response
                 // first when a column's type is not known yet (PATCH.md, "Known types").
-                let mut buffered = VecDeque::new();
-                let mut it = row_description.fields();
-                while let Some(field) = it.next().map_err(Error::parse)? {
-                    let oid = field.type_oid();
-                    if Type::from_oid(oid).is_none() && client.type_(oid).is_none() {
-                        buffered = read_to_ready(&mut responses).await?;
-                        break;
-                    }
-                }
+                let meets_new_type =
+                    row_description.fields().any(|field| Ok(!client.knows_type(field.type_oid()))).map_err(Error::parse)?;
+                let buffered = if meets_new_type { read_to_ready(&mut responses).await? } else { VecDeque::new() };
                 let mut columns: Vec<Column> = vec![];
                 let mut it = row_description.fields();
                 while let Some(field) = it.next().map_err(Error::parse)? {
