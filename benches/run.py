@@ -445,6 +445,9 @@ def summarize(runs, engines):
                 # Minimums are the estimate least disturbed by other load on the machine.
                 mins = [res["engines"][e]["min"] for e in STOCK if res["engines"].get(e, {}).get("min")]
                 res["x"]["best_by_min"] = min(mins) / res["engines"]["rustpg"]["min"]
+                interval = best_ratio_interval(per, name)
+                if interval:
+                    res["x"]["best_interval"] = interval
         target = SCENARIOS[name].target
         res["target"] = target
         if target and rust:
@@ -453,6 +456,25 @@ def summarize(runs, engines):
             res["target_met"] = None if got is None else got >= factor
         out[name] = res
     return out
+
+
+def best_ratio_interval(per, name, draws=2000, level=0.90):
+    """A bootstrap interval for "× best stock": every engine's repetitions resampled (with
+    replacement), the ratio of medians recomputed. Where it spans 1.0, this run cannot tell
+    the engines apart. Approximate: repetitions of one worker are not independent."""
+    import random
+
+    ours = per.get("rustpg", {}).get("times") or []
+    stock = [per[e]["times"] for e in STOCK if per.get(e, {}).get("times")]
+    if len(ours) < 3 or not stock or any(len(t) < 3 for t in stock):
+        return None
+    rng = random.Random(f"{name}:{len(ours)}")
+    ratios = sorted(
+        min(statistics.median(rng.choices(t, k=len(t))) for t in stock) / statistics.median(rng.choices(ours, k=len(ours)))
+        for _ in range(draws)
+    )
+    tail = (1 - level) / 2
+    return ratios[int(tail * draws)], ratios[int((1 - tail) * draws) - 1]
 
 
 def target_text(target):
@@ -481,7 +503,9 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
               "from fresh worker processes, engines alternating). `×` = stock median / django_rustpg median, "
               "so above 1 means django_rustpg is faster; `× best (by min)` compares minimums instead, which other "
               "load on the machine disturbs least. http_list_100 shows requests/s and p99 latency (ratios of "
-              "requests/s). **loses** = slower than the best stock configuration; targets are judged on medians.", ""]
+              "requests/s). **loses** = slower than the best stock configuration; targets are judged on medians. "
+              "In brackets: a 90% bootstrap interval of `× best stock` (repetitions resampled); where it spans 1.00 "
+              "the run cannot tell the engines apart.", ""]
     head = (["scenario"] + [LABELS[e] for e in engines]
             + [f"× {LABELS[e]}" for e in engines if e != "rustpg"]
             + (["× best stock", "× best (by min)", "target", "result"] if "rustpg" in engines else [])
@@ -505,7 +529,11 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
         cells += [fmt_x(res["x"].get(e)) for e in engines if e != "rustpg"]
         if "rustpg" in engines:
             best = res["x"].get("best")
-            cells.append("–" if best is None else f"**loses {best:.2f}×**" if best < 0.995 else f"{best:.2f}×")
+            cell = "–" if best is None else f"**loses {best:.2f}×**" if best < 0.995 else f"{best:.2f}×"
+            interval = res["x"].get("best_interval")
+            if interval:
+                cell += f" ({interval[0]:.2f}–{interval[1]:.2f})"
+            cells.append(cell)
             by_min = res["x"].get("best_by_min")
             cells.append("–" if by_min is None else f"loses {by_min:.2f}×" if by_min < 0.995 else f"{by_min:.2f}×")
             cells.append(target_text(res["target"]))
