@@ -130,7 +130,8 @@ impl Cursor {
     }
 
     /// `early_tuples`: a large result may be built into tuples as it arrives (execute).
-    fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery, early_tuples: bool) -> PyResult<()> {
+    /// `given`: the statement as execute() was given it, for a plan hook to recognise.
+    fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery, early_tuples: bool, given: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.reset_result();
         let plan_hook = self.plan_hook.take();
         let watch = crate::nplusone::start(); // N+1 detection: None unless a scope is open
@@ -166,7 +167,7 @@ impl Cursor {
             return Ok(());
         }
         // N+1 detection reads every wire row: no early building under it.
-        let builder = early_build::choose(py, plan_hook, watch.is_none() && !q.shape.multi_statement, early_tuples)?;
+        let builder = early_build::choose(py, plan_hook, given, watch.is_none() && !q.shape.multi_statement, early_tuples)?;
         let (outcome, built) = early_build::run(py, &self.core, &q, builder)?;
         if let Some((columns, decoders, built)) = built {
             self.columns = Some(columns);
@@ -355,14 +356,15 @@ impl Cursor {
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
-        slf.run_bound(py, q, true)?;
+        slf.run_bound(py, q, true, Some(query))?;
         Ok(slf)
     }
 
-    /// `hook()` is called by the next execute, once the statement is bound, and returns the
-    /// plan its rows will be fetched with (`fetch_plan`) or None: a large result's objects
-    /// are then built while it arrives. `hook=None`: the rows will be fetched with
-    /// fetch_plan, so none are built into tuples early.
+    /// `hook(sql)` is called by the next execute with the statement as given, once it is
+    /// bound, and returns the plan its rows will be fetched with (`fetch_plan`), or None:
+    /// nothing is built early (not its statement). With a plan, a large result's objects are
+    /// built while it arrives. `hook=None`: the rows will be fetched with fetch_plan, so none
+    /// are built into tuples early.
     fn set_plan_hook(&mut self, hook: Option<PyObject>) {
         self.plan_hook = Some(hook);
     }
@@ -387,7 +389,7 @@ impl Cursor {
                 // The kept rows of every run decode with the first run's decoders: one format.
                 q.effects.client_side = classify::ClientSide::Never;
             }
-            self.run_bound(py, q, false)?;
+            self.run_bound(py, q, false, None)?;
             total += self.rowcount.max(0);
             if returning {
                 if cols.is_none() {
@@ -422,7 +424,7 @@ impl Cursor {
         let placeholders = vec!["%s"; n].join(",");
         let sql = format!("SELECT * FROM {}({placeholders})", quote_identifier(procname));
         let q = bind::bind(py, &sql, args.as_ref().filter(|_| n > 0), slf.core.hstore_oid())?;
-        slf.run_bound(py, q, true)?;
+        slf.run_bound(py, q, true, None)?;
         Ok(args)
     }
 

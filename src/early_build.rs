@@ -124,13 +124,20 @@ impl Built {
     }
 }
 
-/// The builder for a statement's rows: the plan a hook returns (`Some(Some(hook))`), none
-/// when the rows will be fetched by plan (`Some(None)`), else tuples where allowed.
+/// The builder for a statement's rows: the plan a hook returns for the statement `given`
+/// (`Some(Some(hook))`; None: nothing early), none when the rows will be fetched by plan
+/// (`Some(None)`), else tuples where allowed.
 /// `may_build`: nothing reads the wire rows themselves (N+1 detection, multi-statement).
-pub fn choose(py: Python<'_>, hook: Option<Option<PyObject>>, may_build: bool, tuples: bool) -> PyResult<Option<Builder>> {
+pub fn choose(
+    py: Python<'_>,
+    hook: Option<Option<PyObject>>,
+    given: Option<&Bound<'_, PyAny>>,
+    may_build: bool,
+    tuples: bool,
+) -> PyResult<Option<Builder>> {
     Ok(match hook {
         _ if !may_build => None,
-        Some(Some(hook)) => hook.call0(py)?.extract::<Option<Py<MaterializePlan>>>(py)?.map(Builder::Plan),
+        Some(Some(hook)) => hook.call1(py, (given,))?.extract::<Option<Py<MaterializePlan>>>(py)?.map(Builder::Plan),
         Some(None) => None,
         None if tuples => Some(Builder::Tuples),
         None => None,

@@ -5,6 +5,7 @@
 //! and hands over a `MaterializePlan`; per row, this code decodes each column once, applies Django's
 //! converters in Django's order, and fills the target objects directly.
 
+use crate::errors;
 use crate::row::raw_value;
 use crate::types::decode::generic_setattr;
 use crate::types::decode::{DecodeCtx, Decoder};
@@ -153,7 +154,17 @@ impl MaterializePlan {
 impl MaterializePlan {
     pub fn materialize(&self, ctx: &DecodeCtx<'_>, decoders: &[Decoder], rows: &[Row]) -> PyResult<Vec<PyObject>> {
         let py = ctx.py;
-        let width = self.width.min(decoders.len());
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        if decoders.len() < self.width {
+            // A plan given another statement's rows: an error, never an index past the row.
+            return Err(errors::interface(
+                py,
+                format!("the result has {} columns, the materialization plan reads {}", decoders.len(), self.width),
+            ));
+        }
+        let width = self.width;
         let mut values: Vec<PyObject> = Vec::with_capacity(width);
         let mut out = Vec::with_capacity(rows.len());
         let mut json_keys = json::KeyCache::default();

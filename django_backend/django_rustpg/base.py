@@ -153,11 +153,11 @@ class DatabaseWrapper(pg_base.DatabaseWrapper):
             )
         else:
             cursor = self.connection.cursor()
-            # Set by materialize around one execute_sql: its statement is this cursor's first
-            # (a hook, or False: fetched by plan, no tuples built early).
+            # Set by materialize around one execute_sql (a hook, or False: fetched by plan,
+            # no tuples built early). Every cursor made meanwhile gets it, not only the
+            # first: connecting can make cursors of its own before the statement's.
             if self._rustpg_plan_hook is not None:
                 cursor.set_plan_hook(self._rustpg_plan_hook or None)
-                self._rustpg_plan_hook = None
         if getattr(self, "_rustpg_tz", None) is not self.timezone:
             self._apply_timestamptz_zone(self.connection)
         return cursor

@@ -26,8 +26,14 @@ def execute(compiler, iterable, plan_for_rows):
     built while it arrives. Called here instead when the execute did not."""
     connection = compiler.connection
     decided = []
+    statement = []  # the SQL execute_sql runs (from the compiler's as_sql)
 
-    def decide():
+    def decide(sql):
+        # Every cursor made while the hook is armed gets it: connecting may run statements
+        # of its own first (Django's version check, connection_created receivers). Only
+        # this statement's cursor may build with the plan.
+        if decided or not statement or sql != statement[-1]:
+            return None
         try:
             decided.append(plan_for_rows())
         except Exception as e:  # raised below, once the statement ran, as before
@@ -43,12 +49,21 @@ def execute(compiler, iterable, plan_for_rows):
         connection._rustpg_plan_hook = None
     else:
         connection._rustpg_plan_hook = decide
+        as_sql = compiler.as_sql
+
+        def as_sql_seen(*args, **kwargs):
+            sql_params = as_sql(*args, **kwargs)
+            statement.append(sql_params[0])
+            return sql_params
+
+        compiler.as_sql = as_sql_seen
     try:
         cursor = compiler.execute_sql(
             CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
         )
     finally:
         connection._rustpg_plan_hook = None
+        compiler.__dict__.pop("as_sql", None)
     if cursor is None:
         return None, (None, None)
     if not decided:

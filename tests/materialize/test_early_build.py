@@ -141,6 +141,56 @@ def test_execute_wrapper_running_its_own_query_first(plan_spy, many_rows, early_
     assert early_seen == [3 * _native.EARLY_BATCH]
 
 
+def _as_in_a_new_process(alias):
+    """The alias's connection closed and Django's version check not run yet, as in a new
+    process: its first connect then reads the server version on a cursor of its own."""
+    from django.db.backends.base import base as base_backend
+
+    connection = connections[alias]
+    connection.close()
+    connection.__dict__.pop("pg_version", None)
+    base_backend.RAN_DB_VERSION_CHECK.discard(alias)
+
+
+def test_large_read_first_in_a_new_process(plan_spy, many_rows, early_seen):
+    """A worker's first request reads a large queryset: connecting makes Django's own cursor
+    first (the version check). The read still gets its plan, and its rows."""
+
+    def first_read(alias):
+        _as_in_a_new_process(alias)
+        return _copies(alias).defer(*PLAIN)
+
+    compare(plan_spy, first_read, {"models"})
+    assert early_seen == [3 * _native.EARLY_BATCH]
+    compare(plan_spy, lambda a: (_as_in_a_new_process(a), _copies(a).values_list("id", "label"))[1], {"tuples"})
+
+
+def test_connection_created_receiver_running_its_own_query(plan_spy, many_rows, early_seen):
+    """A connection_created receiver runs a large statement on its own cursor while the read
+    connects: that cursor gets plain rows, and the read its plan."""
+    from django.db.backends.signals import connection_created
+
+    seen = {}
+
+    def receiver(sender, connection, **kwargs):
+        if connection.alias in ("default", "plain"):
+            with connection.cursor() as c:
+                c.execute("SELECT generate_series(1, %s)", [_native.EARLY_BATCH * 2])
+                seen[connection.alias] = c.fetchall()
+
+    def first_read(alias):
+        connections[alias].close()
+        return _copies(alias).defer(*PLAIN)
+
+    connection_created.connect(receiver)
+    try:
+        compare(plan_spy, first_read, {"models"})
+    finally:
+        connection_created.disconnect(receiver)
+    assert seen["default"] == seen["plain"] == [(i,) for i in range(1, _native.EARLY_BATCH * 2 + 1)]
+    assert early_seen == [3 * _native.EARLY_BATCH]
+
+
 def test_failing_plan_decision_raises_after_the_statement(monkeypatch, many_rows):
     """The plan is decided inside execute; an error there surfaces once the statement ran,
     as it did when the plan was decided after execute."""
