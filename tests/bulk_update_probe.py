@@ -313,8 +313,11 @@ def main():
             if stock.get(key) != ours.get(key):
                 differences.append({"case": name, "what": key, "stock": stock.get(key), "django_rustpg": ours.get(key)})
     from django.db.models import QuerySet
+    from django_rustpg import bulk_update as rustpg_bulk_update
 
     print(json.dumps({"cases": len(CASES), "fast": sorted(FAST), "differences": differences, "outcomes": outcomes,
+                      "django": django.get_version(), "verified": rustpg_bulk_update.verified_django(),
+                      "digest": rustpg_bulk_update.update_code_digest(),
                       "update_alters_data": getattr(QuerySet.update, "alters_data", None)}, default=str))
 
 

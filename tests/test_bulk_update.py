@@ -40,8 +40,14 @@ def test_bulk_update_is_stock(report):
 
 def test_unnest_is_taken_exactly_where_it_is_exact(report):
     taken = sorted(name for name, o in report["outcomes"].items() if o["unnest"])
-    assert taken == report["fast"]
     assert not any(o["stock_unnest"] for o in report["outcomes"].values())
+    if not report["verified"]:
+        # A Django patch release whose stood-in code changed: Django's own statement for
+        # every case (test_bulk_update_is_stock compares the results), until it is read.
+        assert taken == []
+        pytest.skip(f"Django {report['django']} is not verified for the UNNEST form (code digest "
+                    f"{report['digest']}, bulk_update.VERIFIED_DJANGO): every case ran Django's own statement")
+    assert taken == report["fast"]
 
 
 def test_outcomes_are_the_interesting_ones(report):

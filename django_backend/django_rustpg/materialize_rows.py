@@ -32,7 +32,7 @@ def execute(compiler, iterable, plan_for_rows):
         # Every cursor made while the hook is armed gets it: connecting may run statements
         # of its own first (Django's version check, connection_created receivers). Only
         # this statement's cursor may build with the plan.
-        if decided or not statement or sql != statement[-1]:
+        if decided or not statement or sql != statement[-1] or connection._rustpg_plan_hook is not decide:
             return None
         try:
             decided.append(plan_for_rows())

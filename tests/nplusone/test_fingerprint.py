@@ -84,6 +84,11 @@ def test_django_corpus_is_current():
         generated_with = json.loads(fh.readline())["comment"].rsplit(" ", 1)[-1]
     if generated_with.rsplit(".", 1)[0] != django.get_version().rsplit(".", 1)[0]:
         pytest.skip(f"the corpus was generated with Django {generated_with}; this is {django.get_version()}")
+    from django_rustpg import bulk_update, compiler
+
+    if not (bulk_update.verified_django() and compiler._verified_django()):
+        # Its bulk writes then take Django's own statements, not the ones the corpus holds.
+        pytest.skip(f"Django {django.get_version()} is not verified for the native bulk statements")
     proc = subprocess.run([sys.executable, os.path.join(here, "corpus.py"), "--check"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
