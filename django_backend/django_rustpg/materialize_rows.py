@@ -27,12 +27,13 @@ def execute(compiler, iterable, plan_for_rows):
     connection = compiler.connection
     decided = []
     statement = []  # the SQL execute_sql runs (from the compiler's as_sql)
+    armed = [True]  # (not a reference to decide itself: that cycle would wait for the collector)
 
     def decide(sql):
         # Every cursor made while the hook is armed gets it: connecting may run statements
         # of its own first (Django's version check, connection_created receivers). Only
         # this statement's cursor may build with the plan.
-        if decided or not statement or sql != statement[-1] or connection._rustpg_plan_hook is not decide:
+        if decided or not armed or not statement or sql != statement[-1]:
             return None
         try:
             decided.append(plan_for_rows())
@@ -62,6 +63,7 @@ def execute(compiler, iterable, plan_for_rows):
             CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
         )
     finally:
+        armed.clear()
         connection._rustpg_plan_hook = None
         compiler.__dict__.pop("as_sql", None)
     if cursor is None:
