@@ -448,6 +448,9 @@ def summarize(runs, engines):
                 interval = best_ratio_interval(per, name)
                 if interval:
                     res["x"]["best_interval"] = interval
+                paired = paired_by_round(runs, name)
+                if paired:
+                    res["x"]["best_paired"], res["x"]["rounds_won"] = paired
         target = SCENARIOS[name].target
         res["target"] = target
         if target and rust:
@@ -456,6 +459,23 @@ def summarize(runs, engines):
             res["target_met"] = None if got is None else got >= factor
         out[name] = res
     return out
+
+
+def paired_by_round(runs, name):
+    """(median over rounds of best stock / ours within the round, "won/rounds"): engines of
+    one round run back to back, so drift between rounds cancels. None with one round."""
+    by_round = {}
+    for r in runs:
+        if r.get("scenario") == name and r.get("times") and "round" in r:
+            by_round.setdefault(r["round"], {})[r["engine"]] = statistics.median(r["times"])
+    ratios = []
+    for engines in by_round.values():
+        stock = [engines[e] for e in STOCK if e in engines]
+        if "rustpg" in engines and stock:
+            ratios.append(min(stock) / engines["rustpg"])
+    if len(ratios) < 2:
+        return None
+    return statistics.median(ratios), f"{sum(x > 1 for x in ratios)}/{len(ratios)}"
 
 
 def best_ratio_interval(per, name, draws=2000, level=0.90):
@@ -505,7 +525,9 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
               "load on the machine disturbs least. http_list_100 shows requests/s and p99 latency (ratios of "
               "requests/s). **loses** = slower than the best stock configuration; targets are judged on medians. "
               "In brackets: a 90% bootstrap interval of `× best stock` (repetitions resampled); where it spans 1.00 "
-              "the run cannot tell the engines apart.", ""]
+              "the run cannot tell the engines apart. \"by round\": the median over rounds of the ratio within each round "
+              "(the engines of a round run back to back, so drift between rounds cancels), and how many rounds "
+              "django_rustpg won.", ""]
     head = (["scenario"] + [LABELS[e] for e in engines]
             + [f"× {LABELS[e]}" for e in engines if e != "rustpg"]
             + (["× best stock", "× best (by min)", "target", "result"] if "rustpg" in engines else [])
@@ -533,6 +555,8 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
             interval = res["x"].get("best_interval")
             if interval:
                 cell += f" ({interval[0]:.2f}–{interval[1]:.2f})"
+            if res["x"].get("best_paired") is not None:
+                cell += f"; by round {res['x']['best_paired']:.2f}× (won {res['x']['rounds_won']})"
             cells.append(cell)
             by_min = res["x"].get("best_by_min")
             cells.append("–" if by_min is None else f"loses {by_min:.2f}×" if by_min < 0.995 else f"{by_min:.2f}×")
