@@ -26,14 +26,16 @@ def execute(compiler, iterable, plan_for_rows):
     built while it arrives. Called here instead when the execute did not."""
     connection = compiler.connection
     decided = []
-    statement = []  # the SQL execute_sql runs (from the compiler's as_sql)
-    armed = [True]  # (not a reference to decide itself: that cycle would wait for the collector)
+    # The SQL execute_sql runs (from the compiler's as_sql); emptied once it returned, so a
+    # cursor that kept the hook builds nothing later. (Not a reference to decide itself:
+    # that cycle would wait for the collector.)
+    statement = []
 
     def decide(sql):
         # Every cursor made while the hook is armed gets it: connecting may run statements
         # of its own first (Django's version check, connection_created receivers). Only
         # this statement's cursor may build with the plan.
-        if decided or not armed or not statement or sql != statement[-1]:
+        if decided or not statement or sql != statement[-1]:
             return None
         try:
             decided.append(plan_for_rows())
@@ -63,7 +65,7 @@ def execute(compiler, iterable, plan_for_rows):
             CURSOR, chunked_fetch=iterable.chunked_fetch, chunk_size=iterable.chunk_size
         )
     finally:
-        armed.clear()
+        statement.clear()
         connection._rustpg_plan_hook = None
         compiler.__dict__.pop("as_sql", None)
     if cursor is None:
