@@ -12,7 +12,9 @@ psycopg3 (stock backend), psycopg3_pool (stock, OPTIONS pool=True), psycopg2 (st
 its own virtualenv .cache/bench-venv-psycopg2, since Django prefers psycopg 3 whenever it is
 importable). Every (round, scenario, engine) runs in a fresh worker (benches/scenarios.py):
 peak RSS is per process, and engines alternate within each round so that machine load
-hits all of them alike. The database (django_rustpg_bench) is recreated and seeded once per
+hits all of them alike. The near-parity scenarios (scenarios.NEAR_PARITY) go further: their
+workers of one round are started together and run in lockstep, one repetition of one
+engine at a time, the engine order rotating each cycle (--no-interleave: one after another). The database (django_rustpg_bench) is recreated and seeded once per
 run. DATABASE_URL names the server (make bench gets it from scripts/find_pg.py).
 
 Writes benches/results/latest.{md,json,png}; exits non-zero when an engine crashed or
@@ -22,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import platform
 import re
 import shutil
@@ -29,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -162,6 +166,113 @@ def run_scenario(engine, name, prof, verify):
     if not verify:
         cmd.append("--no-verify")
     return run_json(cmd, child_env(BENCH_ENGINE=engine), timeout=900)
+
+
+def run_interleaved(engines, name, prof, verify, timeout=900):
+    """One round of a near-parity scenario with every engine's worker alive at once, in
+    lockstep: each cycle times one repetition per engine, one engine at a time, in an order
+    rotating by cycle, until each engine has >= reps repetitions and min_time seconds timed
+    (at most 10 x reps). Every engine gets the same number of repetitions, taken side by side,
+    so a burst of load on a shared machine lands on all of them instead of on whichever
+    engine's worker happened to be running. Returns one result per engine, as run_scenario."""
+    workers, results = {}, {}
+
+    def start(engine):
+        cmd = [engine_python(engine), BENCHES / "scenarios.py", "run", name, "--interleave"]
+        if not verify:
+            cmd.append("--no-verify")
+        err = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([str(c) for c in cmd], env=child_env(BENCH_ENGINE=engine), text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, bufsize=1)
+        lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        workers[engine] = (proc, lines, err)
+
+    def reply(engine):
+        """The worker's next JSON object; {"error": ...} once it has exited or timed out."""
+        proc, lines, err = workers[engine]
+        deadline = time.time() + timeout
+        last = None
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.time(), 0.01))
+            except queue.Empty:
+                return {"error": f"{engine}: no answer within {timeout}s"}
+            if line is None:
+                proc.wait()
+                err.seek(0)
+                if last is not None:
+                    return last
+                return {"error": f"exit {proc.returncode}, no result\nstderr: {err.read()[-4000:]}"}
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue  # a stray print
+            if isinstance(obj, dict) and ("ready" in obj or "t" in obj):
+                return obj
+            last = obj  # the final record (or an error) comes last, then EOF
+
+    def finish(engine, out=None):
+        proc, lines, err = workers[engine]
+        if proc.poll() is None:
+            try:
+                proc.stdin.write("done\n")
+                proc.stdin.close()
+            except OSError:
+                pass
+        out = out or reply(engine)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.seek(0)
+        text = err.read().strip()
+        if text:
+            out["stderr"] = text[-2000:]
+        err.close()
+        results[engine] = out
+
+    try:
+        # Started one at a time: the verification runs (which write, for the write
+        # scenarios) must not overlap, and a worker's start-up must not land on another's clock.
+        for engine in engines:
+            start(engine)
+            r = reply(engine)
+            if "error" in r:
+                finish(engine, r)
+        live = [e for e in engines if e not in results]
+        times = {e: [] for e in live}
+        cycle, max_reps = 0, max(prof["reps"], 1) * 10
+        while live:
+            counts = [len(times[e]) for e in live]
+            sums = [sum(times[e]) for e in live]
+            if min(counts) >= prof["reps"] and (min(sums) >= prof["min_time"] or min(counts) >= max_reps):
+                break
+            k = cycle % len(live)
+            for engine in live[k:] + live[:k]:
+                proc, lines, err = workers[engine]
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                r = reply(engine)
+                if "t" not in r:
+                    finish(engine, r if "error" in r else {"error": f"unexpected answer {r!r}"})
+                    continue
+                times[engine].append(r["t"])
+            live = [e for e in live if e not in results]
+            cycle += 1
+        for engine in live:
+            finish(engine)
+    finally:
+        for engine, (proc, lines, err) in workers.items():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [results[e] for e in engines]
 
 
 def free_port():
@@ -451,6 +562,9 @@ def summarize(runs, engines):
                 paired = paired_by_round(runs, name)
                 if paired:
                     res["x"]["best_paired"], res["x"]["rounds_won"] = paired
+                cycles = paired_by_cycle(runs, name)
+                if cycles:
+                    res["x"]["best_by_cycle"], res["x"]["cycles_won"] = cycles
         target = SCENARIOS[name].target
         res["target"] = target
         if target and rust:
@@ -461,6 +575,17 @@ def summarize(runs, engines):
     return out
 
 
+def best_stock_engine(runs, name):
+    """The stock engine with the lowest median over all its repetitions: the paired ratios
+    compare against that one configuration in every round or cycle. (The fastest stock engine
+    of each round would be the best of three noisy draws, a bias against django_rustpg.)"""
+    times = {}
+    for r in runs:
+        if r.get("scenario") == name and r.get("times") and r.get("engine") in STOCK:
+            times.setdefault(r["engine"], []).extend(r["times"])
+    return min(times, key=lambda e: statistics.median(times[e])) if times else None
+
+
 def paired_by_round(runs, name):
     """(median over rounds of best stock / ours within the round, "won/rounds"): engines of
     one round run back to back, so drift between rounds cancels. None with one round."""
@@ -468,11 +593,24 @@ def paired_by_round(runs, name):
     for r in runs:
         if r.get("scenario") == name and r.get("times") and "round" in r:
             by_round.setdefault(r["round"], {})[r["engine"]] = statistics.median(r["times"])
-    ratios = []
-    for engines in by_round.values():
-        stock = [engines[e] for e in STOCK if e in engines]
-        if "rustpg" in engines and stock:
-            ratios.append(min(stock) / engines["rustpg"])
+    best = best_stock_engine(runs, name)
+    ratios = [engines[best] / engines["rustpg"] for engines in by_round.values() if "rustpg" in engines and best in engines]
+    if len(ratios) < 2:
+        return None
+    return statistics.median(ratios), f"{sum(x > 1 for x in ratios)}/{len(ratios)}"
+
+
+def paired_by_cycle(runs, name):
+    """(median over lockstep cycles of best stock / ours within the cycle, "won/cycles"): in
+    an interleaved round, repetition i of every engine ran in the same cycle, seconds apart.
+    None when the scenario did not run interleaved."""
+    by_round = {}
+    for r in runs:
+        if r.get("scenario") == name and r.get("times") and r.get("interleaved"):
+            by_round.setdefault(r["round"], {})[r["engine"]] = r["times"]
+    best = best_stock_engine(runs, name)
+    ratios = [stock / ours for engines in by_round.values() if "rustpg" in engines and best in engines
+              for stock, ours in zip(engines[best], engines["rustpg"])]
     if len(ratios) < 2:
         return None
     return statistics.median(ratios), f"{sum(x > 1 for x in ratios)}/{len(ratios)}"
@@ -520,14 +658,16 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
     ns = [d["n"] for r in summary.values() for d in r["engines"].values() if "n" in d]
     samples = f"{min(ns)}–{max(ns)}" if ns and min(ns) != max(ns) else str(ns[0]) if ns else "0"
     lines += ["", f"Times: median (min) in ms over all timed repetitions ({samples} per engine and scenario, "
-              "from fresh worker processes, engines alternating). `×` = stock median / django_rustpg median, "
+              "from fresh worker processes, engines alternating; the near-parity scenarios' workers of a round "
+              "run in lockstep, one repetition of one engine at a time, rotating). `×` = stock median / django_rustpg median, "
               "so above 1 means django_rustpg is faster; `× best (by min)` compares minimums instead, which other "
               "load on the machine disturbs least. http_list_100 shows requests/s and p99 latency (ratios of "
               "requests/s). **loses** = slower than the best stock configuration; targets are judged on medians. "
               "In brackets: a 90% bootstrap interval of `× best stock` (repetitions resampled); where it spans 1.00 "
               "the run cannot tell the engines apart. \"by round\": the median over rounds of the ratio within each round "
               "(the engines of a round run back to back, so drift between rounds cancels), and how many rounds "
-              "django_rustpg won.", ""]
+              "django_rustpg won (best stock: the stock engine with the lowest median over the whole run); \"by cycle\": the same over the lockstep cycles of the near-parity scenarios, "
+              "whose repetitions of all engines ran seconds apart.", ""]
     head = (["scenario"] + [LABELS[e] for e in engines]
             + [f"× {LABELS[e]}" for e in engines if e != "rustpg"]
             + (["× best stock", "× best (by min)", "target", "result"] if "rustpg" in engines else [])
@@ -557,6 +697,8 @@ def render_markdown(info, summary, anchors, rust, order, engines, wall, profile,
                 cell += f" ({interval[0]:.2f}–{interval[1]:.2f})"
             if res["x"].get("best_paired") is not None:
                 cell += f"; by round {res['x']['best_paired']:.2f}× (won {res['x']['rounds_won']})"
+            if res["x"].get("best_by_cycle") is not None:
+                cell += f"; by cycle {res['x']['best_by_cycle']:.2f}× (won {res['x']['cycles_won']})"
             cells.append(cell)
             by_min = res["x"].get("best_by_min")
             cells.append("–" if by_min is None else f"loses {by_min:.2f}×" if by_min < 0.995 else f"{by_min:.2f}×")
@@ -710,6 +852,8 @@ def main(argv=None):
     ap.add_argument("--scenarios", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     ap.add_argument("--engines", help=f"comma-separated subset of: {', '.join(ENGINES)}")
     ap.add_argument("--rounds", type=int, help="override the profile's number of rounds")
+    ap.add_argument("--no-interleave", action="store_true",
+                    help="near-parity scenarios too: one worker after another, not in lockstep")
     ap.add_argument("--no-seed", action="store_true", help="reuse the existing bench database (development)")
     ap.add_argument("--no-anchors", action="store_true", help="skip the raw-driver anchors")
     ap.add_argument("--rust", action="store_true", help="also run `cargo bench --bench micro` (criterion) first")
@@ -763,6 +907,16 @@ def main(argv=None):
         rot = engines[rnd % len(engines):] + engines[:rnd % len(engines)]  # no engine always goes first
         for name in order:
             if rnd >= (prof["single_row_rounds"] if name in NEAR_PARITY else prof["rounds"]):
+                continue
+            if name in NEAR_PARITY and SCENARIOS[name].run and not args.no_interleave:
+                t0 = time.time()
+                for engine, r in zip(rot, run_interleaved(rot, name, prof, verify=rnd == 0)):
+                    r.update(scenario=name, engine=engine, round=rnd, interleaved=True)
+                    runs.append(r)
+                    status = ("FAILED: " + r["error"].strip().splitlines()[-1] if "error" in r else
+                              f"median {statistics.median(r['times']) * 1e3:.1f} ms x{len(r['times'])}")
+                    log(f"[round {rnd + 1}/{all_rounds}] {name:18} {engine:14} {status}  (lockstep)")
+                log(f"[round {rnd + 1}/{all_rounds}] {name:18} lockstep round took {time.time() - t0:.1f}s")
                 continue
             for engine in rot:
                 t0 = time.time()

@@ -6,6 +6,7 @@ repetitions. It prints one JSON object on its last stdout line. run.py starts wo
 never imports Django itself; the engine comes from BENCH_ENGINE, the server from DATABASE_URL.
 
     BENCH_ENGINE=rustpg python benches/scenarios.py run get_by_pk --reps 3 --min-time 1
+    BENCH_ENGINE=rustpg python benches/scenarios.py run get_by_pk --interleave   # "go" lines on stdin
     python benches/scenarios.py anchor asyncpg --reps 3
 """
 import argparse
@@ -389,11 +390,40 @@ def maxrss_kb():
 
 
 def run_scenario(name, reps, min_time, verify):
+    out, sc = prepare_scenario(name, verify)
+    times, max_reps = [], max(reps, 1) * 10
+    while len(times) < reps or (sum(times) < min_time and len(times) < max_reps):
+        times.append(timed_repetition(sc))
+    out.update(times=times, rss_peak_kb=maxrss_kb())
+    return out
+
+
+def serve_interleaved(name, verify):
+    """Lockstep mode (run.py --interleave): after the verification run, prints {"ready": ...}
+    and times one repetition per "go" line on stdin, answering {"t": seconds}, until "done".
+    run.py lets one engine's worker run at a time, rotating, so a burst of load on the
+    machine lands on every engine alike instead of on whichever worker was running."""
+    out, sc = prepare_scenario(name, verify)
+    print(json.dumps({"ready": True}), flush=True)
+    times = []
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "done":
+            break
+        if command != "go":
+            raise ValueError(f"interleaved worker: unknown command {command!r}")
+        times.append(timed_repetition(sc))
+        print(json.dumps({"t": times[-1]}), flush=True)
+    out.update(times=times, rss_peak_kb=maxrss_kb())
+    return out
+
+
+def prepare_scenario(name, verify):
     global _query_count
     driver = load_django()
     sc = SCENARIOS[name]
     base = maxrss_kb()
-    out = {"scenario": name, "engine": os.environ.get("BENCH_ENGINE"), "driver": driver}
+    out = {"scenario": name, "engine": os.environ.get("BENCH_ENGINE"), "driver": driver, "rss_base_kb": base}
 
     # Verification run, which is also the warm-up.
     arg = sc.setup() if sc.setup else None
@@ -405,19 +435,18 @@ def run_scenario(name, reps, min_time, verify):
         out.update(queries=_query_count[0], digest=digest.h.hexdigest(), items=digest.items,
                    types=sorted(digest.types), sample=digest.sample)
     _query_count = None
+    return out, sc
 
-    times, max_reps = [], max(reps, 1) * 10
-    while len(times) < reps or (sum(times) < min_time and len(times) < max_reps):
-        arg = sc.setup() if sc.setup else None
-        gc.collect()
-        t0 = time.perf_counter()
-        result = sc.run(arg) if sc.setup else sc.run()
-        if not isinstance(result, list):
-            deque(result, maxlen=0)  # lazy results (iterator_100k) are consumed on the clock
-        del result, arg  # freeing is part of the cost
-        times.append(time.perf_counter() - t0)
-    out.update(times=times, rss_base_kb=base, rss_peak_kb=maxrss_kb())
-    return out
+
+def timed_repetition(sc):
+    arg = sc.setup() if sc.setup else None
+    gc.collect()
+    t0 = time.perf_counter()
+    result = sc.run(arg) if sc.setup else sc.run()
+    if not isinstance(result, list):
+        deque(result, maxlen=0)  # lazy results (iterator_100k) are consumed on the clock
+    del result, arg  # freeing is part of the cost
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------- raw-driver anchors
@@ -526,12 +555,15 @@ def main(argv=None):
     r.add_argument("--reps", type=int, default=3)
     r.add_argument("--min-time", type=float, default=0.0, help="repeat until this many seconds were timed")
     r.add_argument("--no-verify", dest="verify", action="store_false")
+    r.add_argument("--interleave", action="store_true", help="lockstep with other workers: one repetition per stdin line")
     a = sub.add_parser("anchor")
     a.add_argument("driver", choices=ANCHORS)
     a.add_argument("--reps", type=int, default=3)
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "run":
+        if args.cmd == "run" and args.interleave:
+            out = serve_interleaved(args.scenario, args.verify)
+        elif args.cmd == "run":
             out = run_scenario(args.scenario, args.reps, args.min_time, args.verify)
         else:
             out = run_anchor(args.driver, args.reps)
