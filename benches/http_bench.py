@@ -10,8 +10,10 @@
 - http_admin:  GET /admin/shop/book/?...   the admin changelist of the 20,000 books, with a
                list_filter and a search, as a logged-in superuser (session in the database)
 
-Each (round, scenario, engine) gets a fresh gunicorn (2 workers x 4 threads) and a wrk run
-at 8 connections; engines rotate within a round so that machine load hits them alike.
+Each (round, scenario) starts a fresh gunicorn (2 workers x 4 threads) per engine, all up
+at once, then runs them in lockstep: cycles of one 2 s wrk burst at 8 connections per
+engine, one engine at a time, the order rotating each cycle, so that the machine's swings
+hit every engine alike (--no-lockstep: one gunicorn and one wrk run at a time).
 Round 1 first fetches every URL of the scenario and compares the bodies across engines
 (the admin's per-request CSRF token masked). A profile pass (one worker, one thread,
 sequential requests) splits a request's time into gunicorn/HTTP, Django, driver and
@@ -37,6 +39,7 @@ import run as bench  # noqa: E402  (helpers: venvs, seeding, wrk parsing)
 
 RESULTS = BENCHES / "results"
 WORKERS, THREADS, CONNECTIONS = 2, 4, 8
+BURST_SECONDS = 2  # --lockstep: one wrk run per engine per cycle
 ENGINES = ["rustpg", "psycopg3", "psycopg3_pool", "psycopg2"]
 
 
@@ -88,13 +91,17 @@ def http_seed():
 
 
 class Server:
-    """gunicorn serving djbench.wsgi_http for one engine."""
+    """gunicorn serving djbench.wsgi_http for one engine.
+
+    --worker-connections = threads: a gthread worker otherwise accepts every connection it
+    wins the race for, and wrk's 8 keep-alive connections often all went to one worker
+    (one core busy, the other idle: measured, ~half the req/s in such a burst, for any engine)."""
 
     def __init__(self, engine, workers=WORKERS, threads=THREADS, profile=False):
         self.engine, self.port = engine, bench.free_port()
         gunicorn = bench.engine_python(engine).parent / "gunicorn"
         cmd = [gunicorn, "djbench.wsgi_http:application", "--worker-class", "gthread", "--workers", workers,
-               "--threads", threads, "--bind", f"127.0.0.1:{self.port}", "--chdir", BENCHES,
+               "--threads", threads, "--worker-connections", threads, "--bind", f"127.0.0.1:{self.port}", "--chdir", BENCHES,
                "--pythonpath", BENCHES, "--log-level", "warning"]
         self.errlog = RESULTS / "raw" / f"gunicorn-http-{engine}.log"
         self.errlog.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +185,49 @@ def verify_bodies(server, sc, headers):
     return h.hexdigest()
 
 
+def run_lockstep(engines, name, seconds, cookie, verify, burst=BURST_SECONDS):
+    """One round of a scenario with every engine's gunicorn up at once: cycles of one
+    `burst`-second wrk run per engine, in an order rotating by cycle, until each engine had
+    `seconds` of load. Bursts of all engines land seconds apart, so the shared machine's
+    swings (a CPU-bound loop here varies by ±40% from one second to the next) hit every
+    engine alike, and each burst reopens wrk's connections, re-dealing them between the two
+    gunicorn workers. Returns one result per engine: medians over its bursts, and the bursts."""
+    sc = SCENARIOS[name]
+    headers = {"Cookie": cookie} if sc.get("admin") else {}
+    script = lua_script(sc["paths"], cookie if sc.get("admin") else None)
+    servers, out = {}, {e: {"scenario": name, "engine": e, "bursts": []} for e in engines}
+    try:
+        for engine in engines:  # one at a time: start-up and verification never overlap a measurement
+            try:
+                servers[engine] = server = Server(engine)
+                server.wait_ready(sc["paths"][0], headers)
+                if verify:
+                    out[engine]["digest"] = verify_bodies(server, sc, headers)
+                wrk(server, script, 1)  # warm-up: both workers connected, caches filled
+            except Exception as e:
+                out[engine]["error"] = f"{type(e).__name__}: {e}"
+        live = [e for e in engines if "error" not in out[e]]
+        for cycle in range(max(1, round(seconds / burst))):
+            k = cycle % len(live) if live else 0
+            for engine in live[k:] + live[:k]:
+                if "error" in out[engine]:
+                    continue
+                try:
+                    out[engine]["bursts"].append(wrk(servers[engine], script, burst))
+                except Exception as e:
+                    out[engine]["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        for server in servers.values():
+            server.stop()
+        os.unlink(script)
+    for r in out.values():
+        if r["bursts"] and "error" not in r:
+            b = r["bursts"]
+            r.update(rps=statistics.median(x["rps"] for x in b), p99_ms=statistics.median(x["p99_ms"] for x in b),
+                     p50_ms=statistics.median(x["p50_ms"] for x in b), requests=sum(x["requests"] for x in b))
+    return [out[e] for e in engines]
+
+
 def run_one(engine, name, seconds, cookie, verify):
     sc = SCENARIOS[name]
     headers = {"Cookie": cookie} if sc.get("admin") else {}
@@ -241,6 +291,20 @@ def profile(engine, names, cookie, requests):
     return out
 
 
+def paired_bursts(runs, name, best):
+    """(median over lockstep cycles of django_rustpg's req/s / the best stock engine's, "won/n"):
+    burst i of every engine of a round ran in the same cycle. None without lockstep runs."""
+    by_round = {}
+    for r in runs:
+        if r["scenario"] == name and r.get("bursts") and "error" not in r:
+            by_round.setdefault(r["round"], {})[r["engine"]] = [b["rps"] for b in r["bursts"]]
+    ratios = [ours / stock for engines in by_round.values() if "rustpg" in engines and best in engines
+              for ours, stock in zip(engines["rustpg"], engines[best])]
+    if len(ratios) < 2:
+        return None
+    return statistics.median(ratios), f"{sum(x > 1 for x in ratios)}/{len(ratios)}"
+
+
 def summarize(runs, engines):
     summary = {}
     for name in SCENARIOS:
@@ -262,6 +326,9 @@ def summarize(runs, engines):
             x = {e: per["rustpg"]["rps"] / v for e, v in stock.items()}
             if stock:
                 x["best"] = per["rustpg"]["rps"] / max(stock.values())
+                paired = paired_bursts(runs, name, max(stock, key=stock.get))
+                if paired:
+                    x["by_cycle"], x["cycles_won"] = paired
         summary[name] = {"engines": per, "x": x, "identical": len(set(digests.values())) <= 1,
                          "digests": digests, "errors": errors}
     return summary
@@ -269,12 +336,16 @@ def summarize(runs, engines):
 
 def render(summary, profiles, engines, info):
     lab = bench.LABELS
+    lockstep = (", engines interleaved" if info.get("no_lockstep") else
+                f", in lockstep: every engine's gunicorn up at once, {BURST_SECONDS} s wrk bursts, one engine at a "
+                "time, the order rotating each cycle (\"by cycle\": the median over cycles of django_rustpg's req/s "
+                "over the best stock engine's in the same cycle, and the cycles won)")
     lines = ["# HTTP endpoints: django_rustpg vs stock Django backends", "",
              f"{info['date']}, {info['nproc']} CPUs (shared with other jobs: load average "
              f"{info['load'][0]:.1f} at start, {info['load_end'][0]:.1f} at end, so wall-clock ratios are noisy), "
              f"Python {info['python']}, Django {info['django']}; {info['rounds']} rounds x {info['seconds']} s of wrk "
-             f"per scenario and engine, engines interleaved; medians. gunicorn gthread {WORKERS} workers x {THREADS} "
-             f"threads, wrk 1 thread x {CONNECTIONS} connections, CONN_MAX_AGE=0 (each engine's default).",
+             f"per scenario and engine{lockstep}; medians. gunicorn gthread {WORKERS} workers x {THREADS} "
+             f"threads (worker_connections {THREADS}), wrk 1 thread x {CONNECTIONS} connections, CONN_MAX_AGE=0 (each engine's default).",
              "", f"`{' '.join(info['argv']) or '(defaults)'}`", "",
              "| scenario | " + " | ".join(lab[e] for e in engines) + " | × best stock | target | same responses |",
              "|---|" + "---|" * (len(engines) + 3)]
@@ -285,7 +356,10 @@ def render(summary, profiles, engines, info):
             cells.append(f"{d['rps']:.0f} req/s, p99 {d['p99_ms']:.0f} ms" if d else "–")
         best = s["x"].get("best")
         target = SCENARIOS[name]["target"]
-        cells.append("–" if best is None else f"{best:.2f}×")
+        cell = "–" if best is None else f"{best:.2f}×"
+        if s["x"].get("by_cycle") is not None:
+            cell += f"; by cycle {s['x']['by_cycle']:.2f}× (won {s['x']['cycles_won']})"
+        cells.append(cell)
         cells.append(f"≥{target}× " + ("" if best is None else "met" if best >= target else "**not met**"))
         cells.append("yes" if s["identical"] and len(s["digests"]) > 1 else "**NO**" if not s["identical"] else "–")
         lines.append("| " + " | ".join(cells) + " |")
@@ -325,6 +399,8 @@ def main(argv=None):
     ap.add_argument("--scenarios", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     ap.add_argument("--engines", help=f"comma-separated subset of: {', '.join(ENGINES)}")
     ap.add_argument("--no-seed", action="store_true", help="reuse the existing bench database")
+    ap.add_argument("--no-lockstep", action="store_true",
+                    help="one engine's gunicorn at a time, one wrk run of --seconds each (no bursts)")
     ap.add_argument("--profile-requests", type=int, default=200, help="0: skip the profile pass")
     args = ap.parse_args(argv)
     names = [s for s in (args.scenarios.split(",") if args.scenarios else SCENARIOS) if s]
@@ -345,6 +421,17 @@ def main(argv=None):
     for rnd in range(args.rounds):
         rot = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
         for name in names:
+            if not args.no_lockstep:
+                t0 = time.time()
+                for r in run_lockstep(rot, name, args.seconds, cookie, verify=rnd == 0):
+                    r["round"] = rnd
+                    runs.append(r)
+                    what = (f"FAILED: {r['error'].splitlines()[0]}" if "error" in r
+                            else f"{r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms (bursts: "
+                                 + ", ".join(f"{b['rps']:.0f}" for b in r["bursts"]) + ")")
+                    log(f"[round {rnd + 1}/{args.rounds}] {name:12} {r['engine']:14} {what}")
+                log(f"[round {rnd + 1}/{args.rounds}] {name:12} lockstep round took {time.time() - t0:.0f}s")
+                continue
             for engine in rot:
                 t0 = time.time()
                 r = run_one(engine, name, args.seconds, cookie, verify=rnd == 0)
@@ -363,7 +450,8 @@ def main(argv=None):
 
     info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
             "load": load, "load_end": os.getloadavg(), "python": sys.version.split()[0],
-            "django": django.get_version(), "rounds": args.rounds, "seconds": args.seconds, "argv": argv}
+            "django": django.get_version(), "rounds": args.rounds, "seconds": args.seconds, "argv": argv,
+            "no_lockstep": args.no_lockstep}
     summary = summarize(runs, engines)
     md, failed = render(summary, profiles, engines, info)
     suffix = bench.DJ_TAG
