@@ -2,9 +2,9 @@
 //! Values are never spliced into the executed SQL; `mogrify` exists for display only.
 
 use crate::errors;
-use crate::sql::classify::{effects, ClientSide, Effects};
+use crate::sql::classify::{self, effects, ClientSide, Effects};
 use crate::fxhash::FxMap;
-use crate::sql::placeholders::{scan, Shape, Style, Template};
+use crate::sql::placeholders::{scan, Part, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
 use bytes::BytesMut;
 use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
@@ -175,6 +175,20 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         }
         encoded.push(p);
         numbers.push(encoded.len());
+    }
+    // An untyped value (str, None) where the server cannot infer a type (`%s IS NULL`,
+    // `concat(%s)`): bound, the statement fails with "could not determine data type of
+    // parameter"; stock's literal is accepted as unknown. Send what stock sends.
+    if encoded.iter().any(|p| p.oid == 0) {
+        let ambiguous = classify::ambiguous_slots(&template.parts);
+        let untyped_there = template.parts.iter().zip(&ambiguous).any(|(part, &flag)| {
+            flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
+        });
+        if untyped_there {
+            let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
+            let sql = template.render_with(&literals);
+            return Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
+        }
     }
     let sql = template.render(&numbers);
     let shape = template.shape.clone();

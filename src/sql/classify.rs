@@ -7,7 +7,7 @@
 //! - the direction of a COPY;
 //! - its kind (read, write, DDL, ...) for the N+1 detector.
 
-use super::placeholders::Shape;
+use super::placeholders::{Part, Shape};
 use sqlparser::ast::Statement;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +104,90 @@ pub fn effects(shape: &Shape, text_lower_hint: &str) -> Effects {
     Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema, client_side }
 }
 
+/// Functions whose arguments are `"any"`: the server cannot infer a type for an untyped
+/// parameter there (`could not determine data type of parameter $1`), while the literal
+/// Django's default cursor sends (`'abc'`, `NULL`) is accepted as `unknown`.
+const ANY_ARGUMENT_FUNCTIONS: &[&str] = &[
+    "pg_typeof", "concat", "concat_ws", "format", "num_nulls", "num_nonnulls", "json_build_object",
+    "json_build_array", "jsonb_build_object", "jsonb_build_array", "pg_column_size",
+];
+
+/// For each part of a statement, whether it is a slot where an untyped parameter stands
+/// beyond the server's inference: before `IS [NOT] NULL` / `ISNULL` / `NOTNULL`, or as an
+/// argument of an `"any"` function. A statement with an untyped value (str, None) in such a
+/// slot runs with client-side literals, as stock sends it; a false positive costs only that.
+/// One pass over the text.
+pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
+    let mut out = vec![false; parts.len()];
+    let mut open: Vec<bool> = Vec::new(); // per unclosed `(`: is it an "any" function's
+    let mut word = String::new();
+    let mut word_ended = false;
+    let mut quote: Option<char> = None;
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Slot(_) => {
+                let next = match parts.get(i + 1) {
+                    Some(Part::Text(t)) => t.as_str(),
+                    _ => "",
+                };
+                out[i] = open.last() == Some(&true) || before_null_test(next);
+                word.clear();
+            }
+            Part::Text(t) => {
+                for c in t.chars() {
+                    if let Some(q) = quote {
+                        if c == q {
+                            quote = None;
+                        }
+                        continue;
+                    }
+                    match c {
+                        '\'' | '"' => {
+                            quote = Some(c);
+                            word.clear();
+                        }
+                        '(' => {
+                            // A bare `(` (grouping) inside an "any" function's arguments is still one.
+                            let any = if word.is_empty() { open.last() == Some(&true) } else { ANY_ARGUMENT_FUNCTIONS.contains(&word.as_str()) };
+                            open.push(any);
+                            word.clear();
+                        }
+                        ')' => {
+                            open.pop();
+                            word.clear();
+                        }
+                        c if c.is_ascii_alphanumeric() || c == '_' => {
+                            if word_ended {
+                                word.clear();
+                                word_ended = false;
+                            }
+                            word.push(c.to_ascii_lowercase())
+                        }
+                        // `concat (`: the name still counts across spaces.
+                        c if c.is_whitespace() => word_ended = true,
+                        _ => word.clear(),
+                    }
+                    if word.len() > 32 {
+                        word.clear();
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn before_null_test(next: &str) -> bool {
+    let mut words = next.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let mut lower = || words.next().map(str::to_ascii_lowercase);
+    match (lower(), lower(), lower()) {
+        (Some(a), _, _) if a == "isnull" || a == "notnull" => true,
+        (Some(a), Some(b), _) if a == "is" && b == "null" => true,
+        (Some(a), Some(b), Some(c)) => a == "is" && b == "not" && c == "null",
+        _ => false,
+    }
+}
+
 /// Most rows a `LIMIT` may ask for and still count as "few".
 const FEW_ROWS: u64 = 100;
 
@@ -191,6 +275,24 @@ fn selects_into_temp(lower: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn untyped_slots_the_server_cannot_type() {
+        use crate::sql::placeholders::scan;
+        let ambiguous = |sql: &str| -> Vec<bool> {
+            let t = scan(sql, true).unwrap();
+            let flags = super::ambiguous_slots(&t.parts);
+            (0..t.parts.len()).filter(|&i| matches!(t.parts[i], Part::Slot(_))).map(|i| flags[i]).collect()
+        };
+        assert_eq!(ambiguous("SELECT * FROM t WHERE (%(q)s IS NULL OR title = %(q)s)"), [true, false]);
+        assert_eq!(ambiguous("SELECT %s is not null, %s ISNULL, %s notnull, (%s) IS NULL"), [true, true, true, true]);
+        assert_eq!(ambiguous("SELECT concat(%s, lower(%s)), pg_catalog.format('%%s', %s), CONCAT_WS (',', %s)"), [true, false, true, true]);
+        assert_eq!(ambiguous("SELECT jsonb_build_object('k', %s, 'n', (%s)), json_build_array(%s)"), [true, true, true]);
+        assert_eq!(ambiguous("SELECT * FROM t WHERE a = %s AND b IS NULL AND c IN (%s, %s) AND d = coalesce(%s, 'x')"), [false, false, false, false]);
+        assert_eq!(ambiguous("SELECT %s IS DISTINCT FROM a, %s ISOLATED, %s is nullable"), [false, false, false]);
+        // Parentheses inside quotes do not count; an "any" function's nested call does not leak.
+        assert_eq!(ambiguous("SELECT format('(%%s', %s), concat(x) || %s, \"concat(\" = %s"), [true, false, false]);
+    }
+
     use super::*;
     use crate::sql::placeholders::scan;
 

@@ -1,5 +1,6 @@
-"""Random values round-tripped as parameters through django_rustpg and psycopg: same
-value back from both, or the same exception class from both."""
+"""Random values round-tripped as parameters through django_rustpg and psycopg as stock
+Django uses it (a ClientCursor: values as literals): same value back from both, or the
+same exception class from both."""
 
 import datetime
 import decimal
@@ -39,7 +40,7 @@ values = st.one_of(scalars, st.lists(text, max_size=6), st.lists(st.integers(-(2
 def pair(private_server):
     ours = dbapi.connect(**private_server.params)
     ours.autocommit = True
-    theirs = psycopg.connect(**private_server.params, autocommit=True)
+    theirs = psycopg.connect(**private_server.params, autocommit=True, cursor_factory=psycopg.ClientCursor)
     yield ours, theirs
     ours.close()
     theirs.close()

@@ -1,6 +1,6 @@
 //! Encoded parameters → SQL literals, for the simple protocol (`ClientSide` statements).
 //!
-//! Each literal carries the type its parameter was bound with (`'5'::int2`, an untyped
+//! Each literal carries the type its parameter was bound with (`'5'::int4`, an untyped
 //! `'abc'` for an "unknown" str), so the server resolves the statement exactly as it
 //! resolves the bound one. Values of a type not listed here, and large ones, are not
 //! rendered: the statement is then bound as usual.

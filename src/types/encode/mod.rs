@@ -1,8 +1,9 @@
 //! The one place Python values become query parameters.
 //!
-//! Each value becomes (type OID, wire format, bytes), choosing the type the way psycopg 3
-//! does for server-side binding: ints by magnitude (int2/int4/int8/numeric), str as
-//! "unknown" so the server infers it from context, lists as arrays of their elements' type.
+//! Each value becomes (type OID, wire format, bytes), with the type the server gives the
+//! literal Django's default cursor (psycopg's ClientCursor) would send: numbers bare (int as
+//! integer/bigint/numeric by value, finite floats as numeric), str as "unknown" so the
+//! server infers it from context, lists as arrays of their elements' type.
 //! Fixed-width scalars go binary; the rest go in their text form, which the same code also
 //! uses to render client-side literals for display.
 
@@ -236,16 +237,14 @@ impl<'py> Encoder<'py> {
         Ok(match value {
             Value::Null => Param { oid: 0, format: Format::Text, value: None },
             Value::Bool(b) => bin(oid::BOOL, vec![b as u8]),
-            Value::Int(v) => int_param(v),
+            // Numbers are typed as the literal Django's default (client-side binding) cursor
+            // sends for them: psycopg writes every int and finite float bare (`5`, `1.5`,
+            // whatever its wrapper), and the server types a bare number by its value alone.
+            // int2 for 5 would make `%s * %s` of 300 and 300 overflow where stock gives 90000.
+            Value::Int(v) | Value::IntWrapper(_, v) => int_param(v),
             Value::BigInt(s) => text(oid::NUMERIC, s),
-            Value::IntWrapper(o, v) => match o {
-                oid::INT2 => bin(o, i16::try_from(v).map_err(|_| self.bad(position, obj, "out of range for int2"))?.to_be_bytes().to_vec()),
-                oid::INT4 => bin(o, i32::try_from(v).map_err(|_| self.bad(position, obj, "out of range for int4"))?.to_be_bytes().to_vec()),
-                oid::OID => bin(o, u32::try_from(v).map_err(|_| self.bad(position, obj, "out of range for oid"))?.to_be_bytes().to_vec()),
-                _ => bin(o, v.to_be_bytes().to_vec()),
-            },
-            Value::Float(f) => bin(oid::FLOAT8, f.to_be_bytes().to_vec()),
-            Value::Float4(f) => bin(oid::FLOAT4, (f as f32).to_be_bytes().to_vec()),
+            Value::Float(f) | Value::Float4(f) if f.is_finite() => text(oid::NUMERIC, float_text(f)),
+            Value::Float(f) | Value::Float4(f) => bin(oid::FLOAT8, f.to_be_bytes().to_vec()),
             Value::Str(s) => text(0, self.str_value(s, position)?),
             Value::Bytes(b) => bin(oid::BYTEA, b),
             Value::Date(d) => bin(oid::DATE, (date_days(d) as i32).to_be_bytes().to_vec()),
@@ -271,7 +270,12 @@ impl<'py> Encoder<'py> {
                 v.extend(0i32.to_be_bytes());
                 bin(oid::INTERVAL, v)
             }
-            Value::Decimal(s) => text(oid::NUMERIC, s),
+            // Stock writes a Decimal bare too (`str(d)`): `5` is then an integer to the
+            // server (`%s / 2` is 2 there), `5.0` and `1E+2` numeric.
+            Value::Decimal(s) => match integer_literal(&s) {
+                Some(Ok(v)) => int_param(v),
+                _ => text(oid::NUMERIC, s),
+            },
             Value::Uuid(u) => bin(oid::UUID, u.to_be_bytes().to_vec()),
             Value::Json(o, s) => {
                 if s.contains('\0') {
@@ -387,11 +391,20 @@ fn int_oid(v: i64) -> u32 {
     }
 }
 
+/// `Some` when `s` reads as an integer literal (`-12`, digits only): its value, or `Err`
+/// beyond i64 (the server types it numeric, which is what it is sent as anyway).
+fn integer_literal(s: &str) -> Option<Result<i64, std::num::ParseIntError>> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>())
+}
+
+/// A scalar int as the server types the bare literal: integer, else bigint (beyond i64 it is
+/// `Value::BigInt`, numeric). Array elements keep psycopg's smallest type (`int_oid`), as
+/// its client-side rendering does too (`'{1,2}'::int2[]`).
 fn int_param(v: i64) -> Param {
-    let (oid, bytes) = match int_oid(v) {
-        oid::INT2 => (oid::INT2, (v as i16).to_be_bytes().to_vec()),
-        oid::INT4 => (oid::INT4, (v as i32).to_be_bytes().to_vec()),
-        _ => (oid::INT8, v.to_be_bytes().to_vec()),
+    let (oid, bytes) = match i32::try_from(v) {
+        Ok(small) => (oid::INT4, small.to_be_bytes().to_vec()),
+        Err(_) => (oid::INT8, v.to_be_bytes().to_vec()),
     };
     Param { oid, format: Format::Binary, value: Some(bytes) }
 }
