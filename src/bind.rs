@@ -145,10 +145,13 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // What the protocol cannot carry (several statements with parameters; more than 65,535
     // parameters) is rendered client-side with psycopg's literals, as stock Django binds
     // everything, and runs without parameters. The only place values enter SQL text.
-    if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
+    let with_literals = || -> PyResult<BoundQuery> {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
         let sql = template.render_with(&literals);
-        return Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
+        Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None })
+    };
+    if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
+        return with_literals();
     }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());
     let mut numbers = Vec::with_capacity(values.len());
@@ -185,9 +188,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
             flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });
         if untyped_there {
-            let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
-            let sql = template.render_with(&literals);
-            return Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
+            return with_literals();
         }
     }
     let sql = template.render(&numbers);

@@ -275,12 +275,14 @@ fn selects_into_temp(lower: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
     #[test]
     fn untyped_slots_the_server_cannot_type() {
-        use crate::sql::placeholders::scan;
         let ambiguous = |sql: &str| -> Vec<bool> {
             let t = scan(sql, true).unwrap();
-            let flags = super::ambiguous_slots(&t.parts);
+            let flags = ambiguous_slots(&t.parts);
             (0..t.parts.len()).filter(|&i| matches!(t.parts[i], Part::Slot(_))).map(|i| flags[i]).collect()
         };
         assert_eq!(ambiguous("SELECT * FROM t WHERE (%(q)s IS NULL OR title = %(q)s)"), [true, false]);
@@ -292,9 +294,6 @@ mod tests {
         // Parentheses inside quotes do not count; an "any" function's nested call does not leak.
         assert_eq!(ambiguous("SELECT format('(%%s', %s), concat(x) || %s, \"concat(\" = %s"), [true, false, false]);
     }
-
-    use super::*;
-    use crate::sql::placeholders::scan;
 
     fn fx(sql: &str) -> Effects {
         effects(&scan(sql, false).unwrap().shape, sql)
