@@ -64,7 +64,15 @@ const SCANNED_ENTRIES: usize = 512;
 /// Longer statements (bulk INSERTs with thousands of placeholders) are scanned every time.
 const SCANNED_MAX_LEN: usize = 16 * 1024;
 
-type Scanned = (Arc<Template>, Effects);
+/// A statement's scan, its effects, and (computed on first need, kept with the scan) which
+/// of its slots an untyped value cannot stand in.
+struct ScanEntry {
+    template: Arc<Template>,
+    effects: Effects,
+    ambiguous: OnceLock<Box<[bool]>>,
+}
+
+type Scanned = Arc<ScanEntry>;
 
 thread_local! {
     /// Index 0: without parameters (text verbatim), 1: with parameters.
@@ -81,16 +89,17 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
     }
     let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
+    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new() });
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
             let mut c = c.borrow_mut();
             if c[slot].len() >= SCANNED_ENTRIES {
                 c[slot].clear();
             }
-            c[slot].insert(query.to_owned(), (template.clone(), effects));
+            c[slot].insert(query.to_owned(), entry.clone());
         });
     }
-    Ok((template, effects))
+    Ok(entry)
 }
 
 /// The parameter values in slot order (positional: as given; named: by first use).
@@ -136,7 +145,8 @@ const MAX_PARAMS: usize = u16::MAX as usize;
 /// Binds `params` to `query`. `params` None means "no parameters": `%` is left alone.
 pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<BoundQuery> {
     let params = params.filter(|p| !p.is_none());
-    let (template, effects) = scanned(py, query, params.is_some())?;
+    let scan = scanned(py, query, params.is_some())?;
+    let (template, effects) = (scan.template.clone(), scan.effects);
     let Some(params) = params else {
         return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
     };
@@ -183,8 +193,8 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // `concat(%s)`): bound, the statement fails with "could not determine data type of
     // parameter"; stock's literal is accepted as unknown. Send what stock sends.
     if encoded.iter().any(|p| p.oid == 0) {
-        let ambiguous = classify::ambiguous_slots(&template.parts);
-        let untyped_there = template.parts.iter().zip(&ambiguous).any(|(part, &flag)| {
+        let ambiguous = scan.ambiguous.get_or_init(|| classify::ambiguous_slots(&template.parts).into_boxed_slice());
+        let untyped_there = template.parts.iter().zip(ambiguous.iter()).any(|(part, &flag)| {
             flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });
         if untyped_there {
