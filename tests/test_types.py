@@ -469,6 +469,16 @@ RAW = [
     ("json-build", "SELECT jsonb_build_object('k', %s, 'n', %s), json_build_array(%s, (%s))", ["v", None, "w", 2]),
     ("num-nulls", "SELECT num_nulls(%s, %s), num_nonnulls(%s)", [None, "a", None]),
     ("pg-typeof", "SELECT pg_typeof(%s)::text, pg_typeof(%s)::text, pg_typeof(%s)::text", ["x", None, 5]),
+    ("row-constructors", "SELECT (%s, %s), ROW (%s, 1), row(%s), ((%s), 2)", ["a", None, None, "b", "c"]),
+    ("row-to-json", "SELECT row_to_json(row(%s, %s))::text", ["a", None]),
+    ("count-any", "SELECT count(%s), count(DISTINCT %s)", ["a", None]),
+    ("object-agg", "SELECT json_object_agg(%s, %s)::text, jsonb_object_agg(%s, %s)::text", ["k", "v", "k", None]),
+    ("hypothetical-rank", "SELECT rank(%s) WITHIN GROUP (ORDER BY t) FROM (VALUES ('a'), ('c')) v(t)", ["b"]),
+    ("distinct-from-null", "SELECT %s IS NOT DISTINCT FROM NULL, NULL IS DISTINCT FROM %s", ["a", None]),
+    ("xml-content", "SELECT xmlelement(name x, %s)::text, xmlforest(%s AS y)::text", ["a", "b"]),
+    # Rows of typed columns and subqueries were served before: they must still be.
+    ("row-compare-typed", "SELECT count(*) FROM (VALUES ('a', 1)) v(t, n) WHERE (t, n::text) = (%s, %s)", ["a", "1"]),
+    ("subquery-columns", "SELECT * FROM (SELECT %s, %s) s", ["a", None]),
 ]
 
 
