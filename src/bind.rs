@@ -136,6 +136,32 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
     }
 }
 
+/// Statement texts the server could not type with untyped parameters bound ("could not
+/// determine data type of parameter", in a context `ambiguous_slots` does not know): they go
+/// with client-side literals from then on, in transactions too. Process-wide, bounded.
+static LEARNED_LITERAL: std::sync::Mutex<Option<std::collections::HashSet<String>>> = std::sync::Mutex::new(None);
+static ANY_LEARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+const LEARNED_AT_MOST: usize = 1024;
+
+/// Remembers that `query` must be rendered with literals when it carries untyped values.
+pub fn learn_literals(query: &str) {
+    let mut set = LEARNED_LITERAL.lock().unwrap_or_else(|e| e.into_inner());
+    let set = set.get_or_insert_with(Default::default);
+    if set.len() >= LEARNED_AT_MOST {
+        set.clear();
+    }
+    set.insert(query.to_owned());
+    ANY_LEARNED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn learned_literals(query: &str) -> bool {
+    ANY_LEARNED.load(std::sync::atomic::Ordering::Relaxed)
+        && LEARNED_LITERAL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(query))
+}
+
+/// The SQLSTATE of "could not determine data type of parameter $n".
+pub const INDETERMINATE_DATATYPE: &str = "42P18";
+
 /// Up to this many values, shared `$n` are found by comparing with those already encoded.
 const SCAN_SHARED_UP_TO: usize = 16;
 
@@ -197,7 +223,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         let untyped_there = template.parts.iter().zip(ambiguous.iter()).any(|(part, &flag)| {
             flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });
-        if untyped_there {
+        if untyped_there || learned_literals(query) {
             return with_literals();
         }
     }

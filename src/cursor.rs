@@ -356,7 +356,21 @@ impl Cursor {
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
-        slf.run_bound(py, q, true, Some(query))?;
+        // An untyped value where the server cannot infer a type, in a context classify does
+        // not know, fails at parse analysis: nothing ran. Outside a transaction that is
+        // certain to have left no trace, so the statement runs again as stock sends it,
+        // with literals, and its text goes that way from then on.
+        let retry_literal = q.params.iter().any(|p| p.oid == 0) && slf.core.autocommit_idle();
+        let hook = slf.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py)));
+        match slf.run_bound(py, q, true, Some(query)) {
+            Err(e) if retry_literal && errors::sqlstate(py, &e).as_deref() == Some(bind::INDETERMINATE_DATATYPE) => {
+                bind::learn_literals(&text);
+                let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
+                slf.plan_hook = hook;
+                slf.run_bound(py, q, true, Some(query))?;
+            }
+            result => result?,
+        }
         Ok(slf)
     }
 

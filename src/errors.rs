@@ -179,6 +179,11 @@ fn class_for_state<'py>(py: Python<'py>, sqlstate: &str) -> PyResult<Bound<'py, 
     }
 }
 
+/// The SQLSTATE a raised database error carries (psycopg's `Error.sqlstate`), if any.
+pub fn sqlstate(py: Python<'_>, err: &PyErr) -> Option<String> {
+    err.value(py).getattr("sqlstate").ok()?.extract().ok()
+}
+
 fn from_db_error(py: Python<'_>, db: &DbError, query: Option<&str>) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let cls = class_for_state(py, db.code().code())?;

@@ -135,6 +135,12 @@ impl ConnCore {
         s.shared.parameter("TimeZone")
     }
 
+    /// Autocommit with no transaction open: a statement that fails leaves nothing behind.
+    pub fn autocommit_idle(&self) -> bool {
+        let st = self.state.lock();
+        st.autocommit && st.status == TxStatus::Idle
+    }
+
     /// Before a statement: the BEGIN to send first, if a transaction must be opened.
     fn begin_for(&self, effects: Effects) -> Option<String> {
         let mut st = self.state.lock();
