@@ -2,7 +2,8 @@
 //! Values are never spliced into the executed SQL; `mogrify` exists for display only.
 
 use crate::errors;
-use crate::sql::classify::{self, effects, ClientSide, Effects};
+use crate::sql::classify::{effects, ClientSide, Effects};
+use crate::sql::untyped;
 use crate::fxhash::FxMap;
 use crate::sql::placeholders::{scan, Part, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
@@ -159,8 +160,16 @@ fn learned_literals(query: &str) -> bool {
         && LEARNED_LITERAL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(query))
 }
 
-/// The SQLSTATE of "could not determine data type of parameter $n".
-pub const INDETERMINATE_DATATYPE: &str = "42P18";
+/// After a statement with untyped values failed outside a transaction: whether it was the
+/// server failing to type one ("could not determine data type of parameter $n", raised at
+/// parse analysis, so nothing ran). Then its text is learned: bind it again to send literals.
+pub fn learn_literals_from(py: Python<'_>, err: &PyErr, query: &str) -> bool {
+    let indeterminate = errors::sqlstate(py, err).as_deref() == Some("42P18");
+    if indeterminate {
+        learn_literals(query);
+    }
+    indeterminate
+}
 
 /// Up to this many values, shared `$n` are found by comparing with those already encoded.
 const SCAN_SHARED_UP_TO: usize = 16;
@@ -219,7 +228,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // `concat(%s)`): bound, the statement fails with "could not determine data type of
     // parameter"; stock's literal is accepted as unknown. Send what stock sends.
     if encoded.iter().any(|p| p.oid == 0) {
-        let ambiguous = scan.ambiguous.get_or_init(|| classify::ambiguous_slots(&template.parts).into_boxed_slice());
+        let ambiguous = scan.ambiguous.get_or_init(|| untyped::ambiguous_slots(&template.parts).into_boxed_slice());
         let untyped_there = template.parts.iter().zip(ambiguous.iter()).any(|(part, &flag)| {
             flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });

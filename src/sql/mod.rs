@@ -3,3 +3,4 @@ pub mod classify;
 pub mod fingerprint;
 pub mod literal;
 pub mod placeholders;
+pub mod untyped;

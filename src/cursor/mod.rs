@@ -11,6 +11,7 @@ use crate::session::{ConnCore, Connection, TxStatus};
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
+use named::Named;
 use postgres_types::Type;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -18,20 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio_postgres::Row;
 
-struct Named {
-    name: String,
-    scrollable: Option<bool>,
-    withhold: bool,
-    declared: bool,
-    exhausted: bool,
-    /// N+1 detection: the scope that recorded the DECLARE sees the fetched rows too.
-    nplusone: Option<crate::nplusone::FetchWatch>,
-    /// The declared query and its parameter types, and its result formats (found at the
-    /// first FETCH), for its FETCHes.
-    query: Option<(String, Vec<u32>)>,
-    formats: Option<crate::formats::Formats>,
-}
-
+mod named;
 
 #[pyclass(module = "django_rustpg._native", subclass)]
 pub struct Cursor {
@@ -85,7 +73,7 @@ impl Cursor {
             last_sql: None,
             last_given: None,
             tz_name: None,
-            named: name.map(|name| Named { name, scrollable, withhold, declared: false, exhausted: false, nplusone: None, query: None, formats: None }),
+            named: name.map(|name| Named::new(name, scrollable, withhold)),
             taken_since_release: 0,
             plan_hook: None,
             early: None,
@@ -140,19 +128,7 @@ impl Cursor {
             q.effects.client_side = classify::ClientSide::Never;
         }
         if let Some(named) = &mut self.named {
-            let scroll = match named.scrollable {
-                Some(true) => " SCROLL",
-                Some(false) => " NO SCROLL",
-                None => "",
-            };
-            let hold = if named.withhold { " WITH HOLD" } else { "" };
-            let declare = BoundQuery {
-                sql: format!("DECLARE {}{scroll} CURSOR{hold} FOR {}", quote_identifier(&named.name), q.sql),
-                params: q.params.clone(),
-                shape: q.shape.clone(),
-                effects: classify::Effects { dirties_session: named.withhold, ..classify::Effects::NONE },
-                inline: None,
-            };
+            let declare = named.declare(&q);
             self.core.run(py, &declare)?;
             named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
             named.formats = None;
@@ -356,15 +332,12 @@ impl Cursor {
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
-        // An untyped value where the server cannot infer a type, in a context classify does
-        // not know, fails at parse analysis: nothing ran. Outside a transaction that is
-        // certain to have left no trace, so the statement runs again as stock sends it,
-        // with literals, and its text goes that way from then on.
+        // Untyped values the server could not type, outside a transaction: nothing ran, so
+        // once more with literals, as stock sends it (`bind::learn_literals_from`).
         let retry_literal = q.params.iter().any(|p| p.oid == 0) && slf.core.autocommit_idle();
         let hook = slf.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py)));
         match slf.run_bound(py, q, true, Some(query)) {
-            Err(e) if retry_literal && errors::sqlstate(py, &e).as_deref() == Some(bind::INDETERMINATE_DATATYPE) => {
-                bind::learn_literals(&text);
+            Err(e) if retry_literal && bind::learn_literals_from(py, &e, &text) => {
                 let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
                 slf.plan_hook = hook;
                 slf.run_bound(py, q, true, Some(query))?;

@@ -1,0 +1,220 @@
+//! Where an untyped parameter (a str or None, sent as `unknown`) stands beyond the server's
+//! type inference, so the statement must go with literals, as stock Django sends it.
+
+use super::placeholders::Part;
+
+/// Functions whose arguments are `"any"` (`pg_proc.proargtypes`, PostgreSQL 13-17), and
+/// `ROW`: the server cannot infer a type for an untyped parameter there (`could not
+/// determine data type of parameter $1`), while the literal Django's default cursor sends
+/// (`'abc'`, `NULL`) is accepted as `unknown`.
+const ANY_ARGUMENT_FUNCTIONS: &[&str] = &[
+    "pg_typeof", "concat", "concat_ws", "format", "num_nulls", "num_nonnulls", "json_build_object",
+    "json_build_array", "jsonb_build_object", "jsonb_build_array", "pg_column_size", "pg_column_compression",
+    "pg_collation_for", "count", "rank", "dense_rank", "percent_rank", "cume_dist", "json_object_agg",
+    "json_object_agg_strict", "json_object_agg_unique", "json_object_agg_unique_strict", "jsonb_object_agg",
+    "jsonb_object_agg_strict", "jsonb_object_agg_unique", "jsonb_object_agg_unique_strict", "row",
+    "xmlelement", "xmlforest",
+];
+
+/// Words that open a subquery inside a bare `(`: its commas separate columns, not the fields
+/// of a row constructor.
+const SUBQUERY_WORDS: &[&str] = &["select", "with", "values", "table"];
+
+/// Keywords after which `(` opens a group, a subquery or a row, not a call.
+const GROUP_KEYWORDS: &[&str] = &[
+    "select", "where", "and", "or", "not", "on", "when", "then", "else", "distinct", "by", "having",
+    "returning", "set", "between", "case", "from", "union", "all", "intersect", "except", "return",
+];
+
+/// An open `(` while scanning for ambiguous slots.
+#[derive(Default)]
+struct Paren {
+    /// An "any" function's argument list (or a group inside one).
+    any: bool,
+    /// No word before it: a group, a subquery, or (with a comma at its level) a row constructor.
+    bare: bool,
+    /// Its first word has been seen (a slot counts as one).
+    started: bool,
+    subquery: bool,
+    comma: bool,
+    /// Slots directly inside a bare `(`, flagged when it turns out to be a row.
+    slots: Vec<usize>,
+}
+
+/// For each part of a statement, whether it is a slot where an untyped parameter stands
+/// beyond the server's inference: before `IS [NOT] NULL` / `ISNULL` / `NOTNULL` / `IS [NOT]
+/// DISTINCT FROM NULL`, as an argument of an `"any"` function, or as a field of a row
+/// constructor (`ROW(%s)`, `(%s, %s)`). A statement with an untyped value (str, None) in such
+/// a slot runs with client-side literals, as stock sends it; a false positive costs only
+/// that. One pass over the text, once per statement text (`bind` keeps it with the scan).
+pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
+    let mut out = vec![false; parts.len()];
+    let mut open: Vec<Paren> = Vec::new();
+    let mut word = String::new();
+    let mut word_ended = false;
+    let mut quote: Option<char> = None;
+    // The first word inside a bare `(` tells a subquery from a row or a group.
+    let note_word = |open: &mut Vec<Paren>, word: &str| {
+        if let Some(p) = open.last_mut() {
+            if !p.started && !word.is_empty() {
+                p.started = true;
+                p.subquery = SUBQUERY_WORDS.contains(&word);
+            }
+        }
+    };
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Slot(_) => {
+                let next = match parts.get(i + 1) {
+                    Some(Part::Text(t)) => t.as_str(),
+                    _ => "",
+                };
+                let previous = match i.checked_sub(1).and_then(|k| parts.get(k)) {
+                    Some(Part::Text(t)) => t.as_str(),
+                    _ => "",
+                };
+                out[i] = open.last().is_some_and(|p| p.any) || before_null_test(next) || after_null_distinct(previous);
+                if let Some(p) = open.last_mut() {
+                    p.started = true;
+                    if p.bare && !p.any {
+                        p.slots.push(i);
+                    }
+                }
+                word.clear();
+            }
+            Part::Text(t) => {
+                for c in t.chars() {
+                    if let Some(q) = quote {
+                        if c == q {
+                            quote = None;
+                        }
+                        continue;
+                    }
+                    if !(c.is_ascii_alphanumeric() || c == '_') {
+                        note_word(&mut open, &word);
+                    }
+                    match c {
+                        '\'' | '"' => {
+                            quote = Some(c);
+                            if let Some(p) = open.last_mut() {
+                                p.started = true;
+                            }
+                            word.clear();
+                        }
+                        '(' => {
+                            let paren = if word.is_empty() || GROUP_KEYWORDS.contains(&word.as_str()) {
+                                // A bare `(` inside an "any" function's arguments is still one.
+                                Paren { any: open.last().is_some_and(|p| p.any), bare: true, ..Paren::default() }
+                            } else {
+                                Paren { any: ANY_ARGUMENT_FUNCTIONS.contains(&word.as_str()), ..Paren::default() }
+                            };
+                            open.push(paren);
+                            word.clear();
+                        }
+                        ')' => {
+                            if let Some(closed) = open.pop() {
+                                if closed.comma && !closed.subquery {
+                                    for &s in &closed.slots {
+                                        out[s] = true;
+                                    }
+                                } else if let Some(outer) = open.last_mut().filter(|p| p.bare && !p.any) {
+                                    // `((%s), 1)`: a group's slots are its enclosing row's fields.
+                                    outer.slots.extend(closed.slots);
+                                }
+                            }
+                            word.clear();
+                        }
+                        ',' => {
+                            if let Some(p) = open.last_mut() {
+                                p.comma = true;
+                            }
+                            word.clear();
+                        }
+                        c if c.is_ascii_alphanumeric() || c == '_' => {
+                            if word_ended {
+                                word.clear();
+                                word_ended = false;
+                            }
+                            word.push(c.to_ascii_lowercase())
+                        }
+                        // `concat (`: the name still counts across spaces.
+                        c if c.is_whitespace() => word_ended = true,
+                        _ => word.clear(),
+                    }
+                    if word.len() > 32 {
+                        word.clear();
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `NULL IS [NOT] DISTINCT FROM %s`.
+fn after_null_distinct(previous: &str) -> bool {
+    let mut words = previous.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let mut last = || words.next().map(str::to_ascii_lowercase).unwrap_or_default();
+    if last() != "from" || last() != "distinct" {
+        return false;
+    }
+    let mut w = last();
+    if w == "not" {
+        w = last();
+    }
+    w == "is" && last() == "null"
+}
+
+fn before_null_test(next: &str) -> bool {
+    let mut words = next.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
+    let mut next_word = || words.next().map(str::to_ascii_lowercase).unwrap_or_default();
+    let first = next_word();
+    if first == "isnull" || first == "notnull" {
+        return true;
+    }
+    if first != "is" {
+        return false;
+    }
+    let mut w = next_word();
+    if w == "not" {
+        w = next_word();
+    }
+    match w.as_str() {
+        "null" => true,
+        // `%s IS [NOT] DISTINCT FROM NULL`
+        "distinct" => next_word() == "from" && next_word() == "null",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
+    #[test]
+    fn untyped_slots_the_server_cannot_type() {
+        let ambiguous = |sql: &str| -> Vec<bool> {
+            let t = scan(sql, true).unwrap();
+            let flags = ambiguous_slots(&t.parts);
+            (0..t.parts.len()).filter(|&i| matches!(t.parts[i], Part::Slot(_))).map(|i| flags[i]).collect()
+        };
+        assert_eq!(ambiguous("SELECT * FROM t WHERE (%(q)s IS NULL OR title = %(q)s)"), [true, false]);
+        assert_eq!(ambiguous("SELECT %s is not null, %s ISNULL, %s notnull, (%s) IS NULL"), [true, true, true, true]);
+        assert_eq!(ambiguous("SELECT concat(%s, lower(%s)), pg_catalog.format('%%s', %s), CONCAT_WS (',', %s)"), [true, false, true, true]);
+        assert_eq!(ambiguous("SELECT jsonb_build_object('k', %s, 'n', (%s)), json_build_array(%s)"), [true, true, true]);
+        assert_eq!(ambiguous("SELECT * FROM t WHERE a = %s AND b IS NULL AND c IN (%s, %s) AND d = coalesce(%s, 'x')"), [false, false, false, false]);
+        assert_eq!(ambiguous("SELECT %s IS DISTINCT FROM a, %s ISOLATED, %s is nullable"), [false, false, false]);
+        // Parentheses inside quotes do not count; an "any" function's nested call does not leak.
+        assert_eq!(ambiguous("SELECT format('(%%s', %s), concat(x) || %s, \"concat(\" = %s"), [true, false, false]);
+        // Row constructors (with or without ROW, nested groups as fields), not subqueries,
+        // IN lists, VALUES rows or a lone group; aggregates taking "any".
+        assert_eq!(ambiguous("SELECT (%s, %s), ROW (%s), row_to_json(row(%s)), ((%s), 1)"), [true, true, true, true, true]);
+        assert_eq!(ambiguous("SELECT (%s) || 'x', a IN (%s, %s), (SELECT %s, 1) FROM t"), [false, false, false, false]);
+        assert_eq!(ambiguous("INSERT INTO \"t\" (\"a\", \"b\") VALUES (%s, %s)"), [false, false]);
+        assert_eq!(ambiguous("SELECT count(%s), json_object_agg(%s, x), rank(%s) WITHIN GROUP (ORDER BY %s)"), [true, true, true, false]);
+        assert_eq!(ambiguous("SELECT %s IS NOT DISTINCT FROM NULL, %s is distinct from null, %s IS DISTINCT FROM nullif(a, 1)"), [true, true, false]);
+        assert_eq!(ambiguous("SELECT NULL IS NOT DISTINCT FROM %s, null is distinct from %s, a IS DISTINCT FROM %s"), [true, true, false]);
+        assert_eq!(ambiguous("SELECT xmlelement(name x, %s), xmlforest(%s AS y)"), [true, true]);
+    }
+}
