@@ -335,7 +335,7 @@ impl Cursor {
         // Untyped values the server could not type, outside a transaction: nothing ran, so
         // once more with literals, as stock sends it (`bind::learn_literals_from`).
         let retry_literal = q.params.iter().any(|p| p.oid == 0) && slf.core.autocommit_idle();
-        let hook = slf.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py)));
+        let hook = if retry_literal { slf.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py))) } else { None };
         match slf.run_bound(py, q, true, Some(query)) {
             Err(e) if retry_literal && bind::learn_literals_from(py, &e, &text) => {
                 let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
