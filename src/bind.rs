@@ -171,6 +171,41 @@ pub fn learn_literals_from(py: Python<'_>, err: &PyErr, query: &str) -> bool {
     indeterminate
 }
 
+/// Statements (by database, text and parameter types) seen to parse with their untyped
+/// values bound: inside a transaction they run without the savepoint that guards a first
+/// run (`session::run`). Process-wide, bounded; forgotten on a schema change.
+static UNTYPED_PARSED: std::sync::Mutex<Option<std::collections::HashSet<u64>>> = std::sync::Mutex::new(None);
+const UNTYPED_PARSED_AT_MOST: usize = 16 * 1024;
+
+/// The key `untyped_parsed` and `untyped_parse_seen` take.
+pub fn untyped_parse_key(database: u64, sql: &str, oids: &[u32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash: two texts sharing a key would skip the guard.
+    let mut h = std::hash::DefaultHasher::new();
+    (database, sql, oids).hash(&mut h);
+    h.finish()
+}
+
+pub fn untyped_parsed(key: u64) -> bool {
+    UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&key))
+}
+
+pub fn untyped_parse_seen(key: u64) {
+    let mut set = UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    let set = set.get_or_insert_with(Default::default);
+    if set.len() >= UNTYPED_PARSED_AT_MOST {
+        set.clear();
+    }
+    set.insert(key);
+}
+
+/// A schema change may change how a statement's values are typed.
+pub fn forget_untyped_parsed() {
+    if let Some(set) = UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        set.clear();
+    }
+}
+
 /// Up to this many values, shared `$n` are found by comparing with those already encoded.
 const SCAN_SHARED_UP_TO: usize = 16;
 

@@ -500,20 +500,31 @@ def test_raw_sql_stock_serves(ours, ref, sql, params, in_transaction):
             ours.autocommit = ref.autocommit = True
 
 
-def test_untyped_context_unknown_to_classify_is_learned(ours, ref):
-    # A comment between the value and IS NULL hides the null test from classify: bound, the
-    # server cannot type $1. Outside a transaction the statement runs again with literals,
-    # as stock sends it, and the text goes that way from then on, in transactions too.
-    sql = f"SELECT %s /* {uuid.uuid4()} */ IS NULL, %s"
-    params = [None, "a"]
-    ours.autocommit = False
+def run_ours(conn, sql, params=None):
+    """Executes; the rows, if the statement returns any."""
+    cur = conn.cursor()
     try:
-        # Known gap: inside a transaction, before the text was learned, it fails as before.
-        with pytest.raises(psycopg.errors.IndeterminateDatatype, match=r"parameter \$1"):
-            q_ours(ours, sql, params)
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else None
     finally:
-        ours.rollback()
-        ours.autocommit = True
+        cur.close()
+
+
+def run_ref(conn, sql, params=None):
+    cur = conn.execute(sql, params)
+    return cur.fetchall() if cur.description else None
+
+
+def hidden_null_test():
+    # A comment between the value and IS NULL hides the null test from classify: bound, the
+    # server cannot type $1 ("could not determine data type", 42P18); stock's literal is fine.
+    return f"SELECT %s /* {uuid.uuid4()} */ IS NULL, %s", [None, "a"]
+
+
+def test_untyped_context_unknown_to_classify_is_learned(ours, ref):
+    # Outside a transaction the failed statement runs again with literals, as stock sends
+    # it, and the text goes that way from then on, in transactions too.
+    sql, params = hidden_null_test()
     check_both(ours, ref, sql, params)
     ours.autocommit = ref.autocommit = False
     try:
@@ -523,6 +534,78 @@ def test_untyped_context_unknown_to_classify_is_learned(ours, ref):
         ours.rollback()
         ref.rollback()
         ours.autocommit = ref.autocommit = True
+
+
+@pytest.mark.parametrize("opened_by", ["first-statement", "earlier-statement", "explicit-begin"])
+def test_untyped_context_unknown_to_classify_inside_a_transaction(ours, ref, opened_by):
+    # Inside a transaction the first run of a statement with untyped values goes in a
+    # savepoint: 42P18 is undone, the statement runs with literals, and the transaction
+    # keeps what it did before.
+    sql, params = hidden_null_test()
+    table = f"untyped_tx_{uuid.uuid4().hex[:8]}"
+    run_ours(ours, f"CREATE TABLE {table} (v text)")
+    try:
+        if opened_by == "explicit-begin":
+            run_ours(ours, "BEGIN")
+        else:
+            ours.autocommit = False
+        if opened_by != "first-statement":
+            q_ours(ours, f"INSERT INTO {table} VALUES (%s) RETURNING v", ["kept"])
+        assert q_ours(ours, sql, params) == q_ref(ref, sql, params) == [(True, "a")]
+        if opened_by != "first-statement":
+            assert q_ours(ours, f"SELECT v FROM {table}") == [("kept",)]
+        # Nothing is left open: the guard's savepoint was released.
+        with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
+            run_ours(ours, "RELEASE SAVEPOINT _rustpg_untyped")
+    finally:
+        ours.rollback()
+        ours.autocommit = True
+        run_ours(ours, f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_untyped_context_unknown_to_classify_in_executemany(ours, ref, autocommit):
+    table = f"untyped_many_{uuid.uuid4().hex[:8]}"
+    run_ours(ours, f"CREATE TABLE {table} (is_null bool, v text)")
+    insert = f"INSERT INTO {table} SELECT %s /* {uuid.uuid4()} */ IS NULL, %s"
+    rows = [[None, "a"], ["b", None]]
+    try:
+        ours.autocommit = autocommit
+        ours.cursor().executemany(insert, rows)
+        ref.cursor().executemany(insert, rows)  # stock: literals
+        got = run_ours(ours, f"SELECT * FROM {table} ORDER BY v NULLS LAST")
+        assert got == [(True, "a"), (True, "a"), (False, None), (False, None)]
+    finally:
+        ours.rollback()
+        ours.autocommit = True
+        run_ours(ours, f"DROP TABLE {table}")
+
+
+def test_untyped_guard_leaves_other_errors_as_stock(ours, ref):
+    # A guarded first run that fails for another reason aborts the transaction exactly as
+    # the statement does with stock; an outer savepoint still undoes it.
+    table = f"untyped_err_{uuid.uuid4().hex[:8]}"
+    run_ours(ours, f"CREATE TABLE {table} (v text)")
+    bad = f"SELECT %s::int /* {uuid.uuid4()} */"
+    try:
+        for conn, run in ((ours, run_ours), (ref, run_ref)):
+            conn.autocommit = False
+            try:
+                run(conn, f"INSERT INTO {table} VALUES ('before') RETURNING v")
+                run(conn, "SAVEPOINT outer_sp")
+                with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="abc"):
+                    run(conn, bad, ["abc"])
+                with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+                    run(conn, "SELECT 1")
+                run(conn, "ROLLBACK TO SAVEPOINT outer_sp")
+                assert run(conn, f"SELECT v FROM {table}") == [("before",)]
+                with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+                    run(conn, bad, ["abc"])
+            finally:
+                conn.rollback()
+                conn.autocommit = True
+    finally:
+        run_ours(ours, f"DROP TABLE {table}")
 
 
 def test_binary_constructor(ours):

@@ -117,6 +117,33 @@ impl Cursor {
         }
     }
 
+    /// `run_bound`; when the server could not type an untyped value ("could not determine
+    /// data type", raised before anything runs) and the failure left no trace (autocommit,
+    /// or a guarded run undone), once more with literals, as stock sends it.
+    fn run_or_literals(
+        &mut self,
+        py: Python<'_>,
+        text: &str,
+        params: Option<&Bound<'_, PyAny>>,
+        mut q: BoundQuery,
+        adjust: fn(&mut BoundQuery),
+        early_tuples: bool,
+        given: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        adjust(&mut q);
+        let untyped = q.params.iter().any(|p| p.oid == 0);
+        let hook = if untyped { self.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py))) } else { None };
+        match self.run_bound(py, q, early_tuples, given) {
+            Err(e) if untyped && self.core.failure_left_no_trace() && bind::learn_literals_from(py, &e, text) => {
+                let mut q = bind::bind(py, text, params, self.core.hstore_oid())?;
+                adjust(&mut q);
+                self.plan_hook = hook;
+                self.run_bound(py, q, early_tuples, given)
+            }
+            result => result,
+        }
+    }
+
     /// `early_tuples`: a large result may be built into tuples as it arrives (execute).
     /// `given`: the statement as execute() was given it, for a plan hook to recognise.
     fn run_bound(&mut self, py: Python<'_>, mut q: BoundQuery, early_tuples: bool, given: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
@@ -168,40 +195,6 @@ impl Cursor {
             let _ = crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref());
         }
         self.last_sql = Some(q.sql);
-        Ok(())
-    }
-
-    /// Makes sure up to `want` rows are buffered (server-side cursors fetch in batches).
-    fn fill(&mut self, py: Python<'_>, want: usize) -> PyResult<()> {
-        let Some(named) = &self.named else { return Ok(()) };
-        if !named.declared || named.exhausted || self.rows.len() >= want {
-            return Ok(());
-        }
-        let count = (want - self.rows.len()).max(self.itersize.max(1));
-        let sql = format!("FETCH FORWARD {count} FROM {}", quote_identifier(&named.name));
-        let q = bind::bind(py, &sql, None, None)?;
-        // The rows come in the formats of the declared query's columns.
-        let formats = match (&named.formats, &named.query) {
-            (Some(f), _) => Some(f.clone()),
-            (None, Some((sql, oids))) => Some(self.core.result_formats(py, sql, oids)?),
-            (None, None) => None,
-        };
-        if let Some(named) = &mut self.named {
-            named.formats = formats.clone();
-        }
-        let outcome = self.core.run_formats(py, &q, formats, None)?;
-        let got = outcome.rows.len();
-        if let Some(named) = &mut self.named {
-            if got < count {
-                named.exhausted = true;
-            }
-        }
-        self.rowcount = self.rowcount.max(0) + got as i64;
-        self.absorb_rows(outcome.rows, &outcome.formats);
-        if let Some(watch) = self.named.as_mut().and_then(|n| n.nplusone.as_mut()) {
-            let fresh = self.rows.len().saturating_sub(got);
-            watch.fetched(self.rows.range(fresh..), self.columns.as_deref());
-        }
         Ok(())
     }
 
@@ -332,18 +325,7 @@ impl Cursor {
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
-        // Untyped values the server could not type, outside a transaction: nothing ran, so
-        // once more with literals, as stock sends it (`bind::learn_literals_from`).
-        let retry_literal = q.params.iter().any(|p| p.oid == 0) && slf.core.autocommit_idle();
-        let hook = if retry_literal { slf.plan_hook.as_ref().map(|h| h.as_ref().map(|o| o.clone_ref(py))) } else { None };
-        match slf.run_bound(py, q, true, Some(query)) {
-            Err(e) if retry_literal && bind::learn_literals_from(py, &e, &text) => {
-                let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
-                slf.plan_hook = hook;
-                slf.run_bound(py, q, true, Some(query))?;
-            }
-            result => result?,
-        }
+        slf.run_or_literals(py, &text, params, q, unchanged, true, Some(query))?;
         Ok(slf)
     }
 
@@ -369,14 +351,13 @@ impl Cursor {
         let mut total: i64 = 0;
         let mut kept: Vec<Row> = Vec::new();
         let mut cols: Option<(Vec<ColInfo>, Vec<Decoder>)> = None;
+
         for params in params_seq.try_iter()? {
             let params = params?;
-            let mut q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
-            if returning {
-                // The kept rows of every run decode with the first run's decoders: one format.
-                q.effects.client_side = classify::ClientSide::Never;
-            }
-            self.run_bound(py, q, false, None)?;
+            let q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
+            // The kept rows of every run decode with the first run's decoders: one format.
+            let adjust = if returning { never_client_side } else { unchanged };
+            self.run_or_literals(py, &text, Some(&params), q, adjust, false, None)?;
             total += self.rowcount.max(0);
             if returning {
                 if cols.is_none() {
@@ -410,8 +391,9 @@ impl Cursor {
         };
         let placeholders = vec!["%s"; n].join(",");
         let sql = format!("SELECT * FROM {}({placeholders})", quote_identifier(procname));
-        let q = bind::bind(py, &sql, args.as_ref().filter(|_| n > 0), slf.core.hstore_oid())?;
-        slf.run_bound(py, q, true, None)?;
+        let args_given = args.as_ref().filter(|_| n > 0);
+        let q = bind::bind(py, &sql, args_given, slf.core.hstore_oid())?;
+        slf.run_or_literals(py, &sql, args_given, q, unchanged, true, None)?;
         Ok(args)
     }
 
@@ -582,4 +564,10 @@ impl Cursor {
     fn __exit__(&mut self, py: Python<'_>, _t: PyObject, _v: PyObject, _tb: PyObject) -> PyResult<()> {
         self.close(py)
     }
+}
+
+fn unchanged(_: &mut BoundQuery) {}
+
+fn never_client_side(q: &mut BoundQuery) {
+    q.effects.client_side = classify::ClientSide::Never;
 }

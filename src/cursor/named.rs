@@ -1,8 +1,10 @@
 //! Server-side (named) cursors: what a DECLARE needs, and how it is worded.
 
-use crate::bind::BoundQuery;
+use super::Cursor;
+use crate::bind::{self, BoundQuery};
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
+use pyo3::prelude::*;
 
 pub(super) struct Named {
     pub(super) name: String,
@@ -38,5 +40,41 @@ impl Named {
             effects: classify::Effects { dirties_session: self.withhold, ..classify::Effects::NONE },
             inline: None,
         }
+    }
+}
+
+impl Cursor {
+    /// Makes sure up to `want` rows are buffered (server-side cursors fetch in batches).
+    pub(super) fn fill(&mut self, py: Python<'_>, want: usize) -> PyResult<()> {
+        let Some(named) = &self.named else { return Ok(()) };
+        if !named.declared || named.exhausted || self.rows.len() >= want {
+            return Ok(());
+        }
+        let count = (want - self.rows.len()).max(self.itersize.max(1));
+        let sql = format!("FETCH FORWARD {count} FROM {}", quote_identifier(&named.name));
+        let q = bind::bind(py, &sql, None, None)?;
+        // The rows come in the formats of the declared query's columns.
+        let formats = match (&named.formats, &named.query) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some((sql, oids))) => Some(self.core.result_formats(py, sql, oids)?),
+            (None, None) => None,
+        };
+        if let Some(named) = &mut self.named {
+            named.formats = formats.clone();
+        }
+        let outcome = self.core.run_formats(py, &q, formats, None)?;
+        let got = outcome.rows.len();
+        if let Some(named) = &mut self.named {
+            if got < count {
+                named.exhausted = true;
+            }
+        }
+        self.rowcount = self.rowcount.max(0) + got as i64;
+        self.absorb_rows(outcome.rows, &outcome.formats);
+        if let Some(watch) = self.named.as_mut().and_then(|n| n.nplusone.as_mut()) {
+            let fresh = self.rows.len().saturating_sub(got);
+            watch.fetched(self.rows.range(fresh..), self.columns.as_deref());
+        }
+        Ok(())
     }
 }

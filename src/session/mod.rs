@@ -135,10 +135,15 @@ impl ConnCore {
         s.shared.parameter("TimeZone")
     }
 
-    /// Autocommit with no transaction open: a statement that fails leaves nothing behind.
-    pub fn autocommit_idle(&self) -> bool {
+    /// After a statement failed: whether it left the transaction usable, that is, it ran
+    /// in autocommit outside one, or its guarded run was undone (`session::run`).
+    pub fn failure_left_no_trace(&self) -> bool {
         let st = self.state.lock();
-        st.autocommit && st.status == TxStatus::Idle
+        match st.status {
+            TxStatus::Idle => st.autocommit,
+            TxStatus::InTrans => true,
+            TxStatus::InError => false,
+        }
     }
 
     /// Before a statement: the BEGIN to send first, if a transaction must be opened.

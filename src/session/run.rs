@@ -3,17 +3,18 @@
 //! plan or a session the server ended while idle is retried where nothing can have happened.
 
 use super::{ConnCore, TxStatus};
-use crate::bind::{wire_params, BoundQuery};
+use crate::bind::{self, wire_params, BoundQuery};
 use crate::errors;
 use crate::formats;
 use crate::pool::{self, PooledSession};
 use crate::prepared;
 use crate::runtime;
-use crate::sql::classify::{self, ClientSide};
+use crate::sql::classify::{self, ClientSide, TxEffect};
 use postgres_types::ToSql;
 use pyo3::prelude::*;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
@@ -167,6 +168,7 @@ impl ConnCore {
             runtime::block_on(py, pool::close_idle_sessions());
         }
         let client_side = self.client_side_sql(q, formats_hint.is_some(), &session);
+        let mut undone = false;
         let result = if let Some((sql, remembered)) = client_side {
             let outcome = runtime::block_on(py, async {
                 let query = session.client.simple_query_first_result(&sql);
@@ -221,7 +223,21 @@ impl ConnCore {
                 },
                 (None, classify::Rows::Varying) => Want::Describe(None),
             };
-            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, route, begin.as_deref(), want.clone(), early.as_deref_mut()));
+            // Untyped values where the server may not infer a type: inside a transaction,
+            // the first run of a statement goes in a savepoint, so a "could not determine
+            // data type" (42P18, raised before anything runs) can be undone and the cursor
+            // can send literals instead, as stock does (`UntypedGuard`).
+            let guard = UntypedGuard::new(self, q, begin.as_deref(), db, &oids);
+            let pre = guard.as_ref().map(|g| g.pre.as_str()).or(begin.as_deref());
+            let result = runtime::block_on(py, run_single(&session, sql, &params, &oids, route, pre, want.clone(), early.as_deref_mut()));
+            let result = match guard {
+                Some(g) => {
+                    let (result, was_undone) = g.settle(py, &session, result);
+                    undone = was_undone;
+                    result
+                }
+                None => result,
+            };
             match result {
                 // Another session's DDL changed this prepared statement's row type. Outside
                 // a transaction the failed run had no effect: prepare it again and retry.
@@ -265,8 +281,10 @@ impl ConnCore {
         };
         if q.effects.changes_schema {
             formats::forget_database(formats::database_key(&self.spec));
+            crate::bind::forget_untyped_parsed();
         }
-        self.after(q.effects, result.is_ok());
+        // A guarded run undone: the transaction is as it was before the statement.
+        self.after(q.effects, result.is_ok() || undone);
         // Keep the prepared statements valid: DDL or DISCARD/DEALLOCATE on this session
         // forgets them all; a statement whose plan no longer fits (another session's DDL)
         // or whose name the server lost is forgotten, so the next run prepares it again.
@@ -307,6 +325,66 @@ impl ConnCore {
             }
         };
         Some((q.client_side_sql()?, remembered))
+    }
+}
+
+/// The savepoint a guarded first run goes in.
+const UNTYPED_SAVEPOINT: &str = "_rustpg_untyped";
+
+/// A statement with untyped values, run inside a transaction before it was seen to parse
+/// with them bound: `pre` (BEGIN if due, then SAVEPOINT) is pipelined in front of it.
+struct UntypedGuard {
+    key: u64,
+    pre: String,
+}
+
+impl UntypedGuard {
+    fn new(core: &ConnCore, q: &BoundQuery, begin: Option<&str>, db: u64, oids: &[u32]) -> Option<Self> {
+        if !oids.contains(&0) || q.effects.tx != TxEffect::None {
+            return None;
+        }
+        // Autocommit outside a transaction: a failed statement leaves nothing to undo
+        // (the cursor retries it). An aborted transaction fails the statement anyway.
+        if begin.is_none() && core.state.lock().status != TxStatus::InTrans {
+            return None;
+        }
+        let key = bind::untyped_parse_key(db, &q.sql, oids);
+        if bind::untyped_parsed(key) {
+            return None;
+        }
+        let pre = match begin {
+            Some(b) => format!("{b}; SAVEPOINT {UNTYPED_SAVEPOINT}"),
+            None => format!("SAVEPOINT {UNTYPED_SAVEPOINT}"),
+        };
+        Some(UntypedGuard { key, pre })
+    }
+
+    /// Releases the savepoint after a run that parsed. After 42P18 rolls back to it: the
+    /// transaction is as before, and the cursor runs the statement again with literals.
+    /// Any other error is left as it is: the transaction is aborted, as with stock.
+    /// Returns the result and whether the failed statement was undone.
+    fn settle(
+        self,
+        py: Python<'_>,
+        session: &PooledSession,
+        result: Result<Outcome, tokio_postgres::Error>,
+    ) -> (Result<Outcome, tokio_postgres::Error>, bool) {
+        match &result {
+            Ok(_) => {
+                bind::untyped_parse_seen(self.key);
+                let release = format!("RELEASE SAVEPOINT {UNTYPED_SAVEPOINT}");
+                if let Err(e) = runtime::block_on(py, session.client.batch_execute(&release)) {
+                    return (Err(e), false);
+                }
+                (result, false)
+            }
+            Err(e) if e.code() == Some(&SqlState::INDETERMINATE_DATATYPE) => {
+                let undo = format!("ROLLBACK TO SAVEPOINT {UNTYPED_SAVEPOINT}; RELEASE SAVEPOINT {UNTYPED_SAVEPOINT}");
+                let undone = runtime::block_on(py, session.client.batch_execute(&undo)).is_ok();
+                (result, undone)
+            }
+            Err(_) => (result, false),
+        }
     }
 }
 
