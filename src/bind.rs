@@ -222,15 +222,15 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     };
     let values = slot_values(py, &template, params)?;
     let encoder = Encoder::new(py, hstore_oid)?;
-    // What the protocol cannot carry (several statements with parameters; more than 65,535
-    // parameters) is rendered client-side with psycopg's literals, as stock Django binds
+    // What the protocol cannot carry (several statements with parameters; a utility
+    // statement's values; more than 65,535 parameters) is rendered client-side with psycopg's literals, as stock Django binds
     // everything, and runs without parameters. The only place values enter SQL text.
     let with_literals = || -> PyResult<BoundQuery> {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
         let sql = template.render_with(&literals);
         Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None })
     };
-    if (template.shape.multi_statement && !values.is_empty()) || values.len() > MAX_PARAMS {
+    if (template.shape.multi_statement || !effects.binds_parameters) && !values.is_empty() || values.len() > MAX_PARAMS {
         return with_literals();
     }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());

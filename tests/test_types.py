@@ -510,6 +510,52 @@ def run_ours(conn, sql, params=None):
         cur.close()
 
 
+# Utility statements take no `$n` parameters (PostgreSQL binds them only in queries, DML,
+# DECLARE, EXPLAIN and CALL): stock renders their values as literals, and so must we.
+# (id, setup, statement, params, what to read back); {t} is a fresh name.
+UTILITY = [
+    ("set", None, "SET statement_timeout = %s", ["5s"], "SHOW statement_timeout"),
+    ("set-list", None, "SET search_path TO %s, %s", ["pg_catalog", "public"], "SHOW search_path"),
+    ("set-time-zone", None, "SET TIME ZONE %s", ["Asia/Kolkata"], "SHOW TimeZone"),
+    ("notify", None, "NOTIFY {t}, %s", ["payload"], "SELECT 1"),
+    ("comment", "CREATE TABLE {t} (a int)", "COMMENT ON TABLE {t} IS %s", ["it's"], "SELECT obj_description('{t}'::regclass)"),
+    ("column-default", None, "CREATE TABLE {t} (a text DEFAULT %s, b int DEFAULT %s)", ["x", 7],
+     "INSERT INTO {t} DEFAULT VALUES RETURNING a, b"),
+    ("alter-default", "CREATE TABLE {t} (a int)", "ALTER TABLE {t} ALTER a SET DEFAULT %s", [42],
+     "INSERT INTO {t} DEFAULT VALUES RETURNING a"),
+    ("view", None, "CREATE VIEW {t} AS SELECT %s::int AS a, %s AS b", [5, "x"], "SELECT * FROM {t}"),
+    ("table-as", None, "CREATE TABLE {t} AS SELECT %s::int AS a, %s::text AS b", [5, "x"], "SELECT * FROM {t}"),
+    ("sequence", None, "CREATE SEQUENCE {t} START %s", [3], "SELECT nextval('{t}')"),
+    ("execute", "PREPARE {t} (int, text) AS SELECT $1 + 1, $2", "EXECUTE {t}(%s, %s)", [5, "x"], None),
+]
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "transaction"])
+@pytest.mark.parametrize("setup,sql,params,check", [c[1:] for c in UTILITY], ids=[c[0] for c in UTILITY])
+def test_utility_statements_take_values_as_literals(ours, ref, setup, sql, params, check, in_transaction):
+    seen = []
+    for conn, run in ((ours, run_ours), (ref, run_ref)):
+        t = f"util_{uuid.uuid4().hex[:8]}"
+        conn.autocommit = not in_transaction
+        try:
+            if setup:
+                run(conn, setup.format(t=t))
+            got = run(conn, sql.format(t=t), params)
+            seen.append(run(conn, check.format(t=t)) if check else got)
+        finally:
+            if in_transaction:
+                conn.rollback()
+            conn.autocommit = True
+            run(conn, "RESET ALL")
+            run(conn, "SELECT set_config('TimeZone', 'UTC', false)")
+            for kind in ("VIEW", "TABLE", "SEQUENCE"):
+                if kind in sql or kind in (setup or ""):
+                    run(conn, f"DROP {kind} IF EXISTS {t}")
+            if "PREPARE" in (setup or ""):
+                run(conn, f"DEALLOCATE {t}")
+    assert seen[0] == seen[1] and seen[0] is not None, seen
+
+
 def run_ref(conn, sql, params=None):
     cur = conn.execute(sql, params)
     return cur.fetchall() if cur.description else None

@@ -36,6 +36,10 @@ pub struct Effects {
     pub changes_schema: bool,
     /// Whether the statement may run with the simple protocol and client-side literals.
     pub client_side: ClientSide,
+    /// The server takes `$n` parameters in this statement (a query, DML, DECLARE, EXPLAIN,
+    /// CALL). Utility statements (SET, NOTIFY, COMMENT, CREATE ..., EXECUTE) take none:
+    /// their values go as literals, as stock renders every statement.
+    pub binds_parameters: bool,
 }
 
 /// Where the simple protocol (values rendered into the text, text results) may stand in
@@ -62,6 +66,7 @@ impl Effects {
         unpoolable: false,
         changes_schema: false,
         client_side: ClientSide::Never,
+        binds_parameters: true,
     };
 }
 
@@ -101,7 +106,11 @@ pub fn effects(shape: &Shape, text_lower_hint: &str) -> Effects {
         || (kw(0) == "PREPARE" && kw(1) != "TRANSACTION");
     let changes_schema = shape.multi_statement || matches!(kw(0), "CREATE" | "ALTER" | "DROP");
     let client_side = if shape.multi_statement || unpoolable { ClientSide::Never } else { client_side(shape, text_lower_hint) };
-    Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema, client_side }
+    // The statements PostgreSQL's parse analysis binds parameters in (CREATE TABLE AS does
+    // too, but CREATE MATERIALIZED VIEW refuses them: every CREATE goes with literals).
+    let binds_parameters =
+        matches!(kw(0), "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "VALUES" | "WITH" | "TABLE" | "DECLARE" | "EXPLAIN" | "CALL" | "");
+    Effects { tx, dirties_session, database_ddl, unpoolable, changes_schema, client_side, binds_parameters }
 }
 
 /// Most rows a `LIMIT` may ask for and still count as "few".
@@ -321,6 +330,48 @@ mod client_side_tests {
         assert_eq!(side("FETCH 10 FROM c"), Never);
         assert_eq!(side("SET TIME ZONE 'UTC'"), Never);
         assert_eq!(side("DEALLOCATE ALL"), Never);
+    }
+}
+
+#[cfg(test)]
+mod binds_parameters_tests {
+    use super::*;
+    use crate::sql::placeholders::scan;
+
+    fn binds(sql: &str) -> bool {
+        effects(&scan(sql, true).unwrap().shape, sql).binds_parameters
+    }
+
+    #[test]
+    fn queries_and_dml_bind_utility_statements_do_not() {
+        for sql in [
+            "SELECT %s",
+            "(SELECT %s) UNION (SELECT 1)",
+            "/* c */ with x AS (SELECT %s) SELECT * FROM x",
+            "INSERT INTO t VALUES (%s)",
+            "update t SET a = %s",
+            "DELETE FROM t WHERE a = %s",
+            "MERGE INTO t USING s ON t.a = %s WHEN MATCHED THEN DELETE",
+            "VALUES (%s)",
+            "DECLARE c CURSOR FOR SELECT %s",
+            "EXPLAIN ANALYZE SELECT %s",
+            "CALL p(%s)",
+        ] {
+            assert!(binds(sql), "{sql}");
+        }
+        for sql in [
+            "SET statement_timeout = %s",
+            "set local work_mem = %s",
+            "NOTIFY c, %s",
+            "COMMENT ON TABLE t IS %s",
+            "CREATE TABLE t (a int DEFAULT %s)",
+            "CREATE TABLE t AS SELECT %s",
+            "ALTER TABLE t ALTER a SET DEFAULT %s",
+            "EXECUTE p(%s)",
+            "COPY (SELECT %s) TO STDOUT",
+        ] {
+            assert!(!binds(sql), "{sql}");
+        }
     }
 }
 
