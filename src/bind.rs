@@ -71,6 +71,8 @@ struct ScanEntry {
     template: Arc<Template>,
     effects: Effects,
     ambiguous: OnceLock<Box<[bool]>>,
+    /// A slot where the grammar takes only a constant (`untyped::constant_slot`).
+    constant: OnceLock<bool>,
 }
 
 type Scanned = Arc<ScanEntry>;
@@ -90,7 +92,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
     }
     let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
-    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new() });
+    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new(), constant: OnceLock::new() });
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
             let mut c = c.borrow_mut();
@@ -223,14 +225,17 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let values = slot_values(py, &template, params)?;
     let encoder = Encoder::new(py, hstore_oid)?;
     // What the protocol cannot carry (several statements with parameters; a utility
-    // statement's values; more than 65,535 parameters) is rendered client-side with psycopg's literals, as stock Django binds
+    // statement's values; a value where only a constant parses; more than 65,535 parameters) is rendered client-side with psycopg's literals, as stock Django binds
     // everything, and runs without parameters. The only place values enter SQL text.
     let with_literals = || -> PyResult<BoundQuery> {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
         let sql = template.render_with(&literals);
         Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None })
     };
-    if (template.shape.multi_statement || !effects.binds_parameters) && !values.is_empty() || values.len() > MAX_PARAMS {
+    let constant_slot = || *scan.constant.get_or_init(|| untyped::constant_slot(&template.parts));
+    if !values.is_empty() && (template.shape.multi_statement || !effects.binds_parameters || constant_slot())
+        || values.len() > MAX_PARAMS
+    {
         return with_literals();
     }
     let mut encoded: Vec<Param> = Vec::with_capacity(values.len());

@@ -479,6 +479,15 @@ RAW = [
     # Rows of typed columns and subqueries were served before: they must still be.
     ("row-compare-typed", "SELECT count(*) FROM (VALUES ('a', 1)) v(t, n) WHERE (t, n::text) = (%s, %s)", ["a", "1"]),
     ("subquery-columns", "SELECT * FROM (SELECT %s, %s) s", ["a", None]),
+    # Where the grammar takes only a constant: `$n` is a syntax error there.
+    ("typed-constants", "SELECT interval %s, date %s, timestamp with time zone %s, double precision %s",
+     ["1 day", "2020-01-02", "2020-01-02 03:04+00", "1.5"]),
+    ("interval-arithmetic", "SELECT timestamp '2020-01-02' - interval %s", ["36 hours"]),
+    ("extract-field", "SELECT extract(%s FROM timestamp '2020-03-04'), EXTRACT ( %s from date '2020-03-04')",
+     ["month", "day"]),
+    # Tuples are composite values (psycopg's tuple dumper): quoting, NULL, nesting.
+    ("tuple-record", "SELECT %s::text, (%s::text)", [(1, "a b", None, "", 'q"\\'), ((1, (2, "x")),)]),
+    ("tuple-composite", "SELECT (%s::pg_namespace).nspname", [(99, "a ns", 10, None)]),
 ]
 
 

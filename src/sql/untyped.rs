@@ -1,5 +1,6 @@
-//! Where an untyped parameter (a str or None, sent as `unknown`) stands beyond the server's
-//! type inference, so the statement must go with literals, as stock Django sends it.
+//! Where a parameter stands beyond what the server binds, so the statement must go with
+//! literals, as stock Django sends it: an untyped one (a str or None, sent as `unknown`)
+//! beyond the server's type inference, or any one where the grammar takes only a constant.
 
 use super::placeholders::Part;
 
@@ -151,6 +152,51 @@ pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
     out
 }
 
+/// Type names PostgreSQL takes before a string constant (`interval '1 day'`, `date
+/// '2020-01-01'`, `ltree 'a.b'`): built-in names and aliases, and common extensions' types.
+const CONSTANT_TYPES: &[&str] = &[
+    "bigint", "bit", "bool", "boolean", "box", "bpchar", "bytea", "char", "character", "cidr", "circle", "date",
+    "daterange", "datemultirange", "dec", "decimal", "float", "float4", "float8", "inet", "int", "int2", "int4",
+    "int4range", "int4multirange", "int8", "int8range", "int8multirange", "integer", "interval", "json", "jsonb",
+    "jsonpath", "line", "lseg", "macaddr", "macaddr8", "money", "name", "numeric", "numrange", "nummultirange",
+    "oid", "path", "pg_lsn", "pg_snapshot", "point", "polygon", "real", "regclass", "regconfig", "regdictionary",
+    "regnamespace", "regoper", "regoperator", "regproc", "regprocedure", "regrole", "regtype", "smallint", "text",
+    "time", "timestamp", "timestamptz", "timetz", "tsmultirange", "tsquery", "tsrange", "tstzmultirange",
+    "tstzrange", "tsvector", "txid_snapshot", "uuid", "varbit", "varchar", "xml", "citext", "hstore", "ltree",
+    "lquery", "ltxtquery", "cube", "seg", "isbn", "isbn13", "issn", "issn13", "ean13", "upc", "ismn", "ismn13",
+    "geometry", "geography", "box2d", "box3d", "vector", "halfvec", "sparsevec",
+];
+
+/// Whether some slot stands where the grammar takes only a constant: after a type name
+/// (`interval %s`, `timestamp with time zone %s`) or as `extract`'s field (`extract(%s
+/// FROM d)`). Bound, `$n` there is a syntax error; stock's literal is accepted.
+pub fn constant_slot(parts: &[Part]) -> bool {
+    parts.iter().enumerate().skip(1).any(|(i, part)| {
+        matches!(part, Part::Slot(_)) && matches!(&parts[i - 1], Part::Text(t) if wants_constant(t))
+    })
+}
+
+fn wants_constant(previous: &str) -> bool {
+    let trimmed = previous.trim_end();
+    if let Some(call) = trimmed.strip_suffix('(') {
+        let call = call.trim_end();
+        return call.len() >= 7 && call[call.len() - 7..].eq_ignore_ascii_case("extract")
+            && !call[..call.len() - 7].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"');
+    }
+    if !trimmed.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        return false;
+    }
+    let mut words = trimmed.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_').map(str::to_ascii_lowercase);
+    let mut back = || words.next().unwrap_or_default();
+    let last = back();
+    match last.as_str() {
+        "zone" => back() == "time" && matches!(back().as_str(), "with" | "without"),
+        "precision" => back() == "double",
+        "varying" => matches!(back().as_str(), "character" | "bit"),
+        word => CONSTANT_TYPES.contains(&word),
+    }
+}
+
 /// `NULL IS [NOT] DISTINCT FROM %s`.
 fn after_null_distinct(previous: &str) -> bool {
     let mut words = previous.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty());
@@ -216,5 +262,33 @@ mod tests {
         assert_eq!(ambiguous("SELECT %s IS NOT DISTINCT FROM NULL, %s is distinct from null, %s IS DISTINCT FROM nullif(a, 1)"), [true, true, false]);
         assert_eq!(ambiguous("SELECT NULL IS NOT DISTINCT FROM %s, null is distinct from %s, a IS DISTINCT FROM %s"), [true, true, false]);
         assert_eq!(ambiguous("SELECT xmlelement(name x, %s), xmlforest(%s AS y)"), [true, true]);
+    }
+
+    #[test]
+    fn slots_where_only_a_constant_parses() {
+        let constant = |sql: &str| constant_slot(&scan(sql, true).unwrap().parts);
+        for sql in [
+            "SELECT now() - interval %s",
+            "SELECT DATE %s, 1",
+            "SELECT timestamp with time zone %s",
+            "SELECT double precision %s",
+            "SELECT character varying %s",
+            "SELECT public.ltree %s",
+            "SELECT extract(%s FROM now())",
+            "SELECT EXTRACT ( %s from d) FROM t",
+        ] {
+            assert!(constant(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT %s",
+            "SELECT * FROM t WHERE a = %s AND b IN (%s) LIMIT %s",
+            "SELECT d AT TIME ZONE %s",
+            "SELECT \"interval\" %s",
+            "SELECT interval_of(%s), my_extract(%s), date_part(%s, d)",
+            "SELECT CASE WHEN a THEN %s ELSE %s END, x BETWEEN %s AND %s",
+            "SELECT %s::interval, CAST(%s AS date)",
+        ] {
+            assert!(!constant(sql), "{sql}");
+        }
     }
 }

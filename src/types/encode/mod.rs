@@ -67,6 +67,8 @@ enum Value<'a, 'py> {
     Inet(u32, String),
     List(&'a Bound<'py, PyList>),
     Dict(&'a Bound<'py, PyDict>),
+    /// A composite's fields, untyped (psycopg's tuple dumper).
+    Tuple(&'a Bound<'py, PyTuple>),
 }
 
 const NUL_MESSAGE: &str = "PostgreSQL text fields cannot contain NUL (0x00) bytes";
@@ -198,6 +200,9 @@ impl<'py> Encoder<'py> {
         if let Ok(l) = obj.downcast::<PyList>() {
             return Ok(Value::List(l));
         }
+        if let Ok(t) = obj.downcast::<PyTuple>() {
+            return Ok(Value::Tuple(t));
+        }
         if let Ok(d) = obj.downcast::<PyDict>() {
             if self.hstore_oid.is_some() {
                 return Ok(Value::Dict(d));
@@ -300,6 +305,7 @@ impl<'py> Encoder<'py> {
                 }
             },
             Value::Dict(d) => text(self.hstore_oid.unwrap_or(0), self.hstore_text(d, position)?),
+            Value::Tuple(t) => text(0, self.record_text(t, position)?),
         })
     }
 

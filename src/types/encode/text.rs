@@ -6,7 +6,7 @@ use crate::errors;
 use crate::sql::literal;
 use crate::types::oid;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList};
+use pyo3::types::{PyDict, PyInt, PyList, PyTuple};
 
 impl<'py> Encoder<'py> {
     /// Text form used inside arrays and ranges, plus the scalar type it implies.
@@ -49,7 +49,37 @@ impl<'py> Encoder<'py> {
                 (o, Some(s))
             }
             Value::Dict(d) => (self.hstore_oid.unwrap_or(0), Some(self.hstore_text(d, position)?)),
+            Value::Tuple(t) => (0, Some(self.record_text(t, position)?)),
         })
+    }
+
+    /// A tuple as a composite value's text (`(1,"a b",)`: NULL empty, a field quoted when
+    /// empty or holding `",\()` or whitespace), untyped so the server takes it as the
+    /// composite its context wants, as psycopg dumps a tuple.
+    pub(super) fn record_text(&self, tuple: &Bound<'py, PyTuple>, position: usize) -> PyResult<String> {
+        let mut out = String::from("(");
+        for (k, item) in tuple.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            match self.text_form(&item, position)?.1 {
+                None => {}
+                Some(s) if s.is_empty() => out.push_str("\"\""),
+                Some(s) if s.contains(|c: char| matches!(c, '"' | ',' | '\\' | '(' | ')' | ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')) => {
+                    out.push('"');
+                    for c in s.chars() {
+                        if c == '"' || c == '\\' {
+                            out.push(c);
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                }
+                Some(s) => out.push_str(&s),
+            }
+        }
+        out.push(')');
+        Ok(out)
     }
 
     pub(super) fn array_text(&self, list: &Bound<'py, PyList>, position: usize) -> PyResult<(u32, String)> {
