@@ -21,6 +21,9 @@ pub struct BoundQuery {
     /// What the simple protocol needs to render `sql` with literals instead of `$n`, for a
     /// statement with parameters that `effects.client_side` allows.
     pub inline: Option<Inline>,
+    /// An untyped value stands where the server is not known to infer its type
+    /// (`untyped::inferred_slots`): inside a transaction its first run is guarded.
+    pub untyped_unsure: bool,
 }
 
 pub struct Inline {
@@ -71,6 +74,8 @@ struct ScanEntry {
     template: Arc<Template>,
     effects: Effects,
     ambiguous: OnceLock<Box<[bool]>>,
+    /// Which slots the server surely infers an untyped value's type in.
+    inferred: OnceLock<Box<[bool]>>,
     /// A slot where the grammar takes only a constant (`untyped::constant_slot`).
     constant: OnceLock<bool>,
 }
@@ -92,7 +97,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
     }
     let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
-    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new(), constant: OnceLock::new() });
+    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new(), inferred: OnceLock::new(), constant: OnceLock::new() });
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
             let mut c = c.borrow_mut();
@@ -220,7 +225,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let scan = scanned(py, query, params.is_some())?;
     let (template, effects) = (scan.template.clone(), scan.effects);
     let Some(params) = params else {
-        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None });
+        return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false });
     };
     let values = slot_values(py, &template, params)?;
     let encoder = Encoder::new(py, hstore_oid)?;
@@ -230,7 +235,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let with_literals = || -> PyResult<BoundQuery> {
         let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
         let sql = template.render_with(&literals);
-        Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None })
+        Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false })
     };
     let constant_slot = || *scan.constant.get_or_init(|| untyped::constant_slot(&template.parts));
     if !values.is_empty() && (template.shape.multi_statement || !effects.binds_parameters || constant_slot())
@@ -267,6 +272,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     // An untyped value (str, None) where the server cannot infer a type (`%s IS NULL`,
     // `concat(%s)`): bound, the statement fails with "could not determine data type of
     // parameter"; stock's literal is accepted as unknown. Send what stock sends.
+    let mut untyped_unsure = false;
     if encoded.iter().any(|p| p.oid == 0) {
         let ambiguous = scan.ambiguous.get_or_init(|| untyped::ambiguous_slots(&template.parts).into_boxed_slice());
         let untyped_there = template.parts.iter().zip(ambiguous.iter()).any(|(part, &flag)| {
@@ -275,11 +281,15 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         if untyped_there || learned_literals(query) {
             return with_literals();
         }
+        let inferred = scan.inferred.get_or_init(|| untyped::inferred_slots(&template.parts).into_boxed_slice());
+        untyped_unsure = template.parts.iter().zip(inferred.iter()).any(|(part, &flag)| {
+            !flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
+        });
     }
     let sql = template.render(&numbers);
     let shape = template.shape.clone();
     let inline = (effects.client_side != ClientSide::Never).then(|| Inline { template, numbers });
-    Ok(BoundQuery { sql, params: encoded, shape, effects, inline })
+    Ok(BoundQuery { sql, params: encoded, shape, effects, inline, untyped_unsure })
 }
 
 /// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.

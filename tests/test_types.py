@@ -636,6 +636,28 @@ def test_untyped_context_unknown_to_classify_in_executemany(ours, ref, autocommi
         run_ours(ours, f"DROP TABLE {table}")
 
 
+def test_untyped_guard_only_where_inference_is_unsure(ours, ref):
+    # `relname = %s`: the server infers the value's type from the column, so the first run
+    # in a transaction is not guarded; `%s::text IS NULL`'s value stands where that is not
+    # known (a cast of unknown), so it is (the session's last statement is the release).
+    pid = ours.info.backend_pid
+    last = lambda: ref.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0]
+    inferred = f"SELECT count(*) FROM pg_class WHERE relname = %s /* {uuid.uuid4()} */"
+    unsure = f"SELECT %s::text IS NULL /* {uuid.uuid4()} */"
+    ours.autocommit = False
+    try:
+        assert run_ours(ours, inferred, ["pg_class"]) == [(1,)]
+        assert last() == inferred.replace("%s", "$1")
+        assert run_ours(ours, unsure, ["x"]) == [(False,)]
+        assert last() == "RELEASE SAVEPOINT _rustpg_untyped"
+        # Seen to parse: its next run in a transaction goes unguarded.
+        assert run_ours(ours, unsure, ["y"]) == [(False,)]
+        assert last() == unsure.replace("%s", "$1")
+    finally:
+        ours.rollback()
+        ours.autocommit = True
+
+
 def test_untyped_guard_leaves_other_errors_as_stock(ours, ref):
     # A guarded first run that fails for another reason aborts the transaction exactly as
     # the statement does with stock; an outer savepoint still undoes it.

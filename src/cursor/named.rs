@@ -39,6 +39,7 @@ impl Named {
             shape: q.shape.clone(),
             effects: classify::Effects { dirties_session: self.withhold, ..classify::Effects::NONE },
             inline: None,
+            untyped_unsure: q.untyped_unsure,
         }
     }
 }

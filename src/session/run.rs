@@ -331,7 +331,8 @@ impl ConnCore {
 /// The savepoint a guarded first run goes in.
 const UNTYPED_SAVEPOINT: &str = "_rustpg_untyped";
 
-/// A statement with untyped values, run inside a transaction before it was seen to parse
+/// A statement with untyped values where the server is not known to infer their types
+/// (`BoundQuery::untyped_unsure`), run inside a transaction before it was seen to parse
 /// with them bound: `pre` (BEGIN if due, then SAVEPOINT) is pipelined in front of it.
 struct UntypedGuard {
     key: u64,
@@ -340,7 +341,7 @@ struct UntypedGuard {
 
 impl UntypedGuard {
     fn new(core: &ConnCore, q: &BoundQuery, begin: Option<&str>, db: u64, oids: &[u32]) -> Option<Self> {
-        if !oids.contains(&0) || q.effects.tx != TxEffect::None {
+        if !q.untyped_unsure || q.effects.tx != TxEffect::None {
             return None;
         }
         // Autocommit outside a transaction: a failed statement leaves nothing to undo

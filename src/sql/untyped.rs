@@ -152,6 +152,108 @@ pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
     out
 }
 
+/// For each part of a statement, whether it is a slot where the server surely infers an
+/// untyped value's type: after a comparison (`= %s`, `<> %s`, `LIKE %s`), as a `CASE`
+/// result (`THEN %s`, `ELSE %s`), in an `IN (...)` list, or as a field of an INSERT's
+/// `VALUES` row (typed by its column). Elsewhere a statement's first run inside a
+/// transaction is guarded (`session::run::UntypedGuard`); this spares Django's usual
+/// statements that round trip (and a write's subtransaction).
+pub fn inferred_slots(parts: &[Part]) -> Vec<bool> {
+    #[derive(PartialEq)]
+    enum Open {
+        ValuesRow,
+        InList,
+        Other,
+    }
+    let insert = parts.iter().find_map(|p| match p {
+        Part::Text(t) if !t.trim().is_empty() => Some(t.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("insert"))),
+        _ => None,
+    }) == Some(true);
+    let mut out = vec![false; parts.len()];
+    let mut open: Vec<Open> = Vec::new();
+    let mut word = String::new();
+    let mut last_word = String::new();
+    let mut seen_values = false;
+    let mut quote: Option<char> = None;
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Slot(_) => {
+                let previous = match i.checked_sub(1).and_then(|k| parts.get(k)) {
+                    Some(Part::Text(t)) => t.trim_end(),
+                    _ => "",
+                };
+                let next = match parts.get(i + 1) {
+                    Some(Part::Text(t)) => t.trim_start(),
+                    _ => "",
+                };
+                let element = (previous.ends_with('(') || previous.ends_with(','))
+                    && (next.starts_with(')') || next.starts_with(','));
+                let in_list = element && matches!(open.last(), Some(Open::InList | Open::ValuesRow));
+                out[i] = quote.is_none() && (after_comparison(previous) || in_list);
+                word.clear();
+                last_word.clear();
+            }
+            Part::Text(t) => {
+                for c in t.chars() {
+                    if let Some(q) = quote {
+                        if c == q {
+                            quote = None;
+                        }
+                        continue;
+                    }
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        word.push(c.to_ascii_lowercase());
+                        continue;
+                    }
+                    if !word.is_empty() {
+                        if word == "values" && open.is_empty() {
+                            seen_values = true;
+                        }
+                        last_word = std::mem::take(&mut word);
+                    }
+                    match c {
+                        '\'' | '"' => quote = Some(c),
+                        '(' => {
+                            open.push(if insert && seen_values && open.is_empty() {
+                                Open::ValuesRow
+                            } else if last_word == "in" {
+                                Open::InList
+                            } else {
+                                Open::Other
+                            });
+                            last_word.clear();
+                        }
+                        ')' => {
+                            open.pop();
+                            last_word.clear();
+                        }
+                        c if c.is_whitespace() => {}
+                        _ => last_word.clear(),
+                    }
+                }
+                if !word.is_empty() {
+                    last_word = std::mem::take(&mut word);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `= %s`, `<> %s`, `!= %s`, `< %s`, `<= %s`, `> %s`, `>= %s` (not `=> %s`, a named
+/// argument), `LIKE %s`, `ILIKE %s`, `THEN %s`, `ELSE %s`.
+fn after_comparison(previous: &str) -> bool {
+    const OPERATOR: &[char] = &['+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?', ':'];
+    // The operator at the end of `previous`: its characters, back to the last non-operator one.
+    let operator = previous.trim_end_matches(OPERATOR);
+    let operator = &previous[operator.len()..];
+    if !operator.is_empty() {
+        return matches!(operator, "=" | "<>" | "!=" | "<" | "<=" | ">" | ">=");
+    }
+    let last = previous.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap_or("");
+    ["like", "ilike", "then", "else"].iter().any(|w| last.eq_ignore_ascii_case(w))
+}
+
 /// Type names PostgreSQL takes before a string constant (`interval '1 day'`, `date
 /// '2020-01-01'`, `ltree 'a.b'`): built-in names and aliases, and common extensions' types.
 const CONSTANT_TYPES: &[&str] = &[
@@ -262,6 +364,26 @@ mod tests {
         assert_eq!(ambiguous("SELECT %s IS NOT DISTINCT FROM NULL, %s is distinct from null, %s IS DISTINCT FROM nullif(a, 1)"), [true, true, false]);
         assert_eq!(ambiguous("SELECT NULL IS NOT DISTINCT FROM %s, null is distinct from %s, a IS DISTINCT FROM %s"), [true, true, false]);
         assert_eq!(ambiguous("SELECT xmlelement(name x, %s), xmlforest(%s AS y)"), [true, true]);
+    }
+
+    #[test]
+    fn slots_where_the_server_surely_infers_a_type() {
+        let inferred = |sql: &str| -> Vec<bool> {
+            let t = scan(sql, true).unwrap();
+            let flags = inferred_slots(&t.parts);
+            (0..t.parts.len()).filter(|&i| matches!(t.parts[i], Part::Slot(_))).map(|i| flags[i]).collect()
+        };
+        // Django's usual statements.
+        assert_eq!(inferred(r#"INSERT INTO "t" ("a", "b") VALUES (%s, %s), (%s, %s) RETURNING "t"."id""#), [true; 4]);
+        assert_eq!(inferred(r#"UPDATE "t" SET "a" = %s, "b" = CASE WHEN ("t"."id" = %s) THEN %s ELSE %s END"#), [true; 4]);
+        assert_eq!(inferred(r#"SELECT 1 FROM "t" WHERE ("t"."a" <> %s AND "t"."b" IN (%s, %s) AND "t"."c"::text LIKE %s) LIMIT 1"#), [true; 4]);
+        assert_eq!(inferred(r#"DELETE FROM "t" WHERE "t"."id" IN (%s) OR x >= %s OR y <= %s OR z < %s OR w > %s"#), [true; 5]);
+        // Anything else is not known to be inferred.
+        assert_eq!(inferred("SELECT %s, f(%s), g(a => %s), j -> %s, x || %s"), [false; 5]);
+        assert_eq!(inferred("INSERT INTO t SELECT %s IS NULL, f(%s, 1)"), [false, false]);
+        assert_eq!(inferred("INSERT INTO t VALUES (f(%s, 1), %s || 'x')"), [false, false]);
+        assert_eq!(inferred("SELECT a FROM t WHERE a = '=' || %s AND b IN (SELECT %s)"), [false, false]);
+        assert_eq!(inferred("SELECT x @> %s, y <@ %s, z := %s"), [false, false, false]);
     }
 
     #[test]
