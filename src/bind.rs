@@ -45,14 +45,22 @@ impl BoundQuery {
 
 /// Accepts str, bytes, or a psycopg `sql.Composable`.
 pub fn query_text(py: Python<'_>, query: &Bound<'_, PyAny>) -> PyResult<String> {
+    // The protocol carries SQL as a C string: refused here, before the session sees it.
+    let no_nul = |text: String| {
+        if text.contains('\0') {
+            return Err(errors::programming(py, "the query contains a NUL (0x00) byte, which PostgreSQL cannot receive"));
+        }
+        Ok(text)
+    };
     if let Ok(s) = query.downcast::<PyString>() {
-        return Ok(s.to_cow()?.into_owned());
+        return no_nul(s.to_cow()?.into_owned());
     }
     if let Ok(b) = query.downcast::<PyBytes>() {
-        return String::from_utf8(b.as_bytes().to_vec()).map_err(|_| errors::programming(py, "query bytes are not valid UTF-8"));
+        let text = String::from_utf8(b.as_bytes().to_vec()).map_err(|_| errors::programming(py, "query bytes are not valid UTF-8"))?;
+        return no_nul(text);
     }
     if query.hasattr("as_string")? {
-        return query.call_method1("as_string", (py.None(),))?.extract();
+        return no_nul(query.call_method1("as_string", (py.None(),))?.extract()?);
     }
     let type_name = query.get_type().qualname()?.to_string();
     Err(errors::programming(py, format!("query must be str, bytes or sql.Composable, not {type_name}")))
@@ -278,7 +286,7 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
         let untyped_there = template.parts.iter().zip(ambiguous.iter()).any(|(part, &flag)| {
             flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });
-        if untyped_there || learned_literals(query) {
+        if untyped_there || learned_literals(query) || repeats_untyped_in_grouping(query, &encoded) {
             return with_literals();
         }
         let inferred = scan.inferred.get_or_init(|| untyped::inferred_slots(&template.parts).into_boxed_slice());
@@ -290,6 +298,24 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let shape = template.shape.clone();
     let inline = (effects.client_side != ClientSide::Never).then(|| Inline { template, numbers });
     Ok(BoundQuery { sql, params: encoded, shape, effects, inline, untyped_unsure })
+}
+
+/// Equal untyped values (never shared: see `bind`) in a statement that groups or picks
+/// distinct rows: with stock's literals `GROUP BY date_trunc('month', d)` matches the select
+/// list's `date_trunc('month', d)`; with `$1` and `$2` it does not (42803, 42P10).
+fn repeats_untyped_in_grouping(query: &str, encoded: &[Param]) -> bool {
+    let mut untyped = encoded.iter().filter(|p| p.oid == 0 && p.value.is_some()).map(|p| &p.value);
+    let repeated = if encoded.len() <= SCAN_SHARED_UP_TO {
+        let values: Vec<_> = untyped.collect();
+        values.iter().enumerate().any(|(i, v)| values[..i].contains(v))
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        untyped.any(|v| !seen.insert(v))
+    };
+    repeated && {
+        let lower = query.to_ascii_lowercase();
+        lower.contains("group") || lower.contains("distinct")
+    }
 }
 
 /// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.

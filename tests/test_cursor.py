@@ -232,7 +232,8 @@ def test_executemany_stops_at_the_first_error(conn, table, pg):
     cur = conn.cursor()
     with pytest.raises(psycopg.errors.UniqueViolation):
         cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", [[1, "a"], [1, "b"], [2, "c"]])
-    assert pg.execute(f"SELECT id FROM {table}").fetchall() == [(1,)]
+    # In autocommit the batch is one transaction, as psycopg's: the first row is undone too.
+    assert pg.execute(f"SELECT id FROM {table}").fetchall() == []
 
 
 # ---------------------------------------------------------------- server-side cursors
@@ -502,3 +503,35 @@ def test_early_build_on_a_pooled_session_the_server_ended_while_idle(dsn_params,
         assert cur.fetchone()[0] != pid
     finally:
         again.close()
+
+
+def test_executemany_in_autocommit_is_all_or_nothing(conn, pg):
+    # psycopg pipelines executemany as one implicit transaction: a failing row leaves none
+    # of the batch behind, and a batch that succeeds is committed.
+    table = f"many_{uuid.uuid4().hex[:8]}"
+    pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+    try:
+        cur = conn.cursor()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", [(1, "a"), (2, "b"), (1, "dup"), (3, "c")])
+        assert pg.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", iter([(1, "a"), (2, "b")]))
+        assert cur.rowcount == 2
+        assert pg.execute(f"SELECT id, v FROM {table} ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        pg.execute(f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_nul_in_the_query_text_is_refused_and_the_connection_kept(conn, autocommit):
+    conn.autocommit = autocommit
+    cur = conn.cursor()
+    for query in ("SELECT 'a\x00b'", b"SELECT 'a\x00b'"):
+        with pytest.raises(psycopg.ProgrammingError, match="NUL"):
+            cur.execute(query)
+    cur.execute("SELECT 1")
+    assert cur.fetchall() == [(1,)]
+    assert not conn.closed
+    conn.rollback()

@@ -488,7 +488,50 @@ RAW = [
     # Tuples are composite values (psycopg's tuple dumper): quoting, NULL, nesting.
     ("tuple-record", "SELECT %s::text, (%s::text)", [(1, "a b", None, "", 'q"\\'), ((1, (2, "x")),)]),
     ("tuple-composite", "SELECT (%s::pg_namespace).nspname", [(99, "a ns", 10, None)]),
+    # Equal str values in a grouping statement: stock's literals make the expressions equal.
+    ("group-by-repeated-str", "SELECT %s || t, count(*) FROM (VALUES ('a'), ('a'), ('b')) v(t) GROUP BY %s || t ORDER BY 1",
+     ["p", "p"]),
+    ("group-by-date-trunc", "SELECT date_trunc(%s, d)::date, count(*) FROM (VALUES (date '2020-01-05'), "
+     "(date '2020-01-20'), (date '2020-02-01')) v(d) GROUP BY date_trunc(%s, d) ORDER BY 1", ["month", "month"]),
+    ("distinct-order-by-repeated", "SELECT DISTINCT %s || t FROM (VALUES ('b'), ('a'), ('b')) v(t) ORDER BY %s || t",
+     ["p", "p"]),
+    # ORDER BY / GROUP BY an int: stock's literal is a column position.
+    ("order-by-position", "SELECT t, -n FROM (VALUES ('a', 1), ('c', 3), ('b', 2)) v(t, n) ORDER BY %s", [2]),
+    ("group-by-position", "SELECT n %% 2, count(*) FROM generate_series(1, 5) n GROUP BY %s ORDER BY 1", [1]),
 ]
+
+
+MIXED_LISTS = [
+    ("int-float", [1, 2.5]),
+    ("date-datetime", [dt.date(2020, 1, 1), dt.datetime(2020, 1, 1, 12, 30)]),
+    ("bytes-str", [b"a", "b"]),
+    ("bool-int", [True, 1]),
+    ("uuid-str", [uuid.UUID(int=1), "x"]),
+    ("nested-int-float", [[1, 2], [3, 4.5]]),
+]
+
+
+@pytest.mark.parametrize("value", [v for _, v in MIXED_LISTS], ids=[i for i, _ in MIXED_LISTS])
+def test_lists_of_mixed_types_are_refused_as_stock_refuses_them(ours, ref, value):
+    # The server would read every element as the first one's type (a datetime after a date
+    # lost its time) or reject the array; psycopg refuses the list before sending it.
+    with pytest.raises(psycopg.DataError, match="mixed types"):
+        q_ref(ref, "SELECT %s", [value])
+    ours.autocommit = False
+    try:
+        with pytest.raises(psycopg.DataError, match=r"cannot dump lists of mixed types.*parameter #1"):
+            q_ours(ours, "SELECT %s", [value])
+        assert q_ours(ours, "SELECT 1") == [(1,)]  # refused before sending: nothing aborted
+    finally:
+        ours.rollback()
+        ours.autocommit = True
+
+
+def test_lists_of_one_type_in_several_python_types(ours, ref):
+    naive, aware = dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    for value in ([1, 2**40, None], [ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("::1")], [[1], [2**40]]):
+        check_both(ours, ref, "SELECT %s", [value])
+    assert q_ours(ours, "SELECT %s", [[naive, aware]]) == [([naive.replace(tzinfo=dt.timezone.utc), aware],)]
 
 
 @pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "transaction"])

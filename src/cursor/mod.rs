@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio_postgres::Row;
 
+mod many;
 mod named;
 
 #[pyclass(module = "django_rustpg._native", subclass)]
@@ -348,37 +349,24 @@ impl Cursor {
     fn executemany(&mut self, py: Python<'_>, query: &Bound<'_, PyAny>, params_seq: &Bound<'_, PyAny>, returning: bool) -> PyResult<()> {
         self.check_open(py)?;
         let text = bind::query_text(py, query)?;
-        let mut total: i64 = 0;
-        let mut kept: Vec<Row> = Vec::new();
-        let mut cols: Option<(Vec<ColInfo>, Vec<Decoder>)> = None;
-
-        for params in params_seq.try_iter()? {
-            let params = params?;
-            let q = bind::bind(py, &text, Some(&params), self.core.hstore_oid())?;
-            // The kept rows of every run decode with the first run's decoders: one format.
-            let adjust = if returning { never_client_side } else { unchanged };
-            self.run_or_literals(py, &text, Some(&params), q, adjust, false, None)?;
-            total += self.rowcount.max(0);
-            if returning {
-                if cols.is_none() {
-                    if let Some(c) = &self.columns {
-                        cols = Some((c.clone(), self.decoders.clone()));
-                    }
-                }
-                kept.extend(self.rows.drain(..));
+        let mut items = params_seq.try_iter()?;
+        let first = items.next().transpose()?;
+        let second = items.next().transpose()?;
+        let several = second.is_some();
+        let rows = first.into_iter().chain(second).map(Ok).chain(items);
+        // Several rows in autocommit: one transaction, as psycopg's pipelined executemany
+        // is one implicit transaction, so a failing row leaves none of the batch behind.
+        if !(several && self.core.autocommit_idle()) {
+            return self.run_many(py, &text, rows, returning);
+        }
+        self.core.run(py, &bind::bind(py, "BEGIN", None, None)?)?;
+        match self.run_many(py, &text, rows, returning) {
+            Ok(()) => self.core.end_transaction(py, true),
+            Err(e) => {
+                let _ = self.core.end_transaction(py, false);
+                Err(e)
             }
         }
-        self.reset_result();
-        self.rowcount = total;
-        if returning {
-            if let Some((c, d)) = cols {
-                self.columns = Some(c);
-                self.decoders = d;
-                self.rows.extend(kept);
-                self.rownumber = Some(0);
-            }
-        }
-        Ok(())
     }
 
     #[pyo3(signature = (procname, args=None))]

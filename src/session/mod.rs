@@ -135,6 +135,12 @@ impl ConnCore {
         s.shared.parameter("TimeZone")
     }
 
+    /// Autocommit with no transaction open.
+    pub fn autocommit_idle(&self) -> bool {
+        let st = self.state.lock();
+        st.autocommit && st.status == TxStatus::Idle
+    }
+
     /// After a statement failed: whether it left the transaction usable, that is, it ran
     /// in autocommit outside one, or its guarded run was undone (`session::run`).
     pub fn failure_left_no_trace(&self) -> bool {

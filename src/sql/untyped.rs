@@ -280,6 +280,17 @@ pub fn constant_slot(parts: &[Part]) -> bool {
 
 fn wants_constant(previous: &str) -> bool {
     let trimmed = previous.trim_end();
+    // `ORDER BY %s` / `GROUP BY %s`: stock's integer literal is a column position (and a
+    // string one an error); a bound value is a constant, which sorts or groups nothing.
+    if let Some(head) = trimmed.len().checked_sub(2).and_then(|at| trimmed.get(..at).filter(|_| trimmed[at..].eq_ignore_ascii_case("by"))) {
+        let head = head.trim_end();
+        if head.len() < trimmed.len() - 2 {
+            let word = head.rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap_or("");
+            if word.eq_ignore_ascii_case("order") || word.eq_ignore_ascii_case("group") {
+                return true;
+            }
+        }
+    }
     if let Some(call) = trimmed.strip_suffix('(') {
         let call = call.trim_end();
         return call.len() >= 7 && call[call.len() - 7..].eq_ignore_ascii_case("extract")
@@ -398,6 +409,8 @@ mod tests {
             "SELECT public.ltree %s",
             "SELECT extract(%s FROM now())",
             "SELECT EXTRACT ( %s from d) FROM t",
+            "SELECT a, b FROM t ORDER BY %s",
+            "SELECT a, count(*) FROM t group  by %s",
         ] {
             assert!(constant(sql), "{sql}");
         }
@@ -409,6 +422,9 @@ mod tests {
             "SELECT interval_of(%s), my_extract(%s), date_part(%s, d)",
             "SELECT CASE WHEN a THEN %s ELSE %s END, x BETWEEN %s AND %s",
             "SELECT %s::interval, CAST(%s AS date)",
+            "SELECT * FROM t ORDER BY a LIMIT %s",
+            "SELECT * FROM t WHERE standby %s",
+            "SELECT rank() OVER (PARTITION BY %s)",
         ] {
             assert!(!constant(sql), "{sql}");
         }

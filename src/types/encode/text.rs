@@ -86,7 +86,8 @@ impl<'py> Encoder<'py> {
         let mut out = String::with_capacity(list.len() * 8 + 2);
         let mut elem_oid = 0u32;
         let mut widest_int = 0u32;
-        self.array_level(list, position, &mut out, &mut elem_oid, &mut widest_int, 0)?;
+        let mut first = None;
+        self.array_level(list, position, &mut out, &mut elem_oid, &mut widest_int, &mut first, 0)?;
         let elem = if widest_int != 0 { widest_int } else { elem_oid };
         let array_oid = oid::array_of(elem).unwrap_or(0);
         Ok((array_oid, out))
@@ -99,6 +100,7 @@ impl<'py> Encoder<'py> {
         out: &mut String,
         elem_oid: &mut u32,
         widest_int: &mut u32,
+        first: &mut Option<(u32, String)>,
         depth: usize,
     ) -> PyResult<()> {
         if depth > 6 {
@@ -110,15 +112,19 @@ impl<'py> Encoder<'py> {
                 out.push(',');
             }
             if let Ok(sub) = item.downcast::<PyList>() {
-                self.array_level(sub, position, out, elem_oid, widest_int, depth + 1)?;
+                self.array_level(sub, position, out, elem_oid, widest_int, first, depth + 1)?;
                 continue;
             }
             let (o, text) = self.text_form(&item, position)?;
-            match text {
+            match &text {
                 None => out.push_str("NULL"),
-                Some(t) => literal::push_array_element(out, &t),
+                Some(t) => literal::push_array_element(out, t),
             }
-            if matches!(o, oid::INT2 | oid::INT4 | oid::INT8 | oid::NUMERIC) && item.is_instance_of::<PyInt>() {
+            let int = matches!(o, oid::INT2 | oid::INT4 | oid::INT8 | oid::NUMERIC) && item.is_instance_of::<PyInt>();
+            if text.is_some() {
+                self.same_element_type(first, if int { u32::MAX } else { o }, &item, position)?;
+            }
+            if int {
                 *widest_int = widen(*widest_int, o);
             } else if *elem_oid == 0 && o != 0 {
                 *elem_oid = o;
@@ -131,6 +137,27 @@ impl<'py> Encoder<'py> {
         }
         out.push('}');
         Ok(())
+    }
+
+    /// A list's elements must all dump as one type, as psycopg requires ("cannot dump lists
+    /// of mixed types"): the server would otherwise read them all as the first one's type
+    /// (a datetime after a date loses its time) or reject the array. Ints of any size are
+    /// one type; naive and aware datetimes (or times) go as the aware type.
+    fn same_element_type(&self, first: &mut Option<(u32, String)>, class: u32, item: &Bound<'py, PyAny>, position: usize) -> PyResult<()> {
+        let Some((seen, seen_name)) = first else {
+            *first = Some((class, item.get_type().name()?.to_string()));
+            return Ok(());
+        };
+        let zoned = |a: u32, b: u32| matches!((a, b), (oid::TIMESTAMP, oid::TIMESTAMPTZ) | (oid::TIME, oid::TIMETZ));
+        if *seen == class || zoned(*seen, class) || zoned(class, *seen) {
+            return Ok(());
+        }
+        let mut names = [seen_name.clone(), item.get_type().name()?.to_string()];
+        names.sort();
+        Err(errors::data(
+            self.py,
+            format!("cannot dump lists of mixed types; got: {}, {} (parameter #{position})", names[0], names[1]),
+        ))
     }
 
     /// `{range,range}`, typed as the multirange of its ranges' type (unknown when they are).
