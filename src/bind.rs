@@ -5,7 +5,7 @@ use crate::errors;
 use crate::sql::classify::{effects, ClientSide, Effects};
 use crate::sql::untyped;
 use crate::fxhash::FxMap;
-use crate::sql::placeholders::{scan, Part, Shape, Style, Template};
+use crate::sql::placeholders::{self, scan, Part, Shape, Style, Template};
 use crate::types::encode::{sequence_items, Encoder, Format, Param};
 use bytes::BytesMut;
 use postgres_types::{to_sql_checked, IsNull, Kind, ToSql, Type};
@@ -235,7 +235,10 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     let Some(params) = params else {
         return Ok(BoundQuery { sql: template.plain_text(), params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false });
     };
-    let values = slot_values(py, &template, params)?;
+    let values = match slot_values(py, &template, params) {
+        Ok(values) => values,
+        Err(e) => return rendered_as_psycopg_reads(py, query, params, hstore_oid).unwrap_or(Err(e)),
+    };
     let encoder = Encoder::new(py, hstore_oid)?;
     // What the protocol cannot carry (several statements with parameters; a utility
     // statement's values; a value where only a constant parses; more than 65,535 parameters) is rendered client-side with psycopg's literals, as stock Django binds
@@ -318,6 +321,27 @@ fn repeats_untyped_in_grouping(query: &str, encoded: &[Param]) -> bool {
     }
 }
 
+/// The values do not fit the placeholders outside quotes and comments, but do fit them
+/// read as psycopg reads them, everywhere (`DO $$ BEGIN PERFORM %s; END $$`, `%s` in a
+/// comment): the statement as stock renders it, with literals. None when they fit neither.
+fn rendered_as_psycopg_reads(
+    py: Python<'_>,
+    query: &str,
+    params: &Bound<'_, PyAny>,
+    hstore_oid: Option<u32>,
+) -> Option<PyResult<BoundQuery>> {
+    let template = placeholders::scan_everywhere(query).ok()?;
+    let values = slot_values(py, &template, params).ok()?;
+    let render = || {
+        let encoder = Encoder::new(py, hstore_oid)?;
+        let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
+        let sql = template.render_with(&literals);
+        let effects = effects(&template.shape, &sql);
+        Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false })
+    };
+    Some(render())
+}
+
 /// Client-side rendering with literals, as psycopg's `ClientCursor.mogrify`.
 pub fn mogrify(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hstore_oid: Option<u32>) -> PyResult<String> {
     let params = params.filter(|p| !p.is_none());
@@ -325,7 +349,15 @@ pub fn mogrify(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, h
     let Some(params) = params else {
         return Ok(template.plain_text());
     };
-    let values = slot_values(py, &template, params)?;
+    let values = match slot_values(py, &template, params) {
+        Ok(values) => values,
+        Err(e) => {
+            return match rendered_as_psycopg_reads(py, query, params, hstore_oid) {
+                Some(bound) => Ok(bound?.sql),
+                None => Err(e),
+            }
+        }
+    };
     let encoder = Encoder::new(py, hstore_oid)?;
     let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
     Ok(template.render_with(&literals))

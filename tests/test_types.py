@@ -701,6 +701,29 @@ def test_untyped_guard_only_where_inference_is_unsure(ours, ref):
         ours.autocommit = True
 
 
+# Placeholders that only psycopg's reading finds (it reads `%s` everywhere, inside quotes,
+# comments and dollar quotes too): when the values fit only that reading, the statement
+# goes as stock renders it.
+EVERYWHERE = [
+    ("do-block", "DO $$BEGIN PERFORM %s; IF %s THEN PERFORM 1; END IF; END$$", [1, True]),
+    ("line-comment", "SELECT %s -- %s", ["a", "b"]),
+    ("block-comment", "SELECT %s /* %s */", ["a", "b"]),
+    ("quoted-alias", 'SELECT 1 AS "%s"', ["x"]),
+    ("dollar-quoted", "SELECT $$%s$$", ["x"]),
+]
+
+
+@pytest.mark.parametrize("sql,params", [c[1:] for c in EVERYWHERE], ids=[c[0] for c in EVERYWHERE])
+def test_placeholders_only_psycopg_reads_render_as_stock(ours, ref, sql, params):
+    assert run_ours(ours, sql, params) == run_ref(ref, sql, params)
+    assert ours.cursor().mogrify(sql, params) == ref.cursor().mogrify(sql, params)
+
+
+def test_placeholders_fitting_neither_reading_still_fail(ours):
+    with pytest.raises(psycopg.ProgrammingError, match="2 placeholders but 3 parameters"):
+        run_ours(ours, "SELECT %s, %s", [1, 2, 3])
+
+
 def test_untyped_guard_leaves_other_errors_as_stock(ours, ref):
     # A guarded first run that fails for another reason aborts the transaction exactly as
     # the statement does with stock; an outer savepoint still undoes it.

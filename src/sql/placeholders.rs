@@ -81,6 +81,17 @@ enum Ctx {
 /// Scans `query`. With `with_params` false the text is kept verbatim (no `%` processing),
 /// which is what `execute(sql)` without parameters means.
 pub fn scan(query: &str, with_params: bool) -> Result<Template, PlaceholderError> {
+    scan_impl(query, with_params, false)
+}
+
+/// `scan` as psycopg reads placeholders: everywhere, inside quotes, comments and dollar
+/// quotes too (`DO $$ BEGIN PERFORM %s; END $$`). What stock renders when the number of
+/// values only matches this reading (`bind`).
+pub fn scan_everywhere(query: &str) -> Result<Template, PlaceholderError> {
+    scan_impl(query, true, true)
+}
+
+fn scan_impl(query: &str, with_params: bool, everywhere: bool) -> Result<Template, PlaceholderError> {
     let bytes = query.as_bytes();
     let mut parts: Vec<Part> = Vec::new();
     let mut text = String::with_capacity(query.len() + 16);
@@ -101,50 +112,9 @@ pub fn scan(query: &str, with_params: bool) -> Result<Template, PlaceholderError
         };
     }
 
-    while i < bytes.len() {
-        let c = bytes[i];
-        // Track leading keywords and statement separators at top level.
-        if ctx == Ctx::Code {
-            let is_word = c.is_ascii_alphanumeric() || c == b'_';
-            if is_word {
-                if word_start.is_none() {
-                    word_start = Some(i);
-                }
-            } else if let Some(start) = word_start.take() {
-                note_word(&mut shape, &query[start..i]);
-            }
-            if after_semicolon && !c.is_ascii_whitespace() && c != b';' && !starts_comment(bytes, i) {
-                shape.multi_statement = true;
-            }
-            if c == b';' {
-                after_semicolon = true;
-            }
-        }
-        match ctx {
-            Ctx::Code => match c {
-                b'\'' => {
-                    let escapes = i > 0
-                        && (bytes[i - 1] == b'E' || bytes[i - 1] == b'e')
-                        && (i < 2 || !is_ident_byte(bytes[i - 2]));
-                    ctx = Ctx::SingleQuote { escapes };
-                }
-                b'"' => ctx = Ctx::DoubleQuote,
-                b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                    ctx = Ctx::LineComment;
-                    i += 1;
-                }
-                b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                    ctx = Ctx::BlockComment(1);
-                    i += 1;
-                }
-                b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => {
-                    if let Some(tag_len) = dollar_tag_len(&bytes[i..]) {
-                        dollar_tag = &query[i..i + tag_len];
-                        ctx = Ctx::Dollar;
-                        i += tag_len - 1;
-                    }
-                }
-                b'%' if with_params => {
+    // A `%` where placeholders are read: `%%`, `%s` / `%b` / `%t`, `%(name)s`, or an error.
+    macro_rules! placeholder {
+        () => {{
                     flush_to!(i);
                     match bytes.get(i + 1) {
                         Some(b'%') => {
@@ -191,7 +161,56 @@ pub fn scan(query: &str, with_params: bool) -> Result<Template, PlaceholderError
                     }
                     literal_from = i;
                     continue;
+                        }};
+    }
+
+    while i < bytes.len() {
+        let c = bytes[i];
+        if everywhere && ctx != Ctx::Code && c == b'%' {
+            placeholder!();
+        }
+        // Track leading keywords and statement separators at top level.
+        if ctx == Ctx::Code {
+            let is_word = c.is_ascii_alphanumeric() || c == b'_';
+            if is_word {
+                if word_start.is_none() {
+                    word_start = Some(i);
                 }
+            } else if let Some(start) = word_start.take() {
+                note_word(&mut shape, &query[start..i]);
+            }
+            if after_semicolon && !c.is_ascii_whitespace() && c != b';' && !starts_comment(bytes, i) {
+                shape.multi_statement = true;
+            }
+            if c == b';' {
+                after_semicolon = true;
+            }
+        }
+        match ctx {
+            Ctx::Code => match c {
+                b'\'' => {
+                    let escapes = i > 0
+                        && (bytes[i - 1] == b'E' || bytes[i - 1] == b'e')
+                        && (i < 2 || !is_ident_byte(bytes[i - 2]));
+                    ctx = Ctx::SingleQuote { escapes };
+                }
+                b'"' => ctx = Ctx::DoubleQuote,
+                b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                    ctx = Ctx::LineComment;
+                    i += 1;
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    ctx = Ctx::BlockComment(1);
+                    i += 1;
+                }
+                b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => {
+                    if let Some(tag_len) = dollar_tag_len(&bytes[i..]) {
+                        dollar_tag = &query[i..i + tag_len];
+                        ctx = Ctx::Dollar;
+                        i += tag_len - 1;
+                    }
+                }
+                b'%' if with_params => placeholder!(),
                 _ => {}
             },
             Ctx::SingleQuote { escapes } => {
