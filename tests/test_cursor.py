@@ -535,3 +535,27 @@ def test_nul_in_the_query_text_is_refused_and_the_connection_kept(conn, autocomm
     assert cur.fetchall() == [(1,)]
     assert not conn.closed
     conn.rollback()
+
+
+def test_named_cursor_executed_again_redeclares(dsn_params):
+    c = dbapi.connect(**dsn_params)  # autocommit off, as Django inside atomic()
+    try:
+        cur = c.cursor("again", scrollable=False)
+        cur.execute("SELECT g FROM generate_series(1, 3) g")
+        assert cur.fetchone() == (1,)
+        cur.execute("SELECT g * 10 FROM generate_series(1, %s) g", [2])
+        assert cur.fetchall() == [(10,), (20,)]
+        assert cursors_of(c)[0][0] == "again" and len(cursors_of(c)) == 1
+        c.commit()
+    finally:
+        c.close()
+
+
+def test_a_statement_refused_before_sending_leaves_no_earlier_result(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT 1, 2")
+    with pytest.raises(psycopg.ProgrammingError, match="placeholders"):
+        cur.execute("SELECT %s, %s", [1])
+    assert cur.description is None
+    with pytest.raises(psycopg.ProgrammingError):
+        cur.fetchall()

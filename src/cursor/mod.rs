@@ -7,7 +7,7 @@ use crate::early_build::{self, Built};
 use crate::row::{col_infos, column_decoders, convert_consuming, describe, release_consumed, row_dict, row_tuple, ColInfo, RELEASE_ABOVE, RELEASE_EVERY};
 use crate::runtime;
 use crate::materialize::MaterializePlan;
-use crate::session::{ConnCore, Connection, TxStatus};
+use crate::session::{ConnCore, Connection};
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use crate::types::decode::{DecodeCtx, Decoder, TzReplace};
@@ -154,6 +154,10 @@ impl Cursor {
         if watch.is_some() {
             // The detector matches parameters to earlier results by their binary wire values.
             q.effects.client_side = classify::ClientSide::Never;
+        }
+        // Executed again: the server-side cursor declared before is closed first, as psycopg does.
+        if self.named.as_ref().is_some_and(|n| n.declared) {
+            self.close_declared(py)?;
         }
         if let Some(named) = &mut self.named {
             let declare = named.declare(&q);
@@ -323,6 +327,8 @@ impl Cursor {
         let _ = (prepare, binary);
         let py = slf.py();
         slf.check_open(py)?;
+        // A statement refused before it is sent leaves no earlier result behind.
+        slf.reset_result();
         let text = bind::query_text(py, query)?;
         let q = bind::bind(py, &text, params, slf.core.hstore_oid())?;
         slf.last_given = Some((query.clone().unbind(), params.map(|p| p.clone().unbind())));
@@ -506,19 +512,7 @@ impl Cursor {
         }
         self.closed = true;
         self.rows.clear();
-        if let Some(named) = &self.named {
-            let usable = !self.core.is_closed() && self.core.state.lock().status != TxStatus::InError;
-            if named.declared && usable {
-                let in_tx_or_held = named.withhold || self.core.state.lock().status == TxStatus::InTrans;
-                if in_tx_or_held {
-                    let sql = format!("CLOSE {}", quote_identifier(&named.name));
-                    let q = bind::bind(py, &sql, None, None)?;
-                    // The cursor may already be gone (transaction ended): that is fine.
-                    let _ = self.core.run(py, &q);
-                }
-            }
-        }
-        Ok(())
+        self.close_declared(py)
     }
 
     /// `with cursor.copy("COPY t FROM STDIN") as copy: copy.write_row(...)`.

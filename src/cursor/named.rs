@@ -2,6 +2,7 @@
 
 use super::Cursor;
 use crate::bind::{self, BoundQuery};
+use crate::session::TxStatus;
 use crate::sql::classify;
 use crate::sql::literal::quote_identifier;
 use pyo3::prelude::*;
@@ -75,6 +76,22 @@ impl Cursor {
         if let Some(watch) = self.named.as_mut().and_then(|n| n.nplusone.as_mut()) {
             let fresh = self.rows.len().saturating_sub(got);
             watch.fetched(self.rows.range(fresh..), self.columns.as_deref());
+        }
+        Ok(())
+    }
+
+    /// CLOSEs the declared server-side cursor where it can still exist (inside the
+    /// transaction that declared it, or WITH HOLD).
+    pub(super) fn close_declared(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(named) = &mut self.named else { return Ok(()) };
+        let status = self.core.state.lock().status;
+        let usable = !self.core.is_closed() && status != TxStatus::InError;
+        if named.declared && usable && (named.withhold || status == TxStatus::InTrans) {
+            named.declared = false;
+            let sql = format!("CLOSE {}", quote_identifier(&named.name));
+            let q = bind::bind(py, &sql, None, None)?;
+            // The cursor may already be gone (transaction ended): that is fine.
+            let _ = self.core.run(py, &q);
         }
         Ok(())
     }
