@@ -559,3 +559,20 @@ def test_a_statement_refused_before_sending_leaves_no_earlier_result(conn):
     assert cur.description is None
     with pytest.raises(psycopg.ProgrammingError):
         cur.fetchall()
+
+
+@pytest.mark.parametrize("statement", [
+    "SET client_encoding = 'LATIN1'",
+    "SET SESSION client_encoding TO 'WIN1252'",
+    "SELECT set_config('client_encoding', 'LATIN1', false)",
+])
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_client_encoding_other_than_utf8_is_refused_and_undone(conn, statement, autocommit):
+    # The driver speaks UTF-8 only: text would be stored and read mangled ('café' as 'cafÃ©').
+    conn.autocommit = autocommit
+    cur = conn.cursor()
+    with pytest.raises(psycopg.NotSupportedError, match="client_encoding .* not supported"):
+        cur.execute(statement)
+    cur.execute("SELECT length(%s), %s = 'caf' || chr(233), current_setting('client_encoding')", ["é", "café"])
+    assert cur.fetchall() == [(1, True, "UTF8")]
+    conn.rollback()

@@ -11,6 +11,7 @@ Where psycopg (with that context) and the contract disagree, the test follows th
 and says why next to the case.
 """
 import datetime as dt
+import enum
 import ipaddress
 import json
 import math
@@ -499,6 +500,15 @@ RAW = [
     ("order-by-position", "SELECT t, -n FROM (VALUES ('a', 1), ('c', 3), ('b', 2)) v(t, n) ORDER BY %s", [2]),
     ("group-by-position", "SELECT n %% 2, count(*) FROM generate_series(1, 5) n GROUP BY %s ORDER BY 1", [1]),
 ]
+
+
+class Colour(enum.Enum):
+    RED = 1
+    GREEN = "g"
+
+
+def test_plain_enum_members_go_as_their_names(ours, ref):
+    check_both(ours, ref, "SELECT %s, %s, %s::text = 'RED'", [Colour.RED, Colour.GREEN, Colour.RED])
 
 
 MIXED_LISTS = [

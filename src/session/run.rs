@@ -125,9 +125,32 @@ impl ConnCore {
                     (session, unproven) = self.replace_session(py, &stats.discarded_read_only)?;
                     self.state.lock().status = TxStatus::Idle;
                 }
-                other => return other.map_err(|e| self.fail(py, &e, &q.sql, &session)),
+                Ok(outcome) => {
+                    self.keep_utf8(py, q, &session)?;
+                    return Ok(outcome);
+                }
+                Err(e) => return Err(self.fail(py, &e, &q.sql, &session)),
             }
         }
+    }
+
+    /// The driver reads and writes UTF-8 only: a statement that set another client_encoding
+    /// (which stock's psycopg would follow) is undone and refused, rather than let text be
+    /// stored and read mangled.
+    fn keep_utf8(&self, py: Python<'_>, q: &BoundQuery, session: &PooledSession) -> PyResult<()> {
+        let may_set = q.effects.dirties_session || q.shape.keywords.first().is_some_and(|k| k == "SET" || k == "RESET");
+        let Some(encoding) = may_set.then(|| session.shared.parameter("client_encoding")).flatten() else { return Ok(()) };
+        if encoding.eq_ignore_ascii_case("UTF8") {
+            return Ok(());
+        }
+        let reset = runtime::block_on(py, session.client.batch_execute("SET client_encoding TO 'UTF8'"));
+        if reset.is_err() {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        Err(errors::not_supported(
+            py,
+            format!("client_encoding {encoding} is not supported: the driver speaks UTF8 (the session was set back to UTF8)"),
+        ))
     }
 
     fn fail(&self, py: Python<'_>, e: &tokio_postgres::Error, sql: &str, session: &PooledSession) -> PyErr {

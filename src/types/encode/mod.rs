@@ -63,7 +63,8 @@ enum Value<'a, 'py> {
     Json(u32, String),
     Range(&'a Bound<'py, PyAny>),
     Multirange(&'a Bound<'py, PyAny>),
-    /// inet/cidr, or any (type OID, text) a value names itself (`__rustpg_param__`).
+    /// inet/cidr, any (type OID, text) a value names itself (`__rustpg_param__`), or an
+    /// Enum member's name (untyped).
     Inet(u32, String),
     List(&'a Bound<'py, PyList>),
     Dict(&'a Bound<'py, PyDict>),
@@ -213,6 +214,11 @@ impl<'py> Encoder<'py> {
         if let Ok(hook) = obj.getattr(pyo3::intern!(py, "__rustpg_param__")) {
             let (oid, text): (u32, String) = hook.call0()?.extract()?;
             return Ok(Value::Inet(oid, text));
+        }
+        // A plain Enum member goes as its name, untyped, as psycopg dumps it (int and str
+        // enums were taken above as their values).
+        if obj.is_instance(&py.import("enum")?.getattr("Enum")?)? {
+            return Ok(Value::Inet(0, obj.getattr(pyo3::intern!(py, "name"))?.extract()?));
         }
         let type_name = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
         Err(errors::programming(
