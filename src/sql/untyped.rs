@@ -42,6 +42,42 @@ struct Paren {
     slots: Vec<usize>,
 }
 
+/// What the slot passes read of a statement, in order: its slots (with the text on either
+/// side), and its characters outside quotes (a quote's opening is reported, not its text).
+enum Code<'a> {
+    Slot { index: usize, previous: &'a str, next: &'a str },
+    Char(char),
+    QuoteOpened,
+}
+
+fn walk<'a>(parts: &'a [Part], mut on: impl FnMut(Code<'a>)) {
+    let mut quote: Option<char> = None;
+    for (index, part) in parts.iter().enumerate() {
+        match part {
+            Part::Slot(_) => {
+                let text = |k: Option<usize>| match k.and_then(|k| parts.get(k)) {
+                    Some(Part::Text(t)) => t.as_str(),
+                    _ => "",
+                };
+                on(Code::Slot { index, previous: text(index.checked_sub(1)), next: text(Some(index + 1)) });
+            }
+            Part::Text(t) => {
+                for c in t.chars() {
+                    match quote {
+                        Some(q) if c == q => quote = None,
+                        Some(_) => {}
+                        None if c == '\'' || c == '"' => {
+                            quote = Some(c);
+                            on(Code::QuoteOpened);
+                        }
+                        None => on(Code::Char(c)),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// For each part of a statement, whether it is a slot where an untyped parameter stands
 /// beyond the server's inference: before `IS [NOT] NULL` / `ISNULL` / `NOTNULL` / `IS [NOT]
 /// DISTINCT FROM NULL`, as an argument of an `"any"` function, or as a field of a row
@@ -53,7 +89,6 @@ pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
     let mut open: Vec<Paren> = Vec::new();
     let mut word = String::new();
     let mut word_ended = false;
-    let mut quote: Option<char> = None;
     // The first word inside a bare `(` tells a subquery from a row or a group.
     let note_word = |open: &mut Vec<Paren>, word: &str| {
         if let Some(p) = open.last_mut() {
@@ -63,92 +98,74 @@ pub fn ambiguous_slots(parts: &[Part]) -> Vec<bool> {
             }
         }
     };
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Slot(_) => {
-                let next = match parts.get(i + 1) {
-                    Some(Part::Text(t)) => t.as_str(),
-                    _ => "",
-                };
-                let previous = match i.checked_sub(1).and_then(|k| parts.get(k)) {
-                    Some(Part::Text(t)) => t.as_str(),
-                    _ => "",
-                };
-                out[i] = open.last().is_some_and(|p| p.any) || before_null_test(next) || after_null_distinct(previous);
-                if let Some(p) = open.last_mut() {
-                    p.started = true;
-                    if p.bare && !p.any {
-                        p.slots.push(i);
-                    }
+    walk(parts, |code| match code {
+        Code::Slot { index: i, previous, next } => {
+            out[i] = open.last().is_some_and(|p| p.any) || before_null_test(next) || after_null_distinct(previous);
+            if let Some(p) = open.last_mut() {
+                p.started = true;
+                if p.bare && !p.any {
+                    p.slots.push(i);
                 }
+            }
+            word.clear();
+        }
+        Code::QuoteOpened => {
+            note_word(&mut open, &word);
+            if let Some(p) = open.last_mut() {
+                p.started = true;
+            }
+            word.clear();
+        }
+        Code::Char(c) => {
+            if !(c.is_ascii_alphanumeric() || c == '_') {
+                note_word(&mut open, &word);
+            }
+            match c {
+                '(' => {
+                    let paren = if word.is_empty() || GROUP_KEYWORDS.contains(&word.as_str()) {
+                        // A bare `(` inside an "any" function's arguments is still one.
+                        Paren { any: open.last().is_some_and(|p| p.any), bare: true, ..Paren::default() }
+                    } else {
+                        Paren { any: ANY_ARGUMENT_FUNCTIONS.contains(&word.as_str()), ..Paren::default() }
+                    };
+                    open.push(paren);
+                    word.clear();
+                }
+                ')' => {
+                    if let Some(closed) = open.pop() {
+                        if closed.comma && !closed.subquery {
+                            for &s in &closed.slots {
+                                out[s] = true;
+                            }
+                        } else if let Some(outer) = open.last_mut().filter(|p| p.bare && !p.any) {
+                            // `((%s), 1)`: a group's slots are its enclosing row's fields.
+                            outer.slots.extend(closed.slots);
+                        }
+                    }
+                    word.clear();
+                }
+                ',' => {
+                    if let Some(p) = open.last_mut() {
+                        p.comma = true;
+                    }
+                    word.clear();
+                }
+                c if c.is_ascii_alphanumeric() || c == '_' => {
+                    if word_ended {
+                        word.clear();
+                        word_ended = false;
+                    }
+                    word.push(c.to_ascii_lowercase())
+                }
+                // `concat (`: the name still counts across spaces.
+                c if c.is_whitespace() => word_ended = true,
+                _ => word.clear(),
+            }
+            if word.len() > 32 {
                 word.clear();
             }
-            Part::Text(t) => {
-                for c in t.chars() {
-                    if let Some(q) = quote {
-                        if c == q {
-                            quote = None;
-                        }
-                        continue;
-                    }
-                    if !(c.is_ascii_alphanumeric() || c == '_') {
-                        note_word(&mut open, &word);
-                    }
-                    match c {
-                        '\'' | '"' => {
-                            quote = Some(c);
-                            if let Some(p) = open.last_mut() {
-                                p.started = true;
-                            }
-                            word.clear();
-                        }
-                        '(' => {
-                            let paren = if word.is_empty() || GROUP_KEYWORDS.contains(&word.as_str()) {
-                                // A bare `(` inside an "any" function's arguments is still one.
-                                Paren { any: open.last().is_some_and(|p| p.any), bare: true, ..Paren::default() }
-                            } else {
-                                Paren { any: ANY_ARGUMENT_FUNCTIONS.contains(&word.as_str()), ..Paren::default() }
-                            };
-                            open.push(paren);
-                            word.clear();
-                        }
-                        ')' => {
-                            if let Some(closed) = open.pop() {
-                                if closed.comma && !closed.subquery {
-                                    for &s in &closed.slots {
-                                        out[s] = true;
-                                    }
-                                } else if let Some(outer) = open.last_mut().filter(|p| p.bare && !p.any) {
-                                    // `((%s), 1)`: a group's slots are its enclosing row's fields.
-                                    outer.slots.extend(closed.slots);
-                                }
-                            }
-                            word.clear();
-                        }
-                        ',' => {
-                            if let Some(p) = open.last_mut() {
-                                p.comma = true;
-                            }
-                            word.clear();
-                        }
-                        c if c.is_ascii_alphanumeric() || c == '_' => {
-                            if word_ended {
-                                word.clear();
-                                word_ended = false;
-                            }
-                            word.push(c.to_ascii_lowercase())
-                        }
-                        // `concat (`: the name still counts across spaces.
-                        c if c.is_whitespace() => word_ended = true,
-                        _ => word.clear(),
-                    }
-                    if word.len() > 32 {
-                        word.clear();
-                    }
-                }
-            }
         }
-    }
+    });
     out
 }
 
@@ -174,69 +191,53 @@ pub fn inferred_slots(parts: &[Part]) -> Vec<bool> {
     let mut word = String::new();
     let mut last_word = String::new();
     let mut seen_values = false;
-    let mut quote: Option<char> = None;
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Slot(_) => {
-                let previous = match i.checked_sub(1).and_then(|k| parts.get(k)) {
-                    Some(Part::Text(t)) => t.trim_end(),
-                    _ => "",
-                };
-                let next = match parts.get(i + 1) {
-                    Some(Part::Text(t)) => t.trim_start(),
-                    _ => "",
-                };
-                let element = (previous.ends_with('(') || previous.ends_with(','))
-                    && (next.starts_with(')') || next.starts_with(','));
-                let in_list = element && matches!(open.last(), Some(Open::InList | Open::ValuesRow));
-                out[i] = quote.is_none() && (after_comparison(previous) || in_list);
-                word.clear();
-                last_word.clear();
+    // A word ends: it becomes the last word (`VALUES` at the top level is noted).
+    fn end_word(word: &mut String, last_word: &mut String, top_level: bool, seen_values: &mut bool) {
+        if !word.is_empty() {
+            if word == "values" && top_level {
+                *seen_values = true;
             }
-            Part::Text(t) => {
-                for c in t.chars() {
-                    if let Some(q) = quote {
-                        if c == q {
-                            quote = None;
-                        }
-                        continue;
-                    }
-                    if c.is_ascii_alphanumeric() || c == '_' {
-                        word.push(c.to_ascii_lowercase());
-                        continue;
-                    }
-                    if !word.is_empty() {
-                        if word == "values" && open.is_empty() {
-                            seen_values = true;
-                        }
-                        last_word = std::mem::take(&mut word);
-                    }
-                    match c {
-                        '\'' | '"' => quote = Some(c),
-                        '(' => {
-                            open.push(if insert && seen_values && open.is_empty() {
-                                Open::ValuesRow
-                            } else if last_word == "in" {
-                                Open::InList
-                            } else {
-                                Open::Other
-                            });
-                            last_word.clear();
-                        }
-                        ')' => {
-                            open.pop();
-                            last_word.clear();
-                        }
-                        c if c.is_whitespace() => {}
-                        _ => last_word.clear(),
-                    }
-                }
-                if !word.is_empty() {
-                    last_word = std::mem::take(&mut word);
-                }
-            }
+            *last_word = std::mem::take(word);
         }
     }
+    walk(parts, |code| match code {
+        Code::Slot { index, previous, next } => {
+            let (previous, next) = (previous.trim_end(), next.trim_start());
+            let element = (previous.ends_with('(') || previous.ends_with(','))
+                && (next.starts_with(')') || next.starts_with(','));
+            let in_list = element && matches!(open.last(), Some(Open::InList | Open::ValuesRow));
+            out[index] = after_comparison(previous) || in_list;
+            word.clear();
+            last_word.clear();
+        }
+        Code::QuoteOpened => {
+            end_word(&mut word, &mut last_word, open.is_empty(), &mut seen_values);
+            last_word.clear();
+        }
+        Code::Char(c) if c.is_ascii_alphanumeric() || c == '_' => word.push(c.to_ascii_lowercase()),
+        Code::Char(c) => {
+            end_word(&mut word, &mut last_word, open.is_empty(), &mut seen_values);
+            match c {
+                '(' => {
+                    let values_row = insert && seen_values && open.is_empty();
+                    open.push(if values_row {
+                        Open::ValuesRow
+                    } else if last_word == "in" {
+                        Open::InList
+                    } else {
+                        Open::Other
+                    });
+                    last_word.clear();
+                }
+                ')' => {
+                    open.pop();
+                    last_word.clear();
+                }
+                c if c.is_whitespace() => {}
+                _ => last_word.clear(),
+            }
+        }
+    });
     out
 }
 
