@@ -173,12 +173,13 @@ $(eval $(call other_django,dj60,$(PYTHON_DJ60),$(DJANGO_DJ60)))
 test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	MATERIALIZE_TEST_DB=django_rustpg_materialize_dj61 $(WITH_PG) .venv-dj61/bin/python -m pytest tests/materialize -q -p no:cacheprovider
 	# The hand-overs below the ORM on 6.1's interpreter too: dead sessions, text-format types,
-	# client-side rendering of multi-statement strings and of values the server cannot type.
+	# client-side rendering of multi-statement strings and of values the server cannot type,
+	# and the cursor's own (executemany's transaction, named cursors, refused encodings).
 	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/reliability/test_session_health.py \
 	  tests/test_result_formats.py tests/test_multi_statement.py tests/test_type_coverage.py \
 	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py \
 	  tests/test_compiler.py tests/test_bulk_update.py tests/test_array_binary.py tests/test_client_side.py \
-	  tests/test_types.py
+	  tests/test_types.py tests/test_cursor.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 

@@ -152,27 +152,56 @@ fn slot_values<'py>(py: Python<'py>, template: &Template, params: &Bound<'py, Py
     }
 }
 
+/// A process-wide set of what was learned about statement texts; bounded: it forgets
+/// everything when full. `any` spares the lock while nothing was ever learned.
+struct Learned<T> {
+    set: std::sync::Mutex<Option<std::collections::HashSet<T>>>,
+    any: std::sync::atomic::AtomicBool,
+    at_most: usize,
+}
+
+impl<T: std::hash::Hash + Eq> Learned<T> {
+    const fn new(at_most: usize) -> Self {
+        Learned { set: std::sync::Mutex::new(None), any: std::sync::atomic::AtomicBool::new(false), at_most }
+    }
+
+    fn insert(&self, value: T) {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        let set = set.get_or_insert_with(Default::default);
+        if set.len() >= self.at_most {
+            set.clear();
+        }
+        set.insert(value);
+        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn contains<Q: std::hash::Hash + Eq + ?Sized>(&self, value: &Q) -> bool
+    where
+        T: std::borrow::Borrow<Q>,
+    {
+        self.any.load(std::sync::atomic::Ordering::Relaxed)
+            && self.set.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(value))
+    }
+
+    fn clear(&self) {
+        if let Some(set) = self.set.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            set.clear();
+        }
+    }
+}
+
 /// Statement texts the server could not type with untyped parameters bound ("could not
 /// determine data type of parameter", in a context `ambiguous_slots` does not know): they go
-/// with client-side literals from then on, in transactions too. Process-wide, bounded.
-static LEARNED_LITERAL: std::sync::Mutex<Option<std::collections::HashSet<String>>> = std::sync::Mutex::new(None);
-static ANY_LEARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-const LEARNED_AT_MOST: usize = 1024;
+/// with client-side literals from then on, in transactions too.
+static LEARNED_LITERAL: Learned<String> = Learned::new(1024);
 
 /// Remembers that `query` must be rendered with literals when it carries untyped values.
 pub fn learn_literals(query: &str) {
-    let mut set = LEARNED_LITERAL.lock().unwrap_or_else(|e| e.into_inner());
-    let set = set.get_or_insert_with(Default::default);
-    if set.len() >= LEARNED_AT_MOST {
-        set.clear();
-    }
-    set.insert(query.to_owned());
-    ANY_LEARNED.store(true, std::sync::atomic::Ordering::Relaxed);
+    LEARNED_LITERAL.insert(query.to_owned());
 }
 
 fn learned_literals(query: &str) -> bool {
-    ANY_LEARNED.load(std::sync::atomic::Ordering::Relaxed)
-        && LEARNED_LITERAL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(query))
+    LEARNED_LITERAL.contains(query)
 }
 
 /// After a statement with untyped values failed outside a transaction: whether it was the
@@ -188,9 +217,8 @@ pub fn learn_literals_from(py: Python<'_>, err: &PyErr, query: &str) -> bool {
 
 /// Statements (by database, text and parameter types) seen to parse with their untyped
 /// values bound: inside a transaction they run without the savepoint that guards a first
-/// run (`session::run`). Process-wide, bounded; forgotten on a schema change.
-static UNTYPED_PARSED: std::sync::Mutex<Option<std::collections::HashSet<u64>>> = std::sync::Mutex::new(None);
-const UNTYPED_PARSED_AT_MOST: usize = 16 * 1024;
+/// run (`session::run`). Forgotten on a schema change.
+static UNTYPED_PARSED: Learned<u64> = Learned::new(16 * 1024);
 
 /// The key `untyped_parsed` and `untyped_parse_seen` take.
 pub fn untyped_parse_key(database: u64, sql: &str, oids: &[u32]) -> u64 {
@@ -202,23 +230,16 @@ pub fn untyped_parse_key(database: u64, sql: &str, oids: &[u32]) -> u64 {
 }
 
 pub fn untyped_parsed(key: u64) -> bool {
-    UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.contains(&key))
+    UNTYPED_PARSED.contains(&key)
 }
 
 pub fn untyped_parse_seen(key: u64) {
-    let mut set = UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    let set = set.get_or_insert_with(Default::default);
-    if set.len() >= UNTYPED_PARSED_AT_MOST {
-        set.clear();
-    }
-    set.insert(key);
+    UNTYPED_PARSED.insert(key);
 }
 
 /// A schema change may change how a statement's values are typed.
 pub fn forget_untyped_parsed() {
-    if let Some(set) = UNTYPED_PARSED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        set.clear();
-    }
+    UNTYPED_PARSED.clear();
 }
 
 /// Up to this many values, shared `$n` are found by comparing with those already encoded.
@@ -241,11 +262,11 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
     };
     let encoder = Encoder::new(py, hstore_oid)?;
     // What the protocol cannot carry (several statements with parameters; a utility
-    // statement's values; a value where only a constant parses; more than 65,535 parameters) is rendered client-side with psycopg's literals, as stock Django binds
-    // everything, and runs without parameters. The only place values enter SQL text.
+    // statement's values; a value where only a constant parses; more than 65,535
+    // parameters) is rendered client-side with psycopg's literals, as stock Django binds
+    // everything, and runs without parameters.
     let with_literals = || -> PyResult<BoundQuery> {
-        let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
-        let sql = template.render_with(&literals);
+        let sql = render_literals(&encoder, &template, &values)?;
         Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false })
     };
     let constant_slot = || *scan.constant.get_or_init(|| untyped::constant_slot(&template.parts));
@@ -333,9 +354,7 @@ fn rendered_as_psycopg_reads(
     let template = placeholders::scan_everywhere(query).ok()?;
     let values = slot_values(py, &template, params).ok()?;
     let render = || {
-        let encoder = Encoder::new(py, hstore_oid)?;
-        let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
-        let sql = template.render_with(&literals);
+        let sql = render_literals(&Encoder::new(py, hstore_oid)?, &template, &values)?;
         let effects = effects(&template.shape, &sql);
         Ok(BoundQuery { sql, params: Vec::new(), shape: template.shape.clone(), effects, inline: None, untyped_unsure: false })
     };
@@ -358,7 +377,11 @@ pub fn mogrify(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, h
             }
         }
     };
-    let encoder = Encoder::new(py, hstore_oid)?;
+    render_literals(&Encoder::new(py, hstore_oid)?, &template, &values)
+}
+
+/// The statement with every value as psycopg's literal: the only place values enter SQL text.
+fn render_literals(encoder: &Encoder<'_>, template: &Template, values: &[Bound<'_, PyAny>]) -> PyResult<String> {
     let literals = values.iter().enumerate().map(|(i, v)| encoder.literal(v, i + 1)).collect::<PyResult<Vec<_>>>()?;
     Ok(template.render_with(&literals))
 }

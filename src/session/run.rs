@@ -304,7 +304,7 @@ impl ConnCore {
         };
         if q.effects.changes_schema {
             formats::forget_database(formats::database_key(&self.spec));
-            crate::bind::forget_untyped_parsed();
+            bind::forget_untyped_parsed();
         }
         // A guarded run undone: the transaction is as it was before the statement.
         self.after(q.effects, result.is_ok() || undone);
@@ -351,8 +351,10 @@ impl ConnCore {
     }
 }
 
-/// The savepoint a guarded first run goes in.
-const UNTYPED_SAVEPOINT: &str = "_rustpg_untyped";
+/// The savepoint a guarded first run goes in, and how it ends.
+const UNTYPED_SAVEPOINT: &str = "SAVEPOINT _rustpg_untyped";
+const UNTYPED_RELEASE: &str = "RELEASE SAVEPOINT _rustpg_untyped";
+const UNTYPED_UNDO: &str = "ROLLBACK TO SAVEPOINT _rustpg_untyped; RELEASE SAVEPOINT _rustpg_untyped";
 
 /// A statement with untyped values where the server is not known to infer their types
 /// (`BoundQuery::untyped_unsure`), run inside a transaction before it was seen to parse
@@ -377,8 +379,8 @@ impl UntypedGuard {
             return None;
         }
         let pre = match begin {
-            Some(b) => format!("{b}; SAVEPOINT {UNTYPED_SAVEPOINT}"),
-            None => format!("SAVEPOINT {UNTYPED_SAVEPOINT}"),
+            Some(b) => format!("{b}; {UNTYPED_SAVEPOINT}"),
+            None => UNTYPED_SAVEPOINT.to_owned(),
         };
         Some(UntypedGuard { key, pre })
     }
@@ -396,15 +398,13 @@ impl UntypedGuard {
         match &result {
             Ok(_) => {
                 bind::untyped_parse_seen(self.key);
-                let release = format!("RELEASE SAVEPOINT {UNTYPED_SAVEPOINT}");
-                if let Err(e) = runtime::block_on(py, session.client.batch_execute(&release)) {
+                if let Err(e) = runtime::block_on(py, session.client.batch_execute(UNTYPED_RELEASE)) {
                     return (Err(e), false);
                 }
                 (result, false)
             }
             Err(e) if e.code() == Some(&SqlState::INDETERMINATE_DATATYPE) => {
-                let undo = format!("ROLLBACK TO SAVEPOINT {UNTYPED_SAVEPOINT}; RELEASE SAVEPOINT {UNTYPED_SAVEPOINT}");
-                let undone = runtime::block_on(py, session.client.batch_execute(&undo)).is_ok();
+                let undone = runtime::block_on(py, session.client.batch_execute(UNTYPED_UNDO)).is_ok();
                 (result, undone)
             }
             Err(_) => (result, false),
