@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""Differential probe: the same raw-cursor operations through a django_rustpg connection and
+through a stock Django connection (ENGINE django.db.backends.postgresql, psycopg 3's
+ClientCursor as Django configures it) on the same database; every difference is printed.
+
+    scripts/find_pg.py --run -- .venv/bin/python scripts/diff_probe.py [--no-tz] [-k SUBSTR] [-v]
+
+Each case runs in autocommit and inside transaction.atomic(), on a fresh connection of each
+backend. Compared per step: result rows (each value's type and repr), description
+(name, type_code), rowcount, rownumber, exception (Django class, psycopg class, SQLSTATE);
+after the case: transaction status, atomic/needs_rollback, the session settings, open
+server-side cursors; and once the connection was closed and opened again, the settings a
+fresh connection sees. Exit status 1 on a difference not in DECLARED (tests/test_differential.py
+runs it). Values that differ by nature (pids, txids, clocks) are recorded by type only
+(`noise=True`).
+"""
+import datetime
+import decimal
+import enum
+import os
+import sys
+import uuid
+from urllib.parse import parse_qs, unquote, urlsplit
+
+ARGS = sys.argv[1:]
+USE_TZ = "--no-tz" not in ARGS
+VERBOSE = "-v" in ARGS
+ONLY = ARGS[ARGS.index("-k") + 1] if "-k" in ARGS else None
+
+
+
+def _raises(step, cls=None):
+    got = step[1][0] if isinstance(step[1], tuple) and len(step[1]) == 5 else step[1]
+    return isinstance(got, tuple) and got[:1] == ("raises",) and (cls is None or got[2] == cls)
+
+
+def _unnamed_value(case, ours, stock):
+    """(c) A bare placeholder's column: `?column?` here, psycopg's cast literal names it
+    (`'2020-01-02'::date` is `date`); same columns and types otherwise."""
+    if ours[0] != "description" or stock[0] != "description" or ours[1][0] != "list" or stock[1][0] != "list":
+        return False
+    o, t = ours[1][1], stock[1][1]
+    return len(o) == len(t) and all(
+        a[1][1] == b[1][1] and (a[1][0] == b[1][0] or a[1][0] == ("str", "'?column?'")) for a, b in zip(o, t))
+
+
+def _unparseable_text(case, ours, stock):
+    """psycopg cannot read the server's text of a timestamptz under a DateStyle other than
+    ISO, nor of an interval under an IntervalStyle other than postgres (NotImplementedError
+    on fetch); read in binary here, the value is the one stock reads under ISO/postgres."""
+    return ("DateStyle" in case or "IntervalStyle" in case) and _raises(stock, "NotImplementedError") and not _raises(ours)
+
+
+def _floats_rounded(case, ours, stock):
+    """extra_float_digits <= 0: the server rounds floats in text, which psycopg reads; a float
+    column read in binary here keeps the stored value (declared in README)."""
+    def strip(x):
+        if isinstance(x, tuple) and len(x) == 2 and x[0] == "float":
+            return ("float", "~")
+        if isinstance(x, (tuple, list)):
+            return tuple(strip(y) for y in x)
+        return x
+    return ("extra_float_digits = 0" in case or "extra_float_digits = -" in case) and strip(ours) == strip(stock)
+
+
+def _negative_int_cast(case, ours, stock):
+    """psycopg renders a negative int as ` -7`, so `%s::text` becomes `-7::text`, i.e.
+    `-(7::text)`, an error (42883) there; bound as a value here, it is '-7'."""
+    return case.startswith("value: neg int / cast")
+
+
+def _executemany_needs_block(case, ours, stock):
+    """executemany in autocommit of a statement PostgreSQL allows only in a transaction block
+    (SAVEPOINT, LOCK, DECLARE without HOLD): psycopg's pipeline is an implicit block, which
+    refuses it (25P01); here the batch runs inside the BEGIN that makes it all-or-nothing."""
+    return case.split(": ")[1].startswith(("SAVEPOINT", "LOCK", "DECLARE")) and ours[0] == "executemany" and _raises(stock, "NoActiveSqlTransaction")
+
+
+# Differences judged to stay (reasons in README "Compatibility"): a case differs only where
+# one of these accepts each differing step. The steps after an accepted step that follow from
+# it (the same case's later state) must still be equal.
+DECLARED = [_unnamed_value, _unparseable_text, _floats_rounded, _negative_int_cast, _executemany_needs_block]
+
+
+def _database(engine):
+    u = urlsplit(os.environ["DATABASE_URL"])
+    q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    return {
+        "ENGINE": engine,
+        "NAME": unquote(u.path.lstrip("/")) or "postgres",
+        "USER": unquote(u.username) if u.username else q.get("user", "postgres"),
+        "PASSWORD": unquote(u.password) if u.password else "",
+        "HOST": q.get("host") or (unquote(u.hostname) if u.hostname else "127.0.0.1"),
+        "PORT": str(u.port or q.get("port") or 5432),
+    }
+
+
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+settings.configure(
+    DATABASES={"default": _database("django_rustpg"), "ours": _database("django_rustpg"),
+               "stock": _database("django.db.backends.postgresql")},
+    USE_TZ=USE_TZ, TIME_ZONE="America/Chicago", SECRET_KEY="probe",
+    INSTALLED_APPS=["django.contrib.contenttypes"],
+)
+django.setup()
+
+from django.db import connections, transaction  # noqa: E402
+
+SETTINGS = ["TimeZone", "DateStyle", "IntervalStyle", "search_path", "extra_float_digits",
+            "bytea_output", "standard_conforming_strings", "statement_timeout", "application_name"]
+
+
+def value(v):
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, [value(x) for x in v])
+    if isinstance(v, dict):
+        return ("dict", sorted((k, value(x)) for k, x in v.items()))
+    return (type(v).__name__, repr(v))
+
+
+def error(e):
+    cause = e.__cause__ if e.__cause__ is not None else e
+    return ("raises", type(e).__name__, type(cause).__name__, getattr(cause, "sqlstate", None))
+
+
+class Ctx:
+    def __init__(self, alias):
+        self.alias = alias
+        self.w = connections[alias]
+        self.trace = []
+
+    def cursor(self):
+        return self.w.cursor()
+
+    def named(self):
+        return self.w.chunked_cursor()
+
+    def do(self, label, fn, noise=False, cur=None):
+        try:
+            out = fn()
+            if out is not None and hasattr(out, "fetchone"):
+                out = None  # execute() returns the cursor (psycopg) or None
+            got = ("type", type(out).__name__) if noise else value(out)
+        except Exception as e:  # noqa: BLE001
+            got = error(e)
+        if cur is not None:
+            got = (got, "rowcount", cur.rowcount, "rownumber", getattr(cur.cursor, "rownumber", "?"))
+        self.trace.append((label, got))
+        return got
+
+    def desc(self, cur, label="description"):
+        def d():
+            ds = cur.description
+            return None if ds is None else [(c.name, c.type_code) for c in ds]
+        self.do(label, d)
+
+    def run(self, cur, sql, params=None, fetch="all", desc=True):
+        self.do(f"execute {sql[:60]}", lambda: cur.execute(sql, params), cur=cur)
+        if desc:
+            self.desc(cur)
+        if fetch == "all":
+            self.do("fetchall", cur.fetchall, cur=cur)
+        elif fetch == "one":
+            self.do("fetchone", cur.fetchone, cur=cur)
+
+
+def session_state(ctx):
+    w = ctx.w
+    out = {}
+    if w.connection is None:
+        return {"connection": None}
+    out["tx"] = str(w.connection.info.transaction_status)
+    out["atomic"] = (w.in_atomic_block, w.needs_rollback, w.get_autocommit())
+    if out["tx"].endswith("INERROR"):
+        return out
+    with w.cursor() as c:
+        c.execute("SELECT " + ", ".join(f"current_setting('{s}')" for s in SETTINGS))
+        out["settings"] = dict(zip(SETTINGS, c.fetchone()))
+        c.execute("SELECT count(*) FROM pg_cursors WHERE name <> ''")
+        out["cursors"] = c.fetchone()[0]
+    return out
+
+
+def run_case(alias, case, mode):
+    ctx = Ctx(alias)
+    w = ctx.w
+    w.close()
+    w.ensure_connection()
+    try:
+        if mode == "atomic":
+            try:
+                with transaction.atomic(using=alias):
+                    case(ctx)
+                    ctx.trace.append(("in atomic", session_state(ctx)))
+            except Exception as e:  # noqa: BLE001
+                ctx.trace.append(("atomic exit", error(e)))
+        else:
+            case(ctx)
+        ctx.trace.append(("after", session_state(ctx)))
+    finally:
+        if w.connection is not None and not w.get_autocommit():
+            try:
+                w.rollback()
+            except Exception:  # noqa: BLE001
+                pass
+            w.set_autocommit(True)
+        w.close()
+    w.ensure_connection()
+    ctx.trace.append(("reconnected", session_state(ctx)))
+    return ctx.trace
+
+
+# ------------------------------------------------------------------ fixtures
+
+SETUP = """
+DROP SCHEMA IF EXISTS probe_a CASCADE; DROP SCHEMA IF EXISTS probe_b CASCADE;
+DROP TABLE IF EXISTS probe_t;
+CREATE SCHEMA probe_a; CREATE SCHEMA probe_b;
+CREATE TABLE probe_a.t (x int); INSERT INTO probe_a.t VALUES (1);
+CREATE TABLE probe_b.t (x text); INSERT INTO probe_b.t VALUES ('b');
+CREATE TABLE probe_t (id int PRIMARY KEY, d date, ts timestamp, tstz timestamptz, t time,
+  ttz timetz, iv interval, f float8, r float4, n numeric, b bytea, s text);
+INSERT INTO probe_t VALUES
+ (1, '2020-02-29', '2020-02-29 13:14:15.123456', '2020-06-01 12:00:00+00', '13:14:15.5',
+  '13:14:15+02', '1 year 2 mons 3 days 04:05:06.7', 0.1, 0.1, 1.50, '\\x00ff27', 'a\\b'),
+ (2, '0099-01-01', '1999-12-31 23:59:59', '1999-12-31 23:59:59.999999-08', '00:00',
+  '00:00+00', '-1 days +02:00:00', 1e300, 3.4e38, -0.0001, '', 'it''s'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN', '-Infinity', 'NaN', NULL, NULL);
+"""
+TEARDOWN = "DROP SCHEMA IF EXISTS probe_a CASCADE; DROP SCHEMA IF EXISTS probe_b CASCADE; DROP TABLE IF EXISTS probe_t;"
+
+CASES = {}
+
+
+def case(name):
+    def add(fn):
+        CASES[name] = fn
+        return fn
+    return add
+
+
+# ------------------------------------------------------------------ (a) named cursors
+
+SERIES = "SELECT g, g * 1.5 AS h FROM generate_series(1, 7) g"
+
+
+@case("named: fetchone/fetchmany/fetchall, rowcount and description at each step")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("rowcount before", lambda: cur.rowcount)
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.desc(cur, "description before fetch")
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("fetchmany(2)", lambda: cur.fetchmany(2), cur=cur)
+    ctx.do("fetchmany()", cur.fetchmany, cur=cur)
+    ctx.desc(cur, "description after fetch")
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    ctx.do("fetchone at end", cur.fetchone, cur=cur)
+    ctx.do("fetchmany at end", lambda: cur.fetchmany(3), cur=cur)
+    ctx.do("close", cur.close)
+    ctx.do("fetchone after close", cur.fetchone)
+
+
+@case("named: iteration")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("iterate", lambda: list(cur), cur=cur)
+    ctx.do("iterate again", lambda: list(cur), cur=cur)
+    cur.close()
+
+
+@case("named: iteration with itersize 2 mixed with fetchone")
+def _(ctx):
+    cur = ctx.named()
+    cur.cursor.itersize = 2
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("next", lambda: next(cur), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("next", lambda: next(cur), cur=cur)
+    ctx.do("next", lambda: next(cur), cur=cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    cur.close()
+
+
+@case("named: execute twice")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("execute again", lambda: cur.execute("SELECT %s::int AS x, %s", [5, "a"]), cur=cur)
+    ctx.desc(cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    cur.close()
+
+
+@case("named: scroll")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("scroll(2)", lambda: cur.scroll(2), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("scroll(1, absolute)", lambda: cur.scroll(1, "absolute"), cur=cur)
+    ctx.do("fetchone after backward scroll", cur.fetchone, cur=cur)
+    cur.close()
+
+
+@case("named: error in the middle of the rows")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute("SELECT 10 / (4 - g) FROM generate_series(1, 6) g"), cur=cur)
+    for i in range(5):
+        ctx.do(f"fetchone {i}", cur.fetchone, cur=cur)
+    cur.close()
+
+
+@case("named: executemany")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("executemany", lambda: cur.executemany("SELECT %s", [[1], [2]]), cur=cur)
+    cur.close()
+
+
+@case("named: fetch before execute")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.desc(cur)
+    cur.close()
+
+
+@case("named: empty result")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute("SELECT 1 AS one, 'a'::text AS two WHERE false"), cur=cur)
+    ctx.desc(cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    cur.close()
+
+
+@case("named: parameters and their column names")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute("SELECT %s, %s, %s AS c, %s", [datetime.date(2020, 1, 2), "s", 3, decimal.Decimal("1.5")]), cur=cur)
+    ctx.desc(cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    cur.close()
+
+
+@case("named: table read")
+def _(ctx):
+    cur = ctx.named()
+    ctx.run(cur, "SELECT * FROM probe_t ORDER BY id")
+    cur.close()
+
+
+@case("named: not a query")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute("UPDATE probe_t SET s = s WHERE id = 0"), cur=cur)
+    cur.close()
+
+
+@case("named: syntax error then a plain cursor")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute("SELEC 1"), cur=cur)
+    ctx.do("close", cur.close)
+    c = ctx.cursor()
+    ctx.run(c, "SELECT 1")
+
+
+@case("named: used after commit (manual transaction)")
+def _(ctx):
+    w = ctx.w
+    if w.in_atomic_block:
+        return
+    w.set_autocommit(False)
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("commit", w.commit)
+    ctx.do("fetchone after commit", cur.fetchone, cur=cur)
+    ctx.do("fetchall after commit", cur.fetchall, cur=cur)
+    ctx.do("close", cur.close)
+    ctx.do("rollback", w.rollback)
+    w.set_autocommit(True)
+
+
+@case("named: used after rollback (manual transaction)")
+def _(ctx):
+    w = ctx.w
+    if w.in_atomic_block:
+        return
+    w.set_autocommit(False)
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("rollback", w.rollback)
+    ctx.do("fetchone after rollback", cur.fetchone, cur=cur)
+    ctx.do("close", cur.close)
+    ctx.do("rollback", w.rollback)
+    w.set_autocommit(True)
+
+
+@case("named: withhold cursor survives autocommit statements")
+def _(ctx):
+    cur = ctx.named()
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("withhold", lambda: cur.cursor.withhold)
+    ctx.do("scrollable", lambda: cur.cursor.scrollable)
+    c = ctx.cursor()
+    ctx.run(c, "SELECT name, is_holdable, is_scrollable FROM pg_cursors WHERE name <> '' ORDER BY 1", desc=False)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    ctx.do("close", cur.close)
+    ctx.run(c, "SELECT count(*) FROM pg_cursors WHERE name <> ''", desc=False)
+
+
+@case("named: two cursors interleaved")
+def _(ctx):
+    a, b = ctx.named(), ctx.named()
+    ctx.do("execute a", lambda: a.execute(SERIES), cur=a)
+    ctx.do("execute b", lambda: b.execute("SELECT generate_series(10, 12)"), cur=b)
+    for _ in range(2):
+        ctx.do("a.fetchone", a.fetchone, cur=a)
+        ctx.do("b.fetchone", b.fetchone, cur=b)
+    ctx.do("a.fetchall", a.fetchall, cur=a)
+    a.close()
+    b.close()
+
+
+@case("named: context manager")
+def _(ctx):
+    with ctx.named() as cur:
+        ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+        ctx.do("fetchmany(3)", lambda: cur.fetchmany(3), cur=cur)
+    ctx.do("closed", lambda: cur.closed)
+
+
+# ------------------------------------------------------------------ (b) session settings
+
+LITERALS = ["'2020-02-29'::date", "'2020-02-29 13:14:15.5'::timestamp", "'2020-06-01 12:00+00'::timestamptz",
+            "'13:14:15'::time", "'13:14:15+02'::timetz", "'1 day 02:03:04'::interval", "'-1 days +02:00:00'::interval",
+            "0.1::float8", "0.1::float4", "1e300::float8", "'\\x00ff'::bytea", "1.50::numeric", "'a\\b'::text",
+            "ARRAY['2020-02-29'::date]", "ARRAY['1 day'::interval]"]
+READS = [
+    ("literals", LITERALS),
+    ("table", "SELECT * FROM probe_t ORDER BY id"),
+    ("params", None),
+]
+PARAMS = [datetime.date(2020, 2, 29), datetime.datetime(2020, 2, 29, 13, 14, 15, 500000),
+          datetime.datetime(2020, 6, 1, 12, tzinfo=datetime.timezone.utc), datetime.time(13, 14, 15),
+          datetime.timedelta(days=400, seconds=7384, microseconds=5), 0.1, b"\x00\xff'", decimal.Decimal("1.50"),
+          "a\\b", "it's"]
+
+SETS = [
+    "SET TIME ZONE 'Asia/Kolkata'", "SET timezone = 'UTC'", "SET TIME ZONE INTERVAL '+05:30' HOUR TO MINUTE",
+    "SET DateStyle = 'SQL, DMY'", "SET DateStyle = 'German'", "SET DateStyle = 'Postgres, MDY'",
+    "SET IntervalStyle = 'postgres_verbose'", "SET IntervalStyle = 'sql_standard'", "SET IntervalStyle = 'iso_8601'",
+    "SET extra_float_digits = 3", "SET extra_float_digits = 0", "SET extra_float_digits = -5",
+    "SET bytea_output = 'escape'", "SET standard_conforming_strings = off",
+    "SET search_path = probe_b, public", "SELECT set_config('TimeZone', 'Europe/Berlin', false)",
+    "SET application_name = 'probe'", "SET statement_timeout = '5s'", "RESET ALL",
+]
+
+
+def settings_case(stmt, read, local=False):
+    def run(ctx):
+        if local and not ctx.w.in_atomic_block:
+            return
+        cur = ctx.cursor()
+        sql = stmt.replace("SET ", "SET LOCAL ", 1) if local else stmt
+        ctx.run(cur, sql, fetch=None, desc=False)
+        name, text = read
+        if text is None:
+            ctx.run(cur, "SELECT " + ", ".join(["%s"] * len(PARAMS)), PARAMS)
+            ctx.run(cur, "SELECT " + ", ".join(["%s AS p"] * len(PARAMS)), PARAMS)
+        elif name == "table":
+            ctx.run(cur, text)
+            ctx.run(cur, text + " LIMIT 5")
+        else:
+            for literal in text:  # one per statement: a type stock cannot read fails alone
+                ctx.run(cur, f"SELECT {literal} AS v")
+                ctx.run(cur, f"SELECT {literal} AS v WHERE true")
+    return run
+
+
+for _stmt in SETS:
+    for _read in READS:
+        CASES[f"settings: {_stmt} / {_read[0]}"] = settings_case(_stmt, _read)
+    if _stmt.startswith("SET ") and "search_path" not in _stmt:
+        CASES[f"settings: LOCAL {_stmt} / literals"] = settings_case(_stmt, READS[0], local=True)
+
+
+@case("settings: search_path switches a table's type")
+def _(ctx):
+    cur = ctx.cursor()
+    for path in ("probe_a", "probe_b", "probe_a"):
+        ctx.run(cur, f"SET search_path = {path}", fetch=None, desc=False)
+        for _ in range(3):  # repeats: remembered descriptions and prepared statements
+            ctx.run(cur, "SELECT x FROM t")
+            ctx.run(cur, "SELECT x FROM t WHERE x IS NOT NULL LIMIT 1")
+    ctx.run(cur, "RESET search_path", fetch=None, desc=False)
+
+
+@case("settings: reset and RESET ALL read back")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.run(cur, "SET TIME ZONE 'Asia/Tokyo'", fetch=None, desc=False)
+    ctx.run(cur, "SELECT '2020-06-01 12:00+00'::timestamptz")
+    ctx.run(cur, "RESET TIME ZONE", fetch=None, desc=False)
+    ctx.run(cur, "SELECT '2020-06-01 12:00+00'::timestamptz")
+    ctx.run(cur, "SET DateStyle = 'German'", fetch=None, desc=False)
+    ctx.run(cur, "RESET ALL", fetch=None, desc=False)
+    ctx.run(cur, "SELECT '2020-06-01 12:00+00'::timestamptz, '2020-02-29'::date")
+
+
+@case("settings: standard_conforming_strings off with backslash params")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.run(cur, "SET standard_conforming_strings = off", fetch=None, desc=False)
+    for _ in range(3):
+        ctx.run(cur, "SELECT %s, %s, length(%s)", ["a\\b", "it's \\' x", "\\\\"])
+        ctx.run(cur, "SELECT s FROM probe_t WHERE s = %s", ["a\\b"])
+
+
+@case("settings: DISCARD ALL")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.run(cur, "SET TIME ZONE 'Asia/Tokyo'", fetch=None, desc=False)
+    ctx.run(cur, "DISCARD ALL", fetch=None, desc=False)
+    ctx.run(cur, "SELECT '2020-06-01 12:00+00'::timestamptz")
+
+
+# ------------------------------------------------------------------ (c) unaliased values
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+VALUES = {
+    "int": 7, "neg int": -7, "bigint": 2**40, "huge int": 10**30, "float": 1.5, "nan": float("nan"),
+    "inf": float("-inf"), "decimal": decimal.Decimal("1.50"), "decimal nan": decimal.Decimal("NaN"),
+    "str": "x", "empty str": "", "bool": True, "none": None, "date": datetime.date(2020, 1, 2),
+    "datetime": datetime.datetime(2020, 1, 2, 3, 4, 5),
+    "aware": datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+    "time": datetime.time(3, 4, 5), "aware time": datetime.time(3, 4, tzinfo=datetime.timezone.utc),
+    "timedelta": datetime.timedelta(days=1, seconds=5), "uuid": uuid.UUID(int=5), "bytes": b"\x00a",
+    "bytearray": bytearray(b"ab"), "memoryview": memoryview(b"ab"), "int list": [1, 2], "str list": ["a", "b"],
+    "empty list": [], "date list": [datetime.date(2020, 1, 2)], "enum": Color.RED,
+}
+SHAPES = {
+    "bare": "SELECT %s", "aliased": "SELECT %s AS v", "parenthesized": "SELECT (%s)", "two": "SELECT %s, %s",
+    "subquery star": "SELECT * FROM (SELECT %s) s", "cast": "SELECT %s::text", "where": "SELECT 1 AS one WHERE %s IS NOT NULL",
+}
+for _label, _v in VALUES.items():
+    for _shape, _sql in SHAPES.items():
+        def _value_case(ctx, v=_v, sql=_sql):
+            cur = ctx.cursor()
+            ctx.run(cur, sql, [v] * sql.count("%s"))
+        CASES[f"value: {_label} / {_shape}"] = _value_case
+
+
+# ------------------------------------------------------------------ (d) rowcount after utility statements
+
+UTILITY = [
+    "CREATE TEMP TABLE probe_tmp (x int)", "DO $$ BEGIN END $$", "SET work_mem = '8MB'", "RESET work_mem",
+    "SHOW work_mem", "SELECT 1 WHERE false", "VALUES (1), (2)", "CREATE TEMP TABLE probe_tmp2 AS SELECT 1 AS x",
+    "COMMENT ON TABLE probe_t IS NULL", "ANALYZE probe_t", "LISTEN probe_chan", "NOTIFY probe_chan",
+    "SELECT pg_advisory_unlock_all()", "PREPARE probe_p AS SELECT 1", "DEALLOCATE ALL",
+    "INSERT INTO probe_t (id) SELECT 100 WHERE false", "UPDATE probe_t SET s = s WHERE id = 1",
+    "DELETE FROM probe_t WHERE id = -1", "SAVEPOINT probe_sp", "LOCK TABLE probe_t IN SHARE MODE",
+    "DECLARE probe_c CURSOR FOR SELECT 1", "CREATE INDEX ON probe_t (s)", "TRUNCATE probe_t",
+    "SELECT 1; SELECT 2", "CREATE TEMP TABLE probe_tmp3 (x int); INSERT INTO probe_tmp3 VALUES (1)",
+    "", "-- nothing",
+]
+for _stmt in UTILITY:
+    def _utility_case(ctx, stmt=_stmt):
+        cur = ctx.cursor()
+        ctx.do("execute", lambda: cur.execute(stmt), cur=cur)
+        ctx.desc(cur)
+        ctx.do("executemany", lambda: cur.executemany(stmt, [[], []]) if "%" not in stmt else None, cur=cur)
+        ctx.do("execute with params", lambda: cur.execute(stmt, []), cur=cur)
+    CASES[f"rowcount: {_stmt or 'empty'}"] = _utility_case
+
+
+@case("rowcount: executemany of inserts and updates")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.run(cur, "CREATE TEMP TABLE probe_m (id int PRIMARY KEY, s text)", fetch=None, desc=False)
+    ctx.do("insert", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s)", [(1, "a"), (2, "b")]), cur=cur)
+    ctx.do("update", lambda: cur.executemany("UPDATE probe_m SET s = %s WHERE id = %s", [("x", 1), ("y", 9)]), cur=cur)
+    ctx.do("returning", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s) RETURNING id", [(3, "a"), (4, "b")], returning=True), cur=cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    ctx.do("empty", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s)", []), cur=cur)
+    ctx.do("duplicate", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s)", [(5, "a"), (1, "b")]), cur=cur)
+    ctx.run(cur, "SELECT count(*) FROM probe_m", desc=False)
+
+
+# ------------------------------------------------------------------ running
+
+def diff(a, b):
+    out = []
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else None
+        y = b[i] if i < len(b) else None
+        if x != y:
+            out.append((i, x, y))
+    return out
+
+
+def main():
+    stock = connections["stock"]
+    stock.ensure_connection()
+    with stock.cursor() as c:
+        c.execute(SETUP)
+    stock.close()
+    found = {}
+    try:
+        for name, fn in CASES.items():
+            if ONLY and ONLY not in name:
+                continue
+            for mode in ("autocommit", "atomic"):
+                ours = run_case("ours", fn, mode)
+                theirs = run_case("stock", fn, mode)
+                d = diff(ours, theirs)
+                if d:
+                    found[(name, mode)] = d
+    finally:
+        stock.ensure_connection()
+        with stock.cursor() as c:
+            c.execute(TEARDOWN)
+        stock.close()
+    if "--json" in ARGS:
+        import json
+        with open(ARGS[ARGS.index("--json") + 1], "w") as f:
+            json.dump([[name, mode, d] for (name, mode), d in found.items()], f, default=repr)
+    undeclared = 0
+    for (name, mode), d in found.items():
+        open_steps = [(i, x, y) for i, x, y in d if not (x and y and any(ok(name, x, y) for ok in DECLARED))]
+        if open_steps:
+            undeclared += 1
+        print(f"{'DIFFERS' if open_steps else 'declared'}: {name} [{mode}]")
+        for i, x, y in (d if VERBOSE else open_steps)[:(50 if VERBOSE else 3)]:
+            print(f"    step {i}\n      ours : {str(x)[:1500]}\n      stock: {str(y)[:1500]}")
+    print(f"{len(CASES)} cases x 2 modes (USE_TZ={USE_TZ}): {len(found)} differ, {undeclared} undeclared")
+    return 1 if undeclared else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
