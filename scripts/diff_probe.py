@@ -76,10 +76,16 @@ def _executemany_needs_block(case, ours, stock):
     return case.split(": ")[1].startswith(("SAVEPOINT", "LOCK", "DECLARE")) and ours[0] == "executemany" and _raises(stock, "NoActiveSqlTransaction")
 
 
+def _scroll_back(case, ours, stock):
+    """A client-side result's rows are not kept once fetched: scrolling back raises
+    NotSupportedError here (psycopg keeps the whole result and moves back)."""
+    return case == "plain: scroll" and (ours[0] == "scroll back" and _raises(ours, "NotSupportedError") or ours[0] == "fetchone" and ours != stock)
+
+
 # Differences judged to stay (reasons in README "Compatibility"): a case differs only where
 # one of these accepts each differing step. The steps after an accepted step that follow from
 # it (the same case's later state) must still be equal.
-DECLARED = [_unnamed_value, _unparseable_text, _floats_rounded, _negative_int_cast, _executemany_needs_block]
+DECLARED = [_unnamed_value, _unparseable_text, _floats_rounded, _negative_int_cast, _executemany_needs_block, _scroll_back]
 
 
 def _database(engine):
@@ -437,6 +443,25 @@ def _(ctx):
         ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
         ctx.do("fetchmany(3)", lambda: cur.fetchmany(3), cur=cur)
     ctx.do("closed", lambda: cur.closed)
+
+
+@case("plain: scroll")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.do("scroll before execute", lambda: cur.scroll(1), cur=cur)
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("scroll(2)", lambda: cur.scroll(2), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("scroll(5, absolute)", lambda: cur.scroll(5, "absolute"), cur=cur)
+    ctx.do("scroll out of range", lambda: cur.scroll(3), cur=cur)
+    ctx.do("scroll bad mode", lambda: cur.scroll(1, "sideways"), cur=cur)
+    ctx.do("fetchall", cur.fetchall, cur=cur)
+    ctx.do("execute", lambda: cur.execute(SERIES), cur=cur)
+    ctx.do("fetchmany(3)", lambda: cur.fetchmany(3), cur=cur)
+    ctx.do("scroll back", lambda: cur.scroll(-2), cur=cur)
+    ctx.do("fetchone", cur.fetchone, cur=cur)
+    ctx.do("execute", lambda: cur.execute("SET work_mem = '4MB'"), cur=cur)
+    ctx.do("scroll without rows", lambda: cur.scroll(0), cur=cur)
 
 
 # ------------------------------------------------------------------ (b) session settings

@@ -686,3 +686,20 @@ def test_named_cursor_step_by_step_as_psycopg(dsn_params, pg_conninfo):
     iteration's pages are apart from fetchone; scroll MOVEs; executemany is refused."""
     steps = _same_as_psycopg(dsn_params, pg_conninfo, _named_steps)
     assert {s[2] for s in steps if s[0] != "status"} <= {-1, None}
+
+
+def test_scroll_forward_on_a_client_side_result_as_psycopg(dsn_params, pg_conninfo):
+    # (Back over fetched rows is NotSupportedError here: they are not kept; README.)
+    def run(conn, step):
+        cur = conn.cursor()
+        step("before execute", lambda: cur.scroll(1), cur)
+        cur.execute("SELECT generate_series(1, 7)")
+        step("relative", lambda: cur.scroll(2), cur)
+        step("fetchone", cur.fetchone, cur)
+        step("absolute", lambda: cur.scroll(5, "absolute"), cur)
+        step("out of range", lambda: cur.scroll(3), cur)
+        step("bad mode", lambda: cur.scroll(1, "sideways"), cur)
+        step("fetchall", cur.fetchall, cur)
+        conn.rollback()
+
+    _same_as_psycopg(dsn_params, pg_conninfo, run)
