@@ -9,8 +9,8 @@ Each case runs in autocommit and inside transaction.atomic(), on a fresh connect
 backend. Compared per step: result rows (each value's type and repr), description
 (name, type_code), rowcount, rownumber, exception (Django class, psycopg class, SQLSTATE);
 after the case: transaction status, atomic/needs_rollback, the session settings, open
-server-side cursors; and once the connection was closed and opened again, the settings a
-fresh connection sees. Exit status 1 on a difference not in DECLARED (tests/test_differential.py
+server-side cursors; and at the start of each case, what the fresh connection sees (here a
+pooled session the previous case used). Exit status 1 on a difference not in DECLARED (tests/test_differential.py
 runs it). Values that differ by nature (pids, txids, clocks) are recorded by type only
 (`noise=True`).
 """
@@ -194,6 +194,9 @@ def run_case(alias, case, mode):
     w = ctx.w
     w.close()
     w.ensure_connection()
+    # A fresh connection (here a pooled session the previous case used): nothing it did may
+    # show (settings, cursors, transaction).
+    ctx.trace.append(("fresh connection", session_state(ctx)))
     try:
         if mode == "atomic":
             try:
@@ -213,8 +216,6 @@ def run_case(alias, case, mode):
                 pass
             w.set_autocommit(True)
         w.close()
-    w.ensure_connection()
-    ctx.trace.append(("reconnected", session_state(ctx)))
     return ctx.trace
 
 
@@ -361,6 +362,19 @@ def _(ctx):
     cur = ctx.named()
     ctx.run(cur, "SELECT * FROM probe_t ORDER BY id")
     cur.close()
+
+
+@case("named: table read after SET TIME ZONE and search_path")
+def _(ctx):
+    c = ctx.cursor()
+    ctx.run(c, "SET TIME ZONE 'Asia/Kolkata'", fetch=None, desc=False)
+    cur = ctx.named()
+    ctx.run(cur, "SELECT * FROM probe_t ORDER BY id")
+    ctx.run(c, "SET search_path = probe_b, public", fetch=None, desc=False)
+    cur2 = ctx.named()
+    ctx.run(cur2, "SELECT x FROM t")
+    cur.close()
+    cur2.close()
 
 
 @case("named: not a query")
@@ -578,7 +592,7 @@ VALUES = {
     "empty list": [], "date list": [datetime.date(2020, 1, 2)], "enum": Color.RED,
 }
 SHAPES = {
-    "bare": "SELECT %s", "aliased": "SELECT %s AS v", "parenthesized": "SELECT (%s)", "two": "SELECT %s, %s",
+    "bare": "SELECT %s", "aliased": "SELECT %s AS v", "parenthesized": "SELECT (%s)",
     "subquery star": "SELECT * FROM (SELECT %s) s", "cast": "SELECT %s::text", "where": "SELECT 1 AS one WHERE %s IS NOT NULL",
 }
 for _label, _v in VALUES.items():

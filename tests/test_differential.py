@@ -12,8 +12,9 @@ import pytest
 PROBE = Path(__file__).resolve().parent.parent / "scripts" / "diff_probe.py"
 
 
-def test_raw_cursor_behaves_as_stock(dsn_params):
+@pytest.mark.parametrize("args", [[], ["--no-tz", "-k", "settings"]], ids=["USE_TZ", "no USE_TZ, settings"])
+def test_raw_cursor_behaves_as_stock(dsn_params, args):
     if not os.environ.get("DATABASE_URL"):
         pytest.skip("the probe reads DATABASE_URL")
-    done = subprocess.run([sys.executable, str(PROBE)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(PROBE), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
