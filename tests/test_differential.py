@@ -12,7 +12,11 @@ import pytest
 PROBE = Path(__file__).resolve().parent.parent / "scripts" / "diff_probe.py"
 
 
-@pytest.mark.parametrize("args", [[], ["--no-tz", "-k", "settings"]], ids=["USE_TZ", "no USE_TZ, settings"])
+# Without USE_TZ: the cases where the time zone matters.
+NO_TZ = ["--no-tz", "-k", "TIME ZONE|timezone|TimeZone|RESET|DISCARD|DateStyle = 'SQL|/ params|named: table read"]
+
+
+@pytest.mark.parametrize("args", [[], NO_TZ], ids=["USE_TZ", "no USE_TZ, time zone cases"])
 def test_raw_cursor_behaves_as_stock(dsn_params, args):
     if not os.environ.get("DATABASE_URL"):
         pytest.skip("the probe reads DATABASE_URL")
