@@ -11,8 +11,8 @@ backend. Compared per step: result rows (each value's type and repr), descriptio
 after the case: transaction status, atomic/needs_rollback, the session settings, open
 server-side cursors; and at the start of each case, what the fresh connection sees (here a
 pooled session the previous case used). Exit status 1 on a difference not in DECLARED (tests/test_differential.py
-runs it). Values that differ by nature (pids, txids, clocks) are recorded by type only
-(`noise=True`).
+runs it). Values that differ by nature (pids, txids, clocks, advisory locks) are compared
+by type only (`Ctx.do(..., noise=True)`, the "noise:" case).
 """
 import os
 import sys

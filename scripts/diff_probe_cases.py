@@ -445,3 +445,13 @@ def _(ctx):
     ctx.do("empty", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s)", []), cur=cur)
     ctx.do("duplicate", lambda: cur.executemany("INSERT INTO probe_m VALUES (%s, %s)", [(5, "a"), (1, "b")]), cur=cur)
     ctx.run(cur, "SELECT count(*) FROM probe_m", desc=False)
+
+
+@case("noise: pid, txid, clock, advisory lock (compared by type only)")
+def _(ctx):
+    cur = ctx.cursor()
+    ctx.do("execute", lambda: cur.execute(
+        "SELECT pg_backend_pid(), txid_current(), now(), clock_timestamp(), pg_try_advisory_lock(4242), "
+        "pg_advisory_unlock(4242)"), cur=cur)
+    ctx.desc(cur)
+    ctx.do("fetchone", lambda: tuple(type(v).__name__ for v in cur.fetchone()), cur=cur)
