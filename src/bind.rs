@@ -3,6 +3,8 @@
 
 use crate::errors;
 use crate::sql::classify::{effects, ClientSide, Effects};
+use crate::sql::colnames::{self, BareItem};
+use crate::sql::literal::quote_identifier;
 use crate::sql::untyped;
 use crate::fxhash::FxMap;
 use crate::sql::placeholders::{self, scan, Part, Shape, Style, Template};
@@ -86,6 +88,8 @@ struct ScanEntry {
     inferred: OnceLock<Box<[bool]>>,
     /// A slot where the grammar takes only a constant (`untyped::constant_slot`).
     constant: OnceLock<bool>,
+    /// Slots that are a whole select-list item without an alias (`colnames::bare_items`).
+    bare: OnceLock<Box<[BareItem]>>,
 }
 
 type Scanned = Arc<ScanEntry>;
@@ -105,7 +109,7 @@ fn scanned(py: Python<'_>, query: &str, with_params: bool) -> PyResult<Scanned> 
     }
     let template = Arc::new(scan_or_raise(py, query, with_params)?);
     let effects = effects(&template.shape, query);
-    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new(), inferred: OnceLock::new(), constant: OnceLock::new() });
+    let entry = Arc::new(ScanEntry { template, effects, ambiguous: OnceLock::new(), inferred: OnceLock::new(), constant: OnceLock::new(), bare: OnceLock::new() });
     if query.len() <= SCANNED_MAX_LEN {
         SCANNED.with(|c| {
             let mut c = c.borrow_mut();
@@ -318,10 +322,68 @@ pub fn bind(py: Python<'_>, query: &str, params: Option<&Bound<'_, PyAny>>, hsto
             !flag && matches!(part, Part::Slot(s) if encoded[numbers[*s] - 1].oid == 0)
         });
     }
-    let sql = template.render(&numbers);
+    let bare = scan.bare.get_or_init(|| colnames::bare_items(&template.parts).into_boxed_slice());
+    let sql = if bare.is_empty() { template.render(&numbers) } else { with_stock_names(&encoder, &template, &numbers, &values, bare) };
     let shape = template.shape.clone();
     let inline = (effects.client_side != ClientSide::Never).then(|| Inline { template, numbers });
     Ok(BoundQuery { sql, params: encoded, shape, effects, inline, untyped_unsure })
+}
+
+/// The statement with `$n`, a bare select-list placeholder aliased with the name stock's
+/// literal gives its column (`SELECT %s` of a date: `$1 AS "date"`; none where the literal
+/// has no cast: a str, a number, NULL stay `?column?`).
+fn with_stock_names(encoder: &Encoder<'_>, template: &Template, numbers: &[usize], values: &[Bound<'_, PyAny>], bare: &[BareItem]) -> String {
+    let aliases: Vec<(BareItem, String)> = bare
+        .iter()
+        .filter_map(|b| {
+            let Part::Slot(s) = template.parts[b.slot_part] else { return None };
+            let name = stock_column_name(encoder, &values[s], s + 1)?;
+            Some((*b, format!(" AS {}", quote_identifier(&name))))
+        })
+        .collect();
+    if aliases.is_empty() {
+        return template.render(numbers);
+    }
+    colnames::render_aliased(&template.parts, numbers, &aliases)
+}
+
+/// The column name of `value`'s psycopg literal, found without running user code a second
+/// time (bind has encoded the value already): a Json/Jsonb wrapper is `json`/`jsonb`
+/// without calling its `dumps`; a value naming its own text (`__rustpg_param__`), or a
+/// list holding a wrapper or such a value, is left unnamed.
+fn stock_column_name(encoder: &Encoder<'_>, value: &Bound<'_, PyAny>, position: usize) -> Option<String> {
+    let refs = crate::types::pyrefs::get(value.py()).ok()?;
+    // A list's literal is cast to its first non-NULL element's type (`'{...}'::jsonb[]`).
+    let mut first = value.clone();
+    while let Some(item) = first
+        .downcast::<pyo3::types::PyList>()
+        .ok()
+        .and_then(|l| l.iter().find(|i| !i.is_none()))
+    {
+        first = item;
+    }
+    if first.is_instance(refs.jsonb.bind(value.py())).ok()? {
+        return Some("jsonb".into());
+    }
+    if first.is_instance(refs.json.bind(value.py())).ok()? {
+        return Some("json".into());
+    }
+    fn runs_user_code(v: &Bound<'_, PyAny>, refs: &crate::types::pyrefs::PyRefs) -> bool {
+        let py = v.py();
+        if let Ok(items) = v.downcast::<pyo3::types::PyList>() {
+            return items.iter().any(|i| runs_user_code(&i, refs));
+        }
+        if let Ok(items) = v.downcast::<pyo3::types::PyTuple>() {
+            return items.iter().any(|i| runs_user_code(&i, refs));
+        }
+        v.is_instance(refs.jsonb.bind(py)).unwrap_or(true)
+            || v.is_instance(refs.json.bind(py)).unwrap_or(true)
+            || v.hasattr(pyo3::intern!(py, "__rustpg_param__")).unwrap_or(true)
+    }
+    if runs_user_code(value, refs) {
+        return None;
+    }
+    colnames::literal_column_name(&encoder.literal(value, position).ok()?)
 }
 
 /// Equal untyped values (never shared: see `bind`) in a statement that groups or picks

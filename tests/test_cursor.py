@@ -576,3 +576,130 @@ def test_client_encoding_other_than_utf8_is_refused_and_undone(conn, statement, 
     cur.execute("SELECT length(%s), %s = 'caf' || chr(233), current_setting('client_encoding')", ["é", "café"])
     assert cur.fetchall() == [(1, True, "UTF8")]
     conn.rollback()
+
+
+# ---------------------------------------------------------------- against psycopg, step by step
+
+
+def _steps(conn, run):
+    """What `run(conn, step)` observed: each step's result (or exception class), the cursor's
+    rowcount and rownumber after it."""
+    seen = []
+
+    def step(label, fn, cur=None):
+        try:
+            got = fn()
+            got = None if hasattr(got, "fetchone") else got
+        except Exception as e:  # noqa: BLE001
+            got = ("raises", type(e).__name__, getattr(getattr(e, "diag", None), "sqlstate", None))
+        seen.append((label, got, cur.rowcount if cur else None, cur.rownumber if cur else None))
+
+    run(conn, step)
+    seen.append(("status", conn.info.transaction_status))
+    return seen
+
+
+def _same_as_psycopg(dsn_params, pg_conninfo, run, autocommit=False):
+    ours = dbapi.connect(**dsn_params)
+    stock = psycopg.connect(pg_conninfo, cursor_factory=psycopg.ClientCursor)
+    try:
+        ours.autocommit = stock.autocommit = autocommit
+        expected = _steps(stock, run)
+        assert _steps(ours, run) == expected
+        return expected
+    finally:
+        ours.close()
+        stock.close()
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TEMP TABLE rc_tmp (x int)", "DO $$ BEGIN END $$", "SET work_mem = '8MB'", "RESET work_mem",
+    "SHOW work_mem", "CREATE TEMP TABLE rc_tmp2 AS SELECT 1 AS x", "LISTEN rc_chan", "SELECT 1 WHERE false",
+    "VALUES (1), (2)", "SET TIME ZONE 'UTC'; SELECT 1", "",
+])
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_rowcount_after_utility_statements_is_psycopgs(dsn_params, pg_conninfo, statement, autocommit):
+    # -1 where the command tag carries no count (it was 0 here), as PQcmdTuples reads tags.
+    def run(conn, step):
+        cur = conn.cursor()
+        step("execute", lambda: cur.execute(statement), cur)
+        step("again with no parameters", lambda: cur.execute(statement, []), cur)
+
+    steps = _same_as_psycopg(dsn_params, pg_conninfo, run, autocommit)
+    if statement.startswith(("CREATE TEMP TABLE rc_tmp (", "DO", "SET work")):
+        assert steps[0][2] == -1
+
+
+def test_executemany_rowcount_is_psycopgs(dsn_params, pg_conninfo):
+    # The sum of the command tags' counts (SHOW counts 0), kept when a run fails; a text of
+    # several statements is refused, as through psycopg's extended protocol.
+    def run(conn, step):
+        cur = conn.cursor()
+        cur.execute("CREATE TEMP TABLE many_rc (id int PRIMARY KEY)")
+        step("show", lambda: cur.executemany("SHOW work_mem", [[], []]), cur)
+        step("inserts", lambda: cur.executemany("INSERT INTO many_rc VALUES (%s)", [(1,), (2,)]), cur)
+        step("fails on the third", lambda: cur.executemany("INSERT INTO many_rc VALUES (%s)", [(3,), (4,), (1,)]), cur)
+        step("rollback", conn.rollback)
+        step("several statements", lambda: cur.executemany("SELECT 1; SELECT 2", [[], []]), cur)
+        step("rollback", conn.rollback)
+
+    steps = _same_as_psycopg(dsn_params, pg_conninfo, run)
+    assert [s[2] for s in steps[:3]] == [0, 2, 2]
+
+
+def _named_steps(conn, step):
+    cur = conn.cursor("steps", scrollable=False)
+    step("rowcount before", lambda: cur.rowcount, cur)
+    step("executemany", lambda: cur.executemany("SELECT %s", [[1]]), cur)
+    step("fetch before execute", cur.fetchone, cur)
+    step("rollback", conn.rollback)
+    step("execute", lambda: cur.execute("SELECT 10 / (5 - g) FROM generate_series(1, 9) g"), cur)
+    step("fetchone", cur.fetchone, cur)
+    step("fetchmany", lambda: cur.fetchmany(2), cur)
+    step("fetchone meets the error", cur.fetchone, cur)
+    step("rollback", conn.rollback)
+    cur.itersize = 2
+    step("execute", lambda: cur.execute("SELECT g FROM generate_series(1, 9) g"), cur)
+    step("description", lambda: [(d.name, d.type_code) for d in cur.description], cur)
+    step("next", lambda: next(cur), cur)
+    step("fetchone (after iteration's page)", cur.fetchone, cur)
+    step("next (from the page)", lambda: next(cur), cur)
+    step("next (a new page)", lambda: next(cur), cur)
+    step("scroll", lambda: cur.scroll(2), cur)
+    step("fetchone", cur.fetchone, cur)
+    step("scroll absolute", lambda: cur.scroll(7, "absolute"), cur)
+    step("fetchall", cur.fetchall, cur)
+    step("fetchone at the end", cur.fetchone, cur)
+    step("commit", conn.commit)
+    step("fetchone after commit", cur.fetchone, cur)
+    step("fetchall after commit", cur.fetchall, cur)
+    step("execute", lambda: cur.execute("SELECT g FROM generate_series(1, 3) g"), cur)
+    step("scroll back", lambda: cur.scroll(-1), cur)
+    step("rollback", conn.rollback)
+    step("close", cur.close)
+    step("fetchone after close", cur.fetchone, cur)
+
+
+def test_named_cursor_step_by_step_as_psycopg(dsn_params, pg_conninfo):
+    """Each fetch is the FETCH psycopg sends (no read-ahead: an error in a later row, or the
+    cursor gone with its transaction, is met at the same call); rowcount stays -1;
+    iteration's pages are apart from fetchone; scroll MOVEs; executemany is refused."""
+    steps = _same_as_psycopg(dsn_params, pg_conninfo, _named_steps)
+    assert {s[2] for s in steps if s[0] != "status"} <= {-1, None}
+
+
+def test_scroll_forward_on_a_client_side_result_as_psycopg(dsn_params, pg_conninfo):
+    # (Back over fetched rows is NotSupportedError here: they are not kept; README.)
+    def run(conn, step):
+        cur = conn.cursor()
+        step("before execute", lambda: cur.scroll(1), cur)
+        cur.execute("SELECT generate_series(1, 7)")
+        step("relative", lambda: cur.scroll(2), cur)
+        step("fetchone", cur.fetchone, cur)
+        step("absolute", lambda: cur.scroll(5, "absolute"), cur)
+        step("out of range", lambda: cur.scroll(3), cur)
+        step("bad mode", lambda: cur.scroll(1, "sideways"), cur)
+        step("fetchall", cur.fetchall, cur)
+        conn.rollback()
+
+    _same_as_psycopg(dsn_params, pg_conninfo, run)

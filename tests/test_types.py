@@ -1054,3 +1054,21 @@ def test_json_is_decoded_as_json_loads_decodes_its_text(ours):
             assert value == json.loads(text) and repr(value) == repr(json.loads(text)), text
         with pytest.raises(dbapi.DataError):
             cur.execute("SELECT %s::json", [texts[1]])  # invalid JSON never reaches the decoder
+
+
+def names_and_types(cur):
+    return [(d.name, d.type_code) for d in cur.description]
+
+
+@pytest.mark.parametrize("shape", ["SELECT %s", "SELECT * FROM (SELECT (%s), %s AS aliased) s", "SELECT 1 AS one, %s FOR UPDATE"])
+@pytest.mark.parametrize("value", [v for _, v, _ in PARAMS], ids=[i for i, _, _ in PARAMS])
+def test_unaliased_value_column_is_named_as_stock(ours, ref, value, shape):
+    """An unaliased bound value's column has the name stock's literal gives it
+    (`'2020-01-02'::date` is `date`; a str, number or NULL is `?column?`): it was always
+    `?column?` here."""
+    params = [value] * shape.count("%s")
+    cur = ours.cursor()
+    cur.execute(shape, params)
+    theirs = ref.execute(shape, params)
+    assert names_and_types(cur) == names_and_types(theirs)
+    assert_same(cur.fetchall(), theirs.fetchall(), shape)

@@ -1,8 +1,11 @@
 //! executemany's runs: one statement per parameter set, their row counts summed and, with
-//! `returning`, their rows kept.
+//! `returning`, their rows kept. As psycopg's executemany: the count is the sum of the
+//! command tags' counts (a `SHOW` or `CREATE TABLE` counts 0), kept when a run fails, and
+//! every run goes through the extended protocol (a text of several statements is the
+//! server's error there).
 
-use super::{never_client_side, unchanged, Cursor};
-use crate::bind;
+use super::{never_client_side, Cursor};
+use crate::bind::{self, BoundQuery};
 use crate::row::ColInfo;
 use crate::types::decode::Decoder;
 use pyo3::prelude::*;
@@ -24,9 +27,12 @@ impl Cursor {
             let params = params?;
             let q = bind::bind(py, text, Some(&params), self.core.hstore_oid())?;
             // The kept rows of every run decode with the first run's decoders: one format.
-            let adjust = if returning { never_client_side } else { unchanged };
-            self.run_or_literals(py, text, Some(&params), q, adjust, false, None)?;
-            total += self.rowcount.max(0);
+            let adjust = if returning { extended_returning } else { extended };
+            if let Err(e) = self.run_or_literals(py, text, Some(&params), q, adjust, false, None) {
+                self.rowcount = total;
+                return Err(e);
+            }
+            total += self.tag_count.unwrap_or(0);
             if returning {
                 if cols.is_none() {
                     if let Some(c) = &self.columns {
@@ -48,4 +54,13 @@ impl Cursor {
         }
         Ok(())
     }
+}
+
+fn extended(q: &mut BoundQuery) {
+    q.shape.multi_statement = false;
+}
+
+fn extended_returning(q: &mut BoundQuery) {
+    never_client_side(q);
+    extended(q);
 }

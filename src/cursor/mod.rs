@@ -36,6 +36,8 @@ pub struct Cursor {
     description: Option<PyObject>,
     #[pyo3(get)]
     rowcount: i64,
+    /// The count the last statement's command tag carries (None: `CREATE TABLE`, `SHOW`...).
+    tag_count: Option<i64>,
     #[pyo3(get, set)]
     arraysize: usize,
     #[pyo3(get, set)]
@@ -68,6 +70,7 @@ impl Cursor {
             describe: None,
             description: None,
             rowcount: -1,
+            tag_count: None,
             arraysize: 1,
             itersize: 100,
             rownumber: None,
@@ -99,22 +102,28 @@ impl Cursor {
         self.describe = None;
         self.description = None;
         self.rowcount = -1;
+        self.tag_count = None;
         self.rownumber = None;
     }
 
     /// `formats`: the result format codes sent with Bind (text columns decode as text).
     fn absorb_rows(&mut self, rows: Vec<Row>, formats: &[i16]) {
+        self.learn_columns(&rows, formats);
+        if self.rows.is_empty() {
+            self.rows = VecDeque::from(rows); // reuses the buffer: no second copy at the peak
+        } else {
+            self.rows.extend(rows);
+        }
+    }
+
+    /// The columns and their decoders, from the first rows of a result.
+    fn learn_columns(&mut self, rows: &[Row], formats: &[i16]) {
         if self.columns.is_none() {
             if let Some(first) = rows.first() {
                 let cols = col_infos(first.columns());
                 self.decoders = column_decoders(&cols, formats);
                 self.columns = Some(cols);
             }
-        }
-        if self.rows.is_empty() {
-            self.rows = VecDeque::from(rows); // reuses the buffer: no second copy at the peak
-        } else {
-            self.rows.extend(rows);
         }
     }
 
@@ -162,13 +171,8 @@ impl Cursor {
         if let Some(named) = &mut self.named {
             let declare = named.declare(&q);
             self.core.run(py, &declare)?;
-            named.query = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
-            named.formats = None;
-            named.declared = true;
-            named.exhausted = false;
-            self.describe = Some((q.sql.clone(), q.params.iter().map(|p| p.oid).collect()));
+            named.declared_for(&q);
             self.last_sql = Some(declare.sql);
-            self.rowcount = 0;
             self.rownumber = Some(0);
             self.tz_name = self.core.timezone();
             named.nplusone = watch.and_then(|t0| crate::nplusone::observe(py, &q, t0, &self.rows, self.columns.as_deref()));
@@ -185,6 +189,7 @@ impl Cursor {
         let n = outcome.rows.len() + outcome.taken;
         let returns_rows = n > 0 || classify::may_return_rows(&q.shape, &q.sql);
         self.absorb_rows(outcome.rows, &outcome.formats);
+        self.tag_count = outcome.rows_affected.map(|a| a as i64);
         self.rowcount = match outcome.rows_affected {
             Some(a) if n == 0 => a as i64,
             _ if n > 0 => n as i64,
@@ -208,7 +213,8 @@ impl Cursor {
     }
 
     fn has_result(&self, py: Python<'_>) -> PyResult<()> {
-        if self.columns.is_none() && self.describe.is_none() && self.named.as_ref().is_none_or(|n| !n.declared) {
+        // (A server-side cursor's FETCH asks the server, as psycopg's does.)
+        if self.columns.is_none() && self.describe.is_none() && self.named.is_none() {
             return Err(errors::programming(py, "the last operation didn't produce a result"));
         }
         Ok(())
@@ -236,10 +242,7 @@ impl Cursor {
                 Ok(taken)
             }
             None => {
-                while self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) {
-                    let want = self.rows.len() + self.itersize.max(100);
-                    self.fill(py, want)?;
-                }
+                self.fill_all(py)?;
                 Ok(std::mem::take(&mut self.rows))
             }
         }
@@ -280,11 +283,8 @@ impl Cursor {
         if self.description.is_some() {
             return Ok(());
         }
-        if self.columns.is_none() {
-            // A cursor's first batch tells us its columns without a Describe.
-            if self.named.as_ref().is_some_and(|n| n.declared && !n.exhausted) && self.rows.is_empty() {
-                self.fill(py, 1)?;
-            }
+        if self.columns.is_none() && self.named.is_some() {
+            return self.describe_named(py);
         }
         if self.columns.is_none() {
             if let Some((sql, oids)) = self.describe.take() {
@@ -353,6 +353,9 @@ impl Cursor {
 
     #[pyo3(signature = (query, params_seq, *, returning=false))]
     fn executemany(&mut self, py: Python<'_>, query: &Bound<'_, PyAny>, params_seq: &Bound<'_, PyAny>, returning: bool) -> PyResult<()> {
+        if self.named.is_some() {
+            return Err(errors::not_supported(py, "executemany not supported on server-side cursors"));
+        }
         self.check_open(py)?;
         let text = bind::query_text(py, query)?;
         let mut items = params_seq.try_iter()?;
@@ -453,11 +456,39 @@ impl Cursor {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        if self.rows.is_empty() {
-            let batch = self.itersize.max(1);
-            self.fill(py, batch)?;
+        if self.named.is_some() {
+            return self.next_named(py);
         }
         self.fetchone(py)
+    }
+
+    /// Moves the position by `value` rows (`mode="absolute"`: to row `value`). psycopg's
+    /// rules: a server-side cursor MOVEs on the server; a client-side result raises
+    /// IndexError for a position outside it (moving back is not supported here: rows
+    /// already fetched are not kept).
+    #[pyo3(signature = (value, mode="relative"))]
+    fn scroll(&mut self, py: Python<'_>, value: i64, mode: &str) -> PyResult<()> {
+        let absolute = match mode {
+            "relative" => false,
+            "absolute" => true,
+            _ => return Err(pyo3::exceptions::PyValueError::new_err(format!("bad mode: {mode}. It should be 'relative' or 'absolute'"))),
+        };
+        if self.named.is_some() {
+            return self.scroll_named(py, value, absolute);
+        }
+        self.check_open(py)?;
+        self.has_result(py)?;
+        let at = self.rownumber.unwrap_or(0) as i64;
+        let to = if absolute { value } else { at + value };
+        let total = at + (self.rows.len() + self.early_rows()) as i64;
+        if !(0 <= to && to < total) {
+            return Err(pyo3::exceptions::PyIndexError::new_err("position out of bound"));
+        }
+        if to < at {
+            return Err(errors::not_supported(py, "scrolling back over rows already fetched is not supported"));
+        }
+        self.fetch_tuples(py, Some((to - at) as usize))?;
+        Ok(())
     }
 
     #[getter]
@@ -511,7 +542,8 @@ impl Cursor {
             return Ok(());
         }
         self.closed = true;
-        self.rows.clear();
+        // As psycopg's close: no result left (rowcount -1, rownumber None).
+        self.reset_result();
         self.close_declared(py)
     }
 

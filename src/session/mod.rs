@@ -155,7 +155,7 @@ impl ConnCore {
     /// Before a statement: the BEGIN to send first, if a transaction must be opened.
     fn begin_for(&self, effects: Effects) -> Option<String> {
         let mut st = self.state.lock();
-        if st.autocommit || st.status != TxStatus::Idle || effects.tx == TxEffect::Begin {
+        if st.autocommit || st.status != TxStatus::Idle || matches!(effects.tx, TxEffect::Begin | TxEffect::Outside) {
             return None;
         }
         st.status = TxStatus::InTrans;
@@ -175,7 +175,7 @@ impl ConnCore {
                 TxEffect::Begin => st.status = TxStatus::InTrans,
                 TxEffect::End => st.status = TxStatus::Idle,
                 TxEffect::RollbackToSavepoint => st.status = TxStatus::InTrans,
-                TxEffect::None => {}
+                TxEffect::None | TxEffect::Outside => {}
             }
         } else if st.status == TxStatus::InTrans && effects.tx != TxEffect::End {
             st.status = TxStatus::InError;

@@ -18,6 +18,9 @@ pub enum TxEffect {
     End,
     /// ROLLBACK TO SAVEPOINT: an aborted transaction is usable again.
     RollbackToSavepoint,
+    /// Runs where the session is, never opening a transaction (a server-side cursor's
+    /// FETCH / MOVE / CLOSE, which psycopg sends with `_exec_command`, no BEGIN first).
+    Outside,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -234,6 +234,24 @@ pub async fn query_portal(
     })
 }
 
+/// The row count a command tag carries, read as libpq's `PQcmdTuples` reads it: only the
+/// tags of INSERT (after its oid), SELECT, DELETE, UPDATE, MERGE, FETCH, MOVE and COPY, and
+/// only when the count is all digits; `None` for a tag without one (`CREATE TABLE`, `DO`,
+/// `SET`, `BEGIN`, ...), where a DB-API driver reports rowcount -1. (django_rustpg patch.)
+pub fn command_tuples(tag: &str) -> Option<u64> {
+    let count = if let Some(rest) = tag.strip_prefix("INSERT ") {
+        rest.split_once(' ')?.1
+    } else {
+        ["SELECT ", "DELETE ", "UPDATE ", "MERGE ", "FETCH ", "MOVE ", "COPY "]
+            .iter()
+            .find_map(|prefix| tag.strip_prefix(prefix))?
+    };
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    count.parse().ok()
+}
+
 /// Extract the number of rows affected from [`CommandCompleteBody`].
 pub fn extract_row_affected(body: &CommandCompleteBody) -> Result<u64, Error> {
     let rows = body
@@ -445,7 +463,7 @@ impl Stream for RowStream {
                     return Poll::Ready(Some(Ok(Row::new(this.statement.clone(), body)?)));
                 }
                 Message::CommandComplete(body) => {
-                    *this.rows_affected = Some(extract_row_affected(&body)?);
+                    *this.rows_affected = command_tuples(body.tag().map_err(Error::parse)?);
                 }
                 Message::EmptyQueryResponse | Message::PortalSuspended => {}
                 Message::ReadyForQuery(_) => return Poll::Ready(None),

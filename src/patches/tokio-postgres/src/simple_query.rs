@@ -1,6 +1,6 @@
 use crate::client::{InnerClient, Responses};
 use crate::prepare::get_type;
-use crate::query::extract_row_affected;
+use crate::query::{command_tuples, extract_row_affected};
 use crate::{Column, Row, Statement};
 use crate::codec::FrontendMessage;
 use crate::connection::RequestMessages;
@@ -136,8 +136,7 @@ pub async fn simple_query_first_result(
             Message::CommandComplete(body) => {
                 if !first_done {
                     // Only tags that carry a count (INSERT 0 2, UPDATE 3, SELECT 1, ...).
-                    let tag = body.tag().map_err(Error::parse)?;
-                    rows_affected = tag.rsplit(' ').next().and_then(|n| n.parse().ok());
+                    rows_affected = command_tuples(body.tag().map_err(Error::parse)?);
                     first_done = true;
                 }
             }
