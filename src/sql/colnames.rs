@@ -45,8 +45,8 @@ fn tokens(parts: &[Part]) -> Vec<(Tok, usize, usize)> {
     #[derive(Clone, Copy, PartialEq)]
     enum In {
         Code,
-        Str { escapes: bool },
-        Ident,
+        /// A string (`'`, with backslash escapes after `E`) or a quoted name (`"`).
+        Quoted { close: u8, escapes: bool },
         Line,
         Block(u32),
     }
@@ -74,25 +74,13 @@ fn tokens(parts: &[Part]) -> Vec<(Tok, usize, usize)> {
                 continue;
             }
             match state {
-                In::Str { escapes } => {
+                In::Quoted { close, escapes } => {
                     if escapes && c == b'\\' {
                         i += 2;
                         continue;
                     }
-                    if c == b'\'' {
-                        if bytes.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        state = In::Code;
-                        out.push((Tok::Other, pi, i + 1));
-                    }
-                    i += 1;
-                    continue;
-                }
-                In::Ident => {
-                    if c == b'"' {
-                        if bytes.get(i + 1) == Some(&b'"') {
+                    if c == close {
+                        if bytes.get(i + 1) == Some(&close) {
                             i += 2;
                             continue;
                         }
@@ -130,11 +118,11 @@ fn tokens(parts: &[Part]) -> Vec<(Tok, usize, usize)> {
                     if escapes {
                         out.pop();
                     }
-                    state = In::Str { escapes };
+                    state = In::Quoted { close: b'\'', escapes };
                     i += 1;
                 }
                 b'"' => {
-                    state = In::Ident;
+                    state = In::Quoted { close: b'"', escapes: false };
                     i += 1;
                 }
                 b'-' if bytes.get(i + 1) == Some(&b'-') => {
