@@ -559,9 +559,11 @@ def install():
     for iterable_cls in _NATIVE:
         iterable_cls.__iter__ = _make_iter(iterable_cls, iterable_cls.__iter__)
     # Not a stand-in (Django's prefetch code runs as is): no version gate needed.
+    # A Django without this method keeps its own prefetch, unwrapped (never an import error).
     for queryset_cls in (query_module.QuerySet, query_module.RawQuerySet):
-        original = queryset_cls._prefetch_related_objects
-        queryset_cls._prefetch_related_objects = prefetch_with_collector_paused(original, _is_native_connection)
+        original = getattr(queryset_cls, "_prefetch_related_objects", None)
+        if callable(original):
+            queryset_cls._prefetch_related_objects = prefetch_with_collector_paused(original, _is_native_connection)
     _installed = True
 
 
