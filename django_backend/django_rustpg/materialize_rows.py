@@ -11,7 +11,6 @@ built, and a queryset's full read without Python converters is built as one batc
 import gc
 from itertools import chain
 
-from django.db import connections
 from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import CURSOR, GET_ITERATOR_CHUNK_SIZE
 
@@ -122,23 +121,6 @@ def _gc_paused(build, *args):
         return build(*args)
     finally:
         gc.enable()
-
-
-def prefetch_with_collector_paused(original, is_native_connection):
-    """Wraps ``QuerySet._prefetch_related_objects`` (Django's code still does all of it): for
-    objects read from our connections the collector also pauses while Django prefetches
-    (a related manager and a queryset clone per instance; measured: half of a 4,000-object
-    prefetch went to collections walking the same young objects)."""
-
-    def _prefetch_related_objects(self):
-        results = self._result_cache
-        alias = (self._db or getattr(getattr(results[0], "_state", None), "db", None)) if results else None
-        if alias in connections.settings and is_native_connection(connections[alias]):
-            return _gc_paused(original, self)
-        return original(self)
-
-    _prefetch_related_objects.__wrapped__ = original
-    return _prefetch_related_objects
 
 
 def rows(cursor_wrapper, plan, iterable, converters):

@@ -4,18 +4,14 @@ full read without Python converters is one batch; with converters, objects still
 chunk by chunk as before. ``plain`` (Django's own path) is the control that the probes see
 collections at all."""
 import gc
-from datetime import datetime, timezone
-from decimal import Decimal
 
 import pytest
-from django.db import connections, models, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import models, transaction
 from django.db.models import Value
 
 from mat_app import models as m
 
 ROWS = 300
-CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 class GcProbeField(models.CharField):
@@ -170,87 +166,3 @@ def test_without_converters_a_full_read_builds_every_object_first(many_tags, col
     rest = list(it)
     assert len(collections) <= 1  # nothing left to build
     assert [t.name for t in [first, *rest]] == [f"many-default-{i:03}" for i in range(ROWS)]
-
-
-@pytest.fixture
-def shelf():
-    """Authors with books and tags on both aliases, in transactions rolled back afterwards:
-    a prefetch of books__tags builds a manager and a queryset per author and per book."""
-    atomics = []
-    for alias in ("default", "plain"):
-        atomic = transaction.atomic(using=alias)
-        atomic.__enter__()
-        atomics.append(atomic)
-        tags = m.Tag.objects.using(alias).bulk_create(m.Tag(name=f"shelf-{alias}-{i}") for i in range(5))
-        for a in range(20):
-            author = m.Author.objects.using(alias).create(name=f"shelf-{alias}-{a:02}")
-            for b in range(5):
-                book = m.Book.objects.using(alias).create(
-                    title=f"shelf-{a}-{b}", author=author, price=Decimal("1.00"), created=CREATED
-                )
-                book.tags.set(tags[: 1 + b % 5])
-    yield
-    for atomic in reversed(atomics):
-        transaction.set_rollback(True, using=atomic.using)
-        atomic.__exit__(None, None, None)
-
-
-def _shelf(alias):
-    return m.Author.objects.using(alias).filter(name__startswith=f"shelf-{alias}-").order_by("id")
-
-
-def _shelf_snapshot(authors):
-    return [
-        (a.name.rsplit("-", 1)[1], [(b.title, sorted(t.name.split("-", 2)[2] for t in b.tags.all())) for b in a.books.all()])
-        for a in authors
-    ]
-
-
-def test_prefetch_runs_with_the_collector_paused(shelf, collections):
-    counts, snapshots = {}, {}
-    for alias in ("plain", "default"):
-        collections.clear()
-        authors = list(_shelf(alias).prefetch_related("books", "books__tags"))
-        counts[alias] = len(collections)
-        with CaptureQueriesContext(connections[alias]) as queries:
-            snapshots[alias] = _shelf_snapshot(authors)
-        assert not queries.captured_queries  # read from the prefetched caches
-    # Django's own prefetch: a collection every few of its objects; on our connection
-    # only the ones after each pause (the model read's and the prefetch's).
-    assert counts["plain"] > 5 * max(counts["default"], 1), counts
-    assert snapshots["plain"] == snapshots["default"] and len(snapshots["default"]) == 20
-    assert gc.isenabled()
-
-
-def test_prefetch_pause_restores_the_collector_after_an_error(shelf):
-    with pytest.raises(AttributeError, match="no_such_relation"):
-        list(_shelf("default").prefetch_related("no_such_relation"))
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        list(_shelf("default").prefetch_related("books"))
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-def test_prefetch_garbage_is_still_collected(shelf):
-    """A prefetched graph is cyclic (a book's author is the prefetching author): it becomes
-    garbage only the collector frees. Paused prefetches in a loop that allocates nothing
-    else must not make it pile up: the automatic collections after each pause still free
-    it (a pause ending in an explicit young-generation collection would promote every graph
-    to the oldest generation, where nothing automatic ever collects it again)."""
-
-    def live_books():
-        return sum(1 for o in gc.get_objects() if type(o) is m.Book)
-
-    gc.collect()
-    baseline = live_books()
-    per_graph = 100
-    for _ in range(60):
-        list(_shelf("default").prefetch_related("books", "books__tags"))
-    # Django's default thresholds: a young collection after each pause, the middle one
-    # every tenth; so at most about ten graphs wait, never all sixty.
-    assert live_books() - baseline <= 15 * per_graph
-    gc.collect()
-    assert live_books() == baseline
