@@ -4,7 +4,8 @@ Django keeps one DatabaseWrapper per thread and never closes it when the thread 
 the wrapper sits in reference cycles, so only the cyclic GC would free its session.
 Each thread's connections are noted in a thread-local whose finalizer runs as the thread
 ends; the next connect (from any thread) closes them, which returns their sessions to
-the pool. Connections shared with other threads (``inc_thread_sharing``) are left alone.
+the pool. Connections shared with other threads (``inc_thread_sharing``) are left alone,
+and so are those a thread opened for a wrapper created in another thread.
 """
 
 import threading
@@ -35,6 +36,10 @@ class _ThreadConnections:
 
 def track(wrapper, native):
     """Notes that the current thread opened ``native`` for ``wrapper``."""
+    if getattr(wrapper, "_thread_ident", None) != threading.get_ident():
+        # Another thread's wrapper (shared, or misused and refused by Django): its owner
+        # may keep using this session after this thread ends, so only it may close it.
+        return
     owned = getattr(_local, "owned", None)
     if owned is None:
         owned = _local.owned = _ThreadConnections()

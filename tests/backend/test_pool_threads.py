@@ -77,3 +77,54 @@ def test_sane_settings_pass_the_check():
         assert w.validation.check() == []
     finally:
         w.close()
+
+
+def _select_1(w):
+    with w.cursor() as cur:
+        cur.execute("SELECT 1")
+        return cur.fetchone()[0]
+
+
+def _connect_elsewhere():
+    """Any connect closes the sessions queued by finished threads."""
+    other = _wrapper("threads-other")
+    other.close()
+    _select_1(other)
+    other.close()
+
+
+def test_a_pool_thread_that_opened_the_shared_main_wrapper_does_not_close_it_on_exit():
+    from concurrent.futures import ThreadPoolExecutor
+
+    main = connections["default"]  # the object, not the per-thread proxy
+    main.close()
+    with ThreadPoolExecutor(1) as ex:
+        main.inc_thread_sharing()
+        try:
+            assert ex.submit(_select_1, main).result() == 1
+        finally:
+            main.dec_thread_sharing()
+    # the worker thread ends here, after sharing ended: the session is still the main thread's
+    _connect_elsewhere()
+    assert _select_1(main) == 1
+
+
+def test_a_thread_refused_the_main_wrapper_does_not_close_it_on_exit():
+    from django.db import DatabaseError
+
+    main = connections["default"]
+    main.close()
+    errors = []
+
+    def misuse():
+        try:
+            _select_1(main)  # Django connects, then refuses the foreign thread
+        except DatabaseError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=misuse)
+    t.start()
+    t.join()
+    assert len(errors) == 1
+    _connect_elsewhere()
+    assert _select_1(main) == 1  # as on Django's own backend
