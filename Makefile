@@ -38,7 +38,7 @@ PY_SITE   = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("pureli
 
 .PHONY: venv build test typecheck test-reliability test-scaleout test-rust test-py test-embedded django-suite test-gis demo bench bench-dj61 bench-http bench-http-dj61 bench-instr pg-start pg-stop clean FORCE \
 	test-dj61 test-dj60 test-materialize-matrix test-django-matrix wheels fuzz test-gis-dj61 bench-types sdist-check \
-	test-pgbouncer
+	test-pgbouncer bench-sustained
 .NOTPARALLEL:
 
 venv: $(DEPS_STAMP)
