@@ -180,6 +180,8 @@ test-dj61: $(DEPS_STAMP) .venv-dj61/.rustpg-build
 	  tests/test_extension_types.py tests/test_pgvector.py tests/test_description.py \
 	  tests/test_compiler.py tests/test_bulk_update.py tests/test_array_binary.py tests/test_client_side.py \
 	  tests/test_types.py tests/test_cursor.py
+	# Threads that open another thread's wrapper leave its session alone (Django 6.1's wrapper).
+	$(WITH_PG) .venv-dj61/bin/python -m pytest -q -p no:cacheprovider tests/backend/test_pool_threads.py
 	$(WITH_PG) .venv-dj61/bin/python tests/django_suite/run.py --core --compare --require-parity \
 	  $(SUITE_EXPECTED)
 

@@ -204,8 +204,6 @@ def test_prefetch_garbage_is_freed_as_often_as_on_djangos_path(shelf):
     def books_alive():
         return sum(1 for o in gc.get_objects() if type(o) is m.Book)
 
-    per_graph = 100
-    most_waiting = {}
     # Scaled to this small graph (a few thousand containers): young thresholds that make
     # Django's own path run many collections per prefetch, and the process's other objects
     # frozen, so that a graph is large next to the rest of the heap, as prefetch_200's is.
@@ -214,20 +212,20 @@ def test_prefetch_garbage_is_freed_as_often_as_on_djangos_path(shelf):
     gc.freeze()
     gc.set_threshold(50, 10, 10)
     try:
-        _prefetch_loop(most_waiting, books_alive, per_graph)
+        most_waiting = {alias: _most_graphs_waiting(alias, books_alive) for alias in ("plain", "default")}
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
     assert most_waiting["default"] <= most_waiting["plain"] + 1, most_waiting
 
 
-def _prefetch_loop(most_waiting, books_alive, per_graph):
-    for alias in ("plain", "default"):
-        gc.collect()
-        baseline, most = books_alive(), 0
-        for _ in range(40):
-            list(m.Author.objects.using(alias).filter(name__startswith=f"shelf-{alias}-").prefetch_related("books", "books__tags"))
-            most = max(most, books_alive() - baseline)
-        most_waiting[alias] = most / per_graph
-        gc.collect()
-        assert books_alive() == baseline
+def _most_graphs_waiting(alias, books_alive, per_graph=100):
+    """The most prefetched graphs (of per_graph books) alive at once over 40 prefetches."""
+    gc.collect()
+    baseline, most = books_alive(), 0
+    for _ in range(40):
+        list(m.Author.objects.using(alias).filter(name__startswith=f"shelf-{alias}-").prefetch_related("books", "books__tags"))
+        most = max(most, books_alive() - baseline)
+    gc.collect()
+    assert books_alive() == baseline
+    return most / per_graph
