@@ -91,7 +91,6 @@ def main(argv=None):
 def write(results, engines, reps, info):
     stem = run.RESULTS / f"sustained{run.DJ_TAG}"
     stem.with_suffix(".json").write_text(json.dumps({"info": info, "reps": reps, "results": results}, indent=1))
-    ms = lambda s: f"{s * 1000:.1f}"  # noqa: E731
     lines = [
         "# Sustained throughput (`make bench-sustained`)", "",
         f"{info['date']} (Django {info['versions'].get('django')}, Python {info['python']}, "
@@ -102,7 +101,7 @@ def write(results, engines, reps, info):
         "|---|" + "---|" * (len(engines) + 3),
     ]
     for name, r in results.items():
-        cells = [f"{ms(d['mean'])} / {ms(d['median'])} / {ms(d['p95'])} / {ms(d['max'])}"
+        cells = [" / ".join(run.fmt_ms(d[k]) for k in ("mean", "median", "p95", "max"))
                  for d in (r["engines"][e] for e in engines)]
         x = r["x"]
         ratios = [f"{x[k]:.2f}×" if x[k] else "–" for k in ("mean", "median", "p95")]
