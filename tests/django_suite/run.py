@@ -381,7 +381,7 @@ class Runner:
             env.pop("DJANGO_SUITE_RECORD", None)
         return env
 
-    def run(self, engine_key, listname, labels, dropped):
+    def run(self, engine_key, listname, labels, dropped, parallel=None):
         args = self.args
         base = f"{engine_key}-{self.django_version}-{listname}"
         log_path = self.logs_dir / f"{base}.log"
@@ -402,7 +402,7 @@ class Runner:
         if status == "error":
             raise SetupError(msg)
 
-        parallel = args.parallel
+        parallel = args.parallel if parallel is None else parallel
         if parallel != 1 and not self.tblib_ok:
             warn("tblib is unavailable: falling back to --parallel=1 "
                  "(a failing test in a parallel worker would abort the run)")
@@ -756,12 +756,7 @@ def rerun_alone(runner, args, listname, missing):
         return missing
     log(f"re-running the {len(missing)} stock-passing test(s) that did not pass, alone (--parallel=1), "
         "to tell order-dependent failures of Django's suite from ours")
-    saved = args.parallel
-    args.parallel = 1
-    try:
-        again = runner.run(args.engine, f"{listname}-rerun", list(missing), [])
-    finally:
-        args.parallel = saved
+    again = runner.run(args.engine, f"{listname}-rerun", list(missing), [], parallel=1)
     if again is None or again["crashed"]:
         warn("the re-run crashed; counting every one as failed")
         return missing
