@@ -153,7 +153,7 @@ def rows(alias, n=5, **over):
     out = []
     for i in range(n):
         kw = dict(tag=tag, num=i, big=2**40 + i, flag=i % 2 == 0, name=f"n{i}", ratio=i / 3,
-                  price=decimal.Decimal(f"{i}.255"), day=datetime.date(2020, 1, 1 + i), at=T0 + datetime.timedelta(hours=i),
+                  price=decimal.Decimal(f"{i}.255"), day=datetime.date(2020, 1, 1) + datetime.timedelta(days=i), at=T0 + datetime.timedelta(hours=i),
                   ref=uuid.UUID(int=i + 1), data=[{"i": i}, [i, None]][i % 2], code=f"r{i}")
         kw.update({k: (v(i) if callable(v) else v) for k, v in over.items()})
         out.append(Row(**kw))
@@ -198,6 +198,11 @@ CASES = {
                                {"ignore_conflicts": True}),
     "whole_update_conflicts": (Row, lambda a: rows(a, 4, code=lambda i: f"w{i % 2}"),
                                {"update_conflicts": True, "update_fields": ["num", "data"], "unique_fields": ["code"]}),
+    # More than 65,535 values: stock's default sends one statement each (Django 6.x would
+    # split them under a server-side-binding parameter cap).
+    "whole_6k": (Row, lambda a: rows(a, 6000), {}),
+    "values_over_65535": (Extra, lambda a: [Extra(tag=Tag.objects.using(a).get(name="t2"), num=i, tags=[str(i)], at=T0)
+                                            for i in range(17000)], {}),
     "unsaved_related": (Item, lambda a: base_items(tag=lambda i: Tag(name="unsaved")), {}),
 }
 

@@ -68,6 +68,9 @@ def test_errors_and_warnings_are_django_s(report):
     assert "unsaved related object" in out["unsaved_related"]["error"]
     assert out["naive_datetime"]["warnings"] == 5
     assert out["batch_size"]["statements"] == 3 and out["mixed_pk"]["statements"] == 2
+    # Past 65,535 values, one statement (bound arrays; or literals, as stock renders them).
+    assert out["whole_6k"]["statements"] == 1 and out["whole_6k"]["rows"] == 6000
+    assert out["values_over_65535"]["statements"] == 1 and out["values_over_65535"]["rows"] == 17000
 
 
 def test_whole_columns_replace_django_s_loop_where_every_column_is_prepared(report):

@@ -8,10 +8,14 @@ _SSC = "backends.postgresql.test_server_side_cursors.ServerSideCursorsPostgres."
 class DatabaseFeatures(PGDatabaseFeatures):
     @cached_property
     def uses_server_side_binding(self):
-        # The driver always binds on the server. So Django 6.1 caps a batch at 65,535
-        # parameters (bulk_create of 10k rows x 7+ fields takes two statements), as stock does
-        # with server_side_binding=True; stock's default, client-side binding, sends one.
+        # The driver always binds on the server.
         return True
+
+    # Django 6.x derives a 65,535-parameter cap from server-side binding and splits
+    # bulk_create(), bulk_update(), in_bulk() and deletes into batches under it. The driver
+    # renders a statement past the protocol's 65,535 parameters client-side, as stock's
+    # default binding does, so the batches (and statements) stay stock's default ones.
+    max_query_params = None
 
     @cached_property
     def django_test_skips(self):
@@ -59,4 +63,9 @@ class DatabaseFeatures(PGDatabaseFeatures):
             # shared between placeholders (see bind.rs), so ORDER BY COALESCE(f, $2)
             # differs from the select list's COALESCE(f, $1).
             expected.add(_SSC + "test_server_side_binding")
+        if "max_query_params" in PGDatabaseFeatures.__dict__:
+            # Asserts psycopg's coupling of server-side binding with a 65,535-parameter cap;
+            # here max_query_params is None (see above), so batches are stock's default ones.
+            expected.add("backends.postgresql.test_features.FeaturesTests."
+                         "test_max_query_params_respects_server_side_params")
         return expected
