@@ -211,9 +211,9 @@ impl MaterializePlan {
                 values[conv.column] = v;
             }
             out.push(match &self.target {
-                Target::Tuples(None) => untracked_if_atomic(PyTuple::new(py, values.iter().map(|v| v.clone_ref(py)))?),
+                Target::Tuples(None) => untracked_if_atomic(ctx, PyTuple::new(py, values.iter().map(|v| v.clone_ref(py)))?),
                 Target::Tuples(Some(order)) => {
-                    untracked_if_atomic(PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?)
+                    untracked_if_atomic(ctx, PyTuple::new(py, order.iter().map(|&i| values[i].clone_ref(py)))?)
                 }
                 Target::Flat => values.first().map(|v| v.clone_ref(py)).unwrap_or_else(|| py.None()),
                 Target::Dicts(names, template) => {
@@ -278,8 +278,8 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
     Ok(Some(obj.unbind()))
 }
 
-fn untracked_if_atomic(tuple: Bound<'_, PyTuple>) -> PyObject {
+fn untracked_if_atomic(ctx: &DecodeCtx<'_>, tuple: Bound<'_, PyTuple>) -> PyObject {
     // SAFETY: a new, filled tuple; the GIL is held (the Bound proves it).
-    unsafe { crate::row::untrack_if_atomic(tuple.as_ptr()) };
+    unsafe { crate::row::untrack_if_atomic(tuple.as_ptr(), ctx.refs) };
     tuple.into_any().unbind()
 }

@@ -116,24 +116,29 @@ pub fn row_tuple(ctx: &DecodeCtx<'_>, decoders: &[Decoder], row: &Row) -> PyResu
                 }
             }
         }
-        untrack_if_atomic(tuple);
+        untrack_if_atomic(tuple, ctx.refs);
         Ok(PyObject::from_owned_ptr(ctx.py, tuple))
     }
 }
 
 /// Stops the collector tracking a filled tuple that holds only values which cannot refer
-/// back to it (ints, strs, datetimes, untracked tuples; Decimals before Python 3.13):
+/// back to it (ints, strs, datetimes, untracked tuples, untracked Decimals and UUIDs):
 /// CPython's own rule (`_PyTuple_MaybeUntrack`), which the collector applies only on its
-/// first pass over the tuple. A 100,000-row result is then not traversed by every
-/// collection that follows.
+/// first pass over the tuple, with `PyRefs::is_leaf` values added (the decoders leave those
+/// untracked). A 100,000-row result is then not traversed by every collection that follows.
 ///
 /// # Safety
 /// `tuple` is a valid tuple whose slots are all set; the GIL is held.
-pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject) {
+pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject, refs: &pyrefs::PyRefs) {
     let n = ffi::PyTuple_GET_SIZE(tuple);
     for i in 0..n {
         let item = ffi::PyTuple_GET_ITEM(tuple, i);
-        if ffi::PyObject_IS_GC(item) != 0 && (ffi::PyTuple_CheckExact(item) == 0 || ffi::PyObject_GC_IsTracked(item) != 0) {
+        if ffi::PyObject_IS_GC(item) == 0 {
+            continue;
+        }
+        let untracked_immutable = ffi::PyObject_GC_IsTracked(item) == 0
+            && (ffi::PyTuple_CheckExact(item) != 0 || refs.is_leaf(item));
+        if !untracked_immutable {
             return;
         }
     }

@@ -76,6 +76,30 @@ def test_rows_of_plain_values_are_not_tracked_by_the_collector(conn):
     assert gc.collect() >= 2
 
 
+def test_decimals_and_uuids_are_not_tracked_and_still_freed_in_a_cycle(conn):
+    """Nothing in a Decimal or a UUID can refer back to a container (Python 3.13 tracks
+    Decimals only because their class is a heap type), so the decoders untrack them, and a
+    row of them too. A cycle that holds one is still collected, and the value with it."""
+    import decimal
+    import gc
+    import uuid
+    import weakref
+
+    cur = conn.cursor()
+    cur.execute("SELECT 1.5::numeric, gen_random_uuid(), '1.25'::numeric(6, 2)")
+    row = cur.fetchone()
+    assert [type(v) for v in row] == [decimal.Decimal, uuid.UUID, decimal.Decimal]
+    assert not gc.is_tracked(row) and not any(gc.is_tracked(v) for v in row)
+    u = row[1]
+    assert u == uuid.UUID(str(u)) and hash(u) == hash(uuid.UUID(str(u))) and u.version == 4
+    gone = weakref.ref(u)
+    holder = [u]
+    holder.append(holder)
+    del row, u, holder
+    gc.collect()
+    assert gone() is None
+
+
 def test_iteration(conn):
     cur = conn.cursor()
     cur.execute("SELECT generate_series(1, 5)")

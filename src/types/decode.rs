@@ -292,7 +292,7 @@ impl<'py> DecodeCtx<'py> {
             Decoder::Float8 => f64::from_be_bytes(fixed(raw, "float8")?).into_pyobject(py)?.into_any().unbind(),
             Decoder::Numeric => {
                 let text = codec::numeric::to_text(raw).map_err(|e| self.err(e))?;
-                self.refs.decimal.bind(py).call1((text,))?.unbind()
+                self.untracked_leaf(self.refs.decimal.bind(py).call1((text,))?)
             }
             Decoder::JsonbText => str_from_utf8(py, raw)?,
             Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
@@ -301,7 +301,7 @@ impl<'py> DecodeCtx<'py> {
                 let binary = codec::transcode::to_binary(*kind, raw).map_err(|e| self.err(e))?;
                 return self.decode(&Decoder::of_text_kind(*kind), binary.as_bytes());
             }
-            Decoder::NumericText => self.refs.decimal.bind(py).call1((str_from_utf8(py, raw)?,))?.unbind(),
+            Decoder::NumericText => self.untracked_leaf(self.refs.decimal.bind(py).call1((str_from_utf8(py, raw)?,))?),
             Decoder::FloatText => {
                 let text = std::str::from_utf8(raw).ok();
                 let value: f64 = text
@@ -450,7 +450,21 @@ impl<'py> DecodeCtx<'py> {
         let int = value.into_pyobject(py)?;
         generic_setattr(&obj, pyo3::intern!(py, "int"), int.as_any())?;
         generic_setattr(&obj, pyo3::intern!(py, "is_safe"), self.refs.safe_uuid_unknown.bind(py))?;
-        Ok(obj.unbind())
+        Ok(self.untracked_leaf(obj))
+    }
+
+    /// A new Decimal or UUID, no longer tracked by the cyclic collector: nothing of it can
+    /// take part in a cycle (`PyRefs::is_leaf`), and a large result's collections then walk
+    /// fewer objects.
+    fn untracked_leaf(&self, obj: Bound<'py, PyAny>) -> PyObject {
+        let p = obj.as_ptr();
+        // SAFETY: GIL held; only a leaf object the collector tracks is untracked.
+        unsafe {
+            if ffi::PyObject_IS_GC(p) != 0 && ffi::PyObject_GC_IsTracked(p) != 0 && self.refs.is_leaf(p) {
+                ffi::PyObject_GC_UnTrack(p.cast());
+            }
+        }
+        obj.unbind()
     }
 
     /// psycopg's text loader for `oid` (TextLoader's str when psycopg has none).

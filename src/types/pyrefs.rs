@@ -29,6 +29,33 @@ pub struct PyRefs {
     pub column: Py<PyAny>,
     pub isolation_level: Py<PyAny>,
     pub transaction_status: Py<PyAny>,
+    /// Addresses of the classes `is_leaf` accepts (Decimal, UUID).
+    leaf_types: [usize; 2],
+}
+
+impl PyRefs {
+    /// `obj` is exactly a `Decimal` or a `UUID`: immutable, and referring only to its class
+    /// and to ints, strs and `SafeUUID` members, so no reference cycle can pass through it.
+    /// The collector need not track one (Python 3.13's `Decimal` is tracked only because
+    /// its class is a heap type), nor a tuple holding only such values.
+    ///
+    /// # Safety
+    /// `obj` is a valid object; the GIL is held.
+    pub unsafe fn is_leaf(&self, obj: *mut pyo3::ffi::PyObject) -> bool {
+        self.leaf_types.contains(&(pyo3::ffi::Py_TYPE(obj) as usize))
+    }
+}
+
+/// A class whose instances have no `__dict__` (only the slots its code sets), else 0: a
+/// substitute class with a `__dict__` could come to hold a container.
+fn without_instance_dict(cls: &Py<PyAny>) -> usize {
+    // SAFETY: a type object's tp_dictoffset, read with the GIL held (the caller's `py`).
+    let is_type = unsafe { pyo3::ffi::PyType_Check(cls.as_ptr()) } != 0;
+    if is_type && unsafe { (*cls.as_ptr().cast::<pyo3::ffi::PyTypeObject>()).tp_dictoffset } == 0 {
+        cls.as_ptr() as usize
+    } else {
+        0
+    }
 }
 
 static REFS: GILOnceCell<PyRefs> = GILOnceCell::new();
@@ -60,9 +87,11 @@ pub fn get(py: Python<'_>) -> PyResult<&PyRefs> {
         let column = PyModule::from_code(py, COLUMN_PY, c"django_rustpg/_native/column.py", c"django_rustpg._native_column")?
             .getattr("Column")?;
         column.setattr("__module__", "django_rustpg._native")?;
+        let (decimal, uuid) = (attr("decimal", "Decimal")?, attr("uuid", "UUID")?);
+        let leaf_types = [without_instance_dict(&decimal), without_instance_dict(&uuid)];
         Ok(PyRefs {
-            decimal: attr("decimal", "Decimal")?,
-            uuid: attr("uuid", "UUID")?,
+            decimal,
+            uuid,
             safe_uuid_unknown: py.import("uuid")?.getattr("SafeUUID")?.getattr("unknown")?.unbind(),
             json_loads: attr("json", "loads")?,
             json_dumps: attr("json", "dumps")?,
@@ -87,6 +116,7 @@ pub fn get(py: Python<'_>) -> PyResult<&PyRefs> {
             column: column.unbind(),
             isolation_level: attr("psycopg", "IsolationLevel")?,
             transaction_status: attr("psycopg.pq", "TransactionStatus")?,
+            leaf_types,
         })
     })
 }

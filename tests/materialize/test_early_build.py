@@ -1,6 +1,10 @@
 """Large reads built while the result arrives (``Cursor.set_plan_hook``): the objects are
 the ones Django builds, and errors mid-result, execute wrappers, slices, chunked reads and
 a failing plan decision behave as on Django's path."""
+import datetime
+import decimal
+import uuid
+
 import pytest
 from django.db import DataError, connections, transaction
 from django.db.models import F, Value
@@ -231,24 +235,38 @@ def test_failing_plan_decision_raises_after_the_statement(monkeypatch, many_rows
     assert _copies("default").defer(*PLAIN).count() == COPIES
 
 
-# Decimal became a collected type in Python 3.13: its rows stay tracked there, as Django's do.
+# Values no reference cycle can pass through (Python 3.13 tracks Decimals, and every Python
+# tracks UUIDs, only because their classes are heap types; the decoders untrack them).
+_IMMUTABLE = (int, bool, float, str, bytes, type(None), decimal.Decimal, uuid.UUID, datetime.date, datetime.datetime,
+              datetime.time, datetime.timedelta)
+
+
 @pytest.mark.parametrize("columns, tracked", [(("id", "fl", "day", "clock", "span", "big", "moment", "label"), False),
                                               (("id", "uid", "ip", "ints"), True),
-                                              (("id", "dec"), None)])
-def test_tuples_tracked_by_the_collector_as_cpython_would_leave_them(many_rows, columns, tracked):
+                                              (("id", "uid", "decs"), True),
+                                              (("id", "dec"), False),
+                                              (("id", "uid", "dec", "moment"), False)])
+def test_tuples_tracked_by_the_collector_only_where_a_cycle_could_pass(many_rows, columns, tracked):
     """Rows of plain values are untracked as they are built (CPython untracks them on its
-    first collection); rows holding a container (a list, a dict, a UUID) stay tracked."""
+    first collection), and so are rows whose only collected values are Decimals and UUIDs;
+    rows holding a container (a list, a dict) stay tracked."""
     import gc
 
     gc.disable()  # no collection may untrack them before they are looked at
     try:
         native = list(_copies("default").order_by("id").values_list(*columns))
         native_tracked = [gc.is_tracked(t) for t in native]
+        leaves = [v for row in native for v in row if isinstance(v, (decimal.Decimal, uuid.UUID))]
+        assert leaves or "uid" not in columns
+        assert not any(gc.is_tracked(v) for v in leaves)
     finally:
         gc.enable()
     django = list(_copies("plain").order_by("id").values_list(*columns))
     gc.collect()
     assert native == django
-    assert native_tracked == [gc.is_tracked(t) for t in django]
-    if tracked is not None:
-        assert any(native_tracked) is tracked
+    for row, row_tracked, django_row in zip(native, native_tracked, django):
+        if not row_tracked:
+            assert all(type(v) in _IMMUTABLE or (type(v) is tuple and not gc.is_tracked(v)) for v in row), row
+        if not gc.is_tracked(django_row):  # what CPython untracks, we do too
+            assert not row_tracked, row
+    assert any(native_tracked) is tracked
