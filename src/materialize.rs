@@ -221,6 +221,8 @@ impl MaterializePlan {
                     for (name, col) in names {
                         d.set_item(name.bind(py), values[*col].bind(py))?;
                     }
+                    // SAFETY: a new, filled dict; the GIL is held.
+                    unsafe { crate::row::untrack_dict_if_atomic(&d, ctx.refs) };
                     d.into_any().unbind()
                 }
                 Target::Models(plan) => build_model(py, plan, &values)?.unwrap_or_else(|| py.None()),

@@ -132,13 +132,7 @@ pub fn row_tuple(ctx: &DecodeCtx<'_>, decoders: &[Decoder], row: &Row) -> PyResu
 pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject, refs: &pyrefs::PyRefs) {
     let n = ffi::PyTuple_GET_SIZE(tuple);
     for i in 0..n {
-        let item = ffi::PyTuple_GET_ITEM(tuple, i);
-        if ffi::PyObject_IS_GC(item) == 0 {
-            continue;
-        }
-        let untracked_immutable = ffi::PyObject_GC_IsTracked(item) == 0
-            && (ffi::PyTuple_CheckExact(item) != 0 || refs.is_leaf(item));
-        if !untracked_immutable {
+        if !holds_no_cycle(ffi::PyTuple_GET_ITEM(tuple, i), refs) {
             return;
         }
     }
@@ -147,12 +141,34 @@ pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject, refs: &pyrefs::PyRefs
     }
 }
 
+/// Stops the collector tracking a filled dict whose values hold no cycle, as CPython's own
+/// `_PyDict_MaybeUntrack` does, with `PyRefs::is_leaf` values added. Safe as CPython's: a dict
+/// tracks itself again when a container is stored in it.
+///
+/// # Safety
+/// `dict` is a valid dict; the GIL is held.
+pub unsafe fn untrack_dict_if_atomic(dict: &Bound<'_, PyDict>, refs: &pyrefs::PyRefs) {
+    if ffi::PyObject_GC_IsTracked(dict.as_ptr()) == 0 || !dict.values().iter().all(|v| holds_no_cycle(v.as_ptr(), refs)) {
+        return;
+    }
+    ffi::PyObject_GC_UnTrack(dict.as_ptr().cast());
+}
+
+/// `item` cannot refer back to a container: not a collected type, or an untracked tuple,
+/// Decimal or UUID.
+unsafe fn holds_no_cycle(item: *mut ffi::PyObject, refs: &pyrefs::PyRefs) -> bool {
+    ffi::PyObject_IS_GC(item) == 0
+        || (ffi::PyObject_GC_IsTracked(item) == 0 && (ffi::PyTuple_CheckExact(item) != 0 || refs.is_leaf(item)))
+}
+
 /// Decodes one row into a dict keyed by the interned column `names`.
 pub fn row_dict(ctx: &DecodeCtx<'_>, decoders: &[Decoder], names: &[Bound<'_, PyString>], row: &Row) -> PyResult<PyObject> {
     let d = PyDict::new(ctx.py);
     for (i, dec) in decoders.iter().enumerate() {
         d.set_item(&names[i], ctx.decode_opt(dec, raw_value(row, i))?)?;
     }
+    // SAFETY: a new, filled dict; the GIL is held.
+    unsafe { untrack_dict_if_atomic(&d, ctx.refs) };
     Ok(d.into_any().unbind())
 }
 

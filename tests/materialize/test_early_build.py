@@ -270,3 +270,26 @@ def test_tuples_tracked_by_the_collector_only_where_a_cycle_could_pass(many_rows
         if not gc.is_tracked(django_row):  # what CPython untracks, we do too
             assert not row_tracked, row
     assert any(native_tracked) is tracked
+
+
+@pytest.mark.parametrize("columns, tracked", [(("id", "uid", "dec", "moment", "label"), False), (("id", "uid", "ints"), True)])
+def test_values_dicts_tracked_only_where_a_cycle_could_pass(many_rows, columns, tracked):
+    """A values() dict of immutable values (Decimals and UUIDs too) is untracked as built,
+    and tracks itself again, as any dict does, once a container is stored in it."""
+    import gc
+
+    gc.disable()
+    try:
+        native = list(_copies("default").order_by("id").values(*columns))
+        native_tracked = [gc.is_tracked(d) for d in native]
+    finally:
+        gc.enable()
+    assert native == list(_copies("plain").order_by("id").values(*columns))
+    assert any(native_tracked) is tracked
+    for row, row_tracked in zip(native, native_tracked):
+        assert row_tracked is not all(type(v) in _IMMUTABLE for v in row.values()), row
+    row = native[0]
+    row["again"] = [row]  # a cycle through the dict: it is tracked, and collected
+    assert gc.is_tracked(row)
+    del native, row
+    assert gc.collect() >= 2
