@@ -1,4 +1,4 @@
-"""run.py's parity gate, on Django's real suite: a stock-passing test that fails here only
+"""tests/django_suite/run.py's parity gate, on Django's real suite: a stock-passing test that fails here only
 because of the order Django's suite ran it in passes the gate once it passes alone; one that
 fails again alone fails the gate.
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-RUN = Path(__file__).with_name("run.py")
-REPO = Path(__file__).resolve().parents[2]
+RUN = Path(__file__).resolve().parent / "django_suite" / "run.py"
+REPO = Path(__file__).resolve().parents[1]
 LABELS = ["test_utils.tests.TestBadSetUpTestData", "backends.base.test_creation.TestDbCreationTests",
           "backends.base.test_operations.SimpleDatabaseOperationTests", "backends.base.test_operations.SqlFlushTests"]
 NO_SUCH_TEST = "backends.base.test_operations.SqlFlushTests.test_that_does_not_exist"
@@ -33,6 +33,7 @@ def django_src():
         return run.ensure_django_tests_dir(django.get_version(), REPO / ".cache" / "django-sdist").parent
     finally:
         sys.path.remove(str(RUN.parent))
+        sys.modules.pop("run", None)
 
 
 def _run(cache, src, *args):
