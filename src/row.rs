@@ -148,7 +148,8 @@ pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject, refs: &pyrefs::PyRefs
 /// # Safety
 /// `dict` is a valid dict; the GIL is held.
 pub unsafe fn untrack_dict_if_atomic(dict: &Bound<'_, PyDict>, refs: &pyrefs::PyRefs) {
-    if ffi::PyObject_GC_IsTracked(dict.as_ptr()) == 0 || !dict.values().iter().all(|v| holds_no_cycle(v.as_ptr(), refs)) {
+    // dict.iter(): PyDict_Next, no list of the values made for the look.
+    if ffi::PyObject_GC_IsTracked(dict.as_ptr()) == 0 || !dict.iter().all(|(_, v)| holds_no_cycle(v.as_ptr(), refs)) {
         return;
     }
     ffi::PyObject_GC_UnTrack(dict.as_ptr().cast());
