@@ -198,7 +198,7 @@ CASES = {
                                {"ignore_conflicts": True}),
     "whole_update_conflicts": (Row, lambda a: rows(a, 4, code=lambda i: f"w{i % 2}"),
                                {"update_conflicts": True, "update_fields": ["num", "data"], "unique_fields": ["code"]}),
-    # More than 65,535 values: stock's default sends one statement each (Django 6.x would
+    # More than 65,535 values: stock's default sends one statement each (Django 6.1 would
     # split them under a server-side-binding parameter cap).
     "whole_6k": (Row, lambda a: rows(a, 6000), {}),
     "values_over_65535": (Extra, lambda a: [Extra(tag=Tag.objects.using(a).get(name="t2"), num=i, tags=[str(i)], at=T0)

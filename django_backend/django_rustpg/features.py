@@ -11,7 +11,7 @@ class DatabaseFeatures(PGDatabaseFeatures):
         # The driver always binds on the server.
         return True
 
-    # Django 6.x derives a 65,535-parameter cap from server-side binding and splits
+    # Django 6.1 derives a 65,535-parameter cap from server-side binding and splits
     # bulk_create(), bulk_update(), in_bulk() and deletes into batches under it. The driver
     # renders a statement past the protocol's 65,535 parameters client-side, as stock's
     # default binding does, so the batches (and statements) stay stock's default ones.
