@@ -100,6 +100,22 @@ def test_decimals_and_uuids_are_not_tracked_and_still_freed_in_a_cycle(conn):
     assert gone() is None
 
 
+def test_a_substituted_decimal_class_with_a_dict_stays_tracked(run_child):
+    """Off the modelled ground: decimal.Decimal replaced, before the driver loads, by a class
+    whose instances have a __dict__ (they could come to hold a container). Its values, and
+    the rows holding them, stay tracked, as CPython leaves them."""
+    out = run_child(
+        "import ast, decimal, gc, sys\n"
+        "class Decimal(decimal.Decimal):\n    pass\n"
+        "decimal.Decimal = Decimal\n"
+        "from django_rustpg import dbapi\n"
+        "c = dbapi.connect(**ast.literal_eval(sys.argv[1])).cursor()\n"
+        "c.execute('SELECT 1.5::numeric, 2')\n"
+        "row = c.fetchone()\n"
+        "print(type(row[0]).__qualname__, row[0] == Decimal('1.5'), gc.is_tracked(row[0]), gc.is_tracked(row))\n")
+    assert out == ["Decimal", "True", "True", "True"]
+
+
 def test_iteration(conn):
     cur = conn.cursor()
     cur.execute("SELECT generate_series(1, 5)")
