@@ -29,6 +29,8 @@ struct ModelPlan {
     cls: PyObject,
     new: PyObject,
     state_cls: PyObject,
+    /// Django 6.1's fetch mode, stored on `_state` after `adding` and `db` as `from_db` does.
+    fetch_mode: Option<PyObject>,
     db: PyObject,
     /// (attname, column, via_dict) for every loaded field; deferred fields are absent.
     fields: Vec<(Py<PyString>, usize, bool)>,
@@ -99,6 +101,7 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<ModelPlan> {
         new: new.clone_ref(py),
         cls: cls.unbind(),
         state_cls: get("state_cls")?.unbind(),
+        fetch_mode: Some(get("fetch_mode")?).filter(|m| !m.is_none()).map(Bound::unbind),
         db: get("db")?.unbind(),
         // The names arrive interned (materialize.py caches them): no copy, no lookup per query.
         fields: get("fields")?.extract::<Vec<(Py<PyString>, usize, bool)>>()?,
@@ -249,6 +252,9 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
     // __set__ would on a fresh instance.
     generic_setattr(&state, pyo3::intern!(py, "adding"), &pyo3::types::PyBool::new(py, false))?;
     generic_setattr(&state, pyo3::intern!(py, "db"), plan.db.bind(py))?;
+    if let Some(mode) = &plan.fetch_mode {
+        generic_setattr(&state, pyo3::intern!(py, "fetch_mode"), mode.bind(py))?;
+    }
     generic_setattr(&obj, pyo3::intern!(py, "_state"), &state)?;
     let mut dict: Option<Bound<'_, PyDict>> = None;
     for (attname, col, via_dict) in &plan.fields {

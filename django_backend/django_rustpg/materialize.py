@@ -34,7 +34,7 @@ from django.db.models.base import ModelState
 from django.db.models.expressions import Col
 
 from . import _native, materialize_cache
-from .materialize_cache import field_columns as _field_columns, state_factory as _state_factory
+from .materialize_cache import field_columns as _field_columns
 from .materialize_rows import execute as _execute, rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
 
@@ -225,7 +225,7 @@ def _model_is_plain_uncached(cls, attnames):
     return all(_plain_setattr_equivalent(cls, a) for a in attnames)
 
 
-def _related_plans(klass_info, select, db, state_cls=ModelState) -> list[RelatedModelSpec] | None:
+def _related_plans(klass_info, select, db, fetch_mode=None) -> list[RelatedModelSpec] | None:
     plans = []
     for rel in klass_info.get("related_klass_infos", []):
         select_fields = rel["select_fields"]
@@ -242,13 +242,14 @@ def _related_plans(klass_info, select, db, state_cls=ModelState) -> list[Related
         pk_attname = _pk_attname(cls)
         if pk_attname not in init_list:
             return None
-        nested = _related_plans(rel, select, db, state_cls)
+        nested = _related_plans(rel, select, db, fetch_mode)
         if nested is None:
             return None
         plans.append(
             RelatedModelSpec(
                 cls=cls,
-                state_cls=state_cls,
+                state_cls=ModelState,
+                fetch_mode=fetch_mode,
                 db=db,
                 fields=_field_columns(cls, init_list, columns),
                 pk_column=columns[init_list.index(pk_attname)],
@@ -326,8 +327,7 @@ def _model_plan(compiler, connection, db, fetch_mode):
     select_fields = klass_info["select_fields"]
     columns = list(range(select_fields[0], select_fields[-1] + 1))
     init_list = [select[i][0].target.attname for i in columns]
-    state_cls = _state_factory(fetch_mode)
-    related = _related_plans(klass_info, select, db, state_cls)
+    related = _related_plans(klass_info, select, db, fetch_mode)
     # A plan (with its converters) of model columns only depends on this key: the common
     # get() / filter() of a model, built once, not per query.
     alias = _plain_columns_alias(select, compiler.col_count) if related == [] and not annotation_col_map else None
@@ -335,7 +335,7 @@ def _model_plan(compiler, connection, db, fetch_mode):
     track_peers = fetch_mode is not None and fetch_mode.track_peers
     key = None
     if alias is not None:
-        key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, state_cls)
+        key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, fetch_mode)
         cached = materialize_cache.plain_plans.get(key)
         if cached is not None and not track_peers and _model_is_plain(cls, init_list):
             return cached
@@ -355,7 +355,8 @@ def _model_plan(compiler, connection, db, fetch_mode):
         connection,
         model=ModelSpec(
             cls=cls,
-            state_cls=state_cls,
+            state_cls=ModelState,
+            fetch_mode=fetch_mode,
             db=db,
             fields=_field_columns(cls, init_list, columns),
             pk_column=None,

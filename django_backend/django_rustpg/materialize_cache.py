@@ -1,10 +1,8 @@
 """What materialize.py builds once and reuses: field columns per model and loaded fields,
-the ``_state`` factory per fetch mode, and the plans of plain models."""
+and the plans of plain models."""
 import functools
 import inspect
 import sys
-
-from django.db.models.base import ModelState
 
 
 def field_columns(cls, init_list, columns):
@@ -30,33 +28,6 @@ def _field_columns_cached(cls, init_list, columns):
 def _has_data_descriptor(cls, attname):
     attr = inspect.getattr_static(cls, attname, None)
     return attr is not None and hasattr(type(attr), "__set__")
-
-
-def state_factory(fetch_mode):
-    """What Model.from_db leaves in ``_state``: ModelState with adding/db (set natively)
-    and, where Django has fetch modes, the queryset's fetch mode (one factory per mode, so
-    plans made with it can be reused)."""
-    if fetch_mode is None:
-        return ModelState
-    # By identity: the instances must get this very mode object, as from_db gives them.
-    entry = _state_factories.get(id(fetch_mode))
-    if entry is None or entry[0] is not fetch_mode:
-        if len(_state_factories) >= 64:
-            _state_factories.clear()
-        entry = _state_factories[id(fetch_mode)] = (fetch_mode, _new_state_factory(fetch_mode))
-    return entry[1]
-
-
-_state_factories = {}
-
-
-def _new_state_factory(fetch_mode):
-    def state():
-        s = ModelState()
-        s.fetch_mode = fetch_mode
-        return s
-
-    return state
 
 
 # Plans of plain models without converters or select_related, by what they are built from

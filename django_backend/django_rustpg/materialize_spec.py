@@ -17,7 +17,8 @@ class ModelSpec:
     """One model of the plan (the queryset's own, or a select_related one)."""
 
     cls: type
-    state_cls: Any  # ModelState, or a factory that sets its fetch mode
+    state_cls: type  # ModelState
+    fetch_mode: Any  # Django 6.1: set on _state after adding and db, as from_db sets it; None: not set
     db: str
     fields: list[tuple[str, int, bool]]  # (attname, column, set through __dict__)
     pk_column: int | None  # a related row whose primary key is NULL is no object

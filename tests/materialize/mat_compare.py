@@ -165,6 +165,11 @@ class _Walker:
             self.add(path + ".db", f"{a.db!r} != {b.db!r}")
         if a.adding is not b.adding:
             self.add(path + ".adding", f"{a.adding!r} != {b.adding!r}")
+        # from_db's stores, in its order (vars(), pickling and copy show it).
+        oa = [k for k in vars(a) if k in _FROM_DB_STATE]
+        ob = [k for k in vars(b) if k in _FROM_DB_STATE]
+        if oa != ob:
+            self.add(path, f"_state attribute order {oa} != {ob}")
         ca = vars(a).get("fields_cache", {})
         cb = vars(b).get("fields_cache", {})
         self.mapping(ca, cb, path + ".fields_cache", ordered=False)
@@ -181,6 +186,9 @@ class _Walker:
         other_a = {k: v for k, v in vars(a).items() if k not in skip}
         other_b = {k: v for k, v in vars(b).items() if k not in skip}
         self.mapping(other_a, other_b, path, ordered=False, attrs=True)
+
+
+_FROM_DB_STATE = ("adding", "db", "fetch_mode")
 
 
 def _peer_key(ref):
