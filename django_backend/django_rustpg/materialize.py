@@ -335,7 +335,9 @@ def _model_plan(compiler, connection, db, fetch_mode):
     track_peers = fetch_mode is not None and fetch_mode.track_peers
     key = None
     if alias is not None:
-        key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, fetch_mode)
+        # The mode by identity, as from_db stores it (a user's mode may define __eq__ and be
+        # unhashable); the cached plan holds the mode, so its id is not reused meanwhile.
+        key = (cls, tuple(init_list), select_fields[0], compiler.col_count, db, alias, connection, id(fetch_mode))
         cached = materialize_cache.plain_plans.get(key)
         if cached is not None and not track_peers and _model_is_plain(cls, init_list):
             return cached

@@ -154,3 +154,20 @@ def test_pickle_and_refresh_keep_the_mode(plan_spy, mode):
         assert "peers" not in vars(copy._state)
         book.refresh_from_db()
         assert book._state.fetch_mode is MODES[mode], alias
+
+
+class _EqualModes(FETCH_ONE.__class__):
+    """Off the modelled ground: a user's fetch mode that defines ``__eq__`` (so it is
+    unhashable) and calls every instance of its class equal. Django never hashes a mode."""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+
+def test_an_unhashable_fetch_mode_is_served_and_kept_by_identity(plan_spy):
+    first, second = _EqualModes(), _EqualModes()
+    for mode in (first, second, first):
+        native, _ = compare(plan_spy, lambda a: list(m.Publisher.objects.using(a).fetch_mode(mode)), {"models"})
+        assert native and all(vars(p._state)["fetch_mode"] is mode for p in native)
