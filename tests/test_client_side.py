@@ -267,3 +267,22 @@ def test_backslashes_and_bytes_survive_either_string_syntax(watched, conforming)
     assert "$1" not in last_statement()
     cur.execute("SELECT t, b FROM cs_bytes WHERE id = %s", [1])
     assert cur.fetchone() == (text, data)
+
+
+def test_vacuum_and_analyze_run_as_one_simple_query(conn):
+    """As psycopg (either version) sends them. The server names the protocol in its log:
+    `statement:` for a Query, `execute <unnamed>:` for Parse/Bind/Execute."""
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if not cur.fetchone()[0]:
+        pytest.skip("log_statement needs a superuser")
+    cur.execute("CREATE TEMP TABLE vacuumed (a int)")
+    cur.execute("SET log_statement = 'all'")
+    cur.execute("SET client_min_messages = log")
+    for sql in ["VACUUM vacuumed", "ANALYZE vacuumed", "VACUUM (ANALYZE) vacuumed", "VACUUM vacuumed"]:
+        conn.take_notices()
+        cur.execute(sql)
+        notices = conn.take_notices()
+        assert any(f"statement: {sql}" in n for n in notices), (sql, notices)
+        assert not any("execute" in n for n in notices), (sql, notices)
