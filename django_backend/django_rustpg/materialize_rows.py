@@ -103,7 +103,9 @@ class _PlanCursor:
         # Decoding and converters can fail: raise Django's exception classes, as
         # CursorWrapper.fetchmany would.
         with self._wrapper.db.wrap_database_errors:
-            return _gc_paused(self._fetch, self._plan, None if self._whole else size)
+            if self._whole:
+                return self._fetch(self._plan, None)  # rows() pauses the collector around all
+            return _gc_paused(self._fetch, self._plan, size)
 
     def close(self):
         self._wrapper.close()

@@ -88,3 +88,41 @@ def test_a_receiver_connected_after_caching_sends_the_model_to_django(plan_spy, 
         assert len(seen) == 2 * len(native)  # once per instance, on each path
     finally:
         post_init.disconnect(receiver, sender=m.Publisher)
+
+
+@pytest.fixture
+def no_init_receivers(monkeypatch):
+    """No pre_init/post_init receiver in the process (the suite's own models connect some),
+    so the native path's check takes its shortcut: empty receiver lists."""
+    from django.db.models.signals import post_init, pre_init
+
+    for signal in (pre_init, post_init):
+        monkeypatch.setattr(signal, "receivers", [])
+        signal.sender_receivers_cache.clear()
+    yield
+    for signal in (pre_init, post_init):
+        signal.sender_receivers_cache.clear()
+
+
+@pytest.mark.parametrize("signal_name", ["pre_init", "post_init"])
+@pytest.mark.parametrize("for_the_model", [True, False], ids=["sender", "any-sender"])
+def test_the_first_init_receiver_in_the_process_sends_the_model_to_django(
+    plan_spy, plan_cache, no_init_receivers, signal_name, for_the_model
+):
+    from django.db.models import signals
+
+    signal = getattr(signals, signal_name)
+    compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), {"models"})
+    seen = []
+
+    def receiver(sender, **kwargs):
+        seen.append(sender)
+
+    sender = m.Publisher if for_the_model else None
+    signal.connect(receiver, sender=sender)
+    try:
+        native, django = compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), set())
+        assert native and seen == [m.Publisher] * (2 * len(native))  # once per instance, on each path
+    finally:
+        signal.disconnect(receiver, sender=sender)
+    compare(plan_spy, lambda db: m.Publisher.objects.using(db).all(), set())  # native again, reused plan
