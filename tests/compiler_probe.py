@@ -296,7 +296,7 @@ def served_columns(model):
     """Field names whose values the faster path served during the bulk_create inside (proves it
     is taken in a real insert, not only planned)."""
     taken = set()
-    real = rust_compiler.SQLInsertCompiler.pre_save_val
+    real = rust_compiler.SQLInsertCompiler._served_pre_save_val
 
     def spy(self, field, obj):
         if self._rustpg_columns and id(field) in self._rustpg_columns:
@@ -304,7 +304,7 @@ def served_columns(model):
         return real(self, field, obj)
 
     names = []
-    with mock.patch.object(rust_compiler.SQLInsertCompiler, "pre_save_val", spy):
+    with mock.patch.object(rust_compiler.SQLInsertCompiler, "_served_pre_save_val", spy):
         yield names
     names.extend(f.name for f in model._meta.concrete_fields if f.name in taken)
 

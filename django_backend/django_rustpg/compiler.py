@@ -218,15 +218,29 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
 
     def as_sql(self):
         columns = self._prepared_columns()
-        if columns is not None and len(columns) == len(self.query.fields) and len(self.query.objs) > 2:
+        if columns is None:
+            return super().as_sql()  # no frame of ours per field (a single create())
+        if len(columns) == len(self.query.fields) and len(self.query.objs) > 2:
             statements = self._unnest_sql(columns)
             if statements is not None:
                 return statements
-        self._rustpg_columns = columns and {key: iter(column) for key, column in columns.items()}
+        self._serve({key: iter(column) for key, column in columns.items()})
         try:
             return super().as_sql()
         finally:
-            self._rustpg_columns = None
+            self._stop_serving()
+
+    def _serve(self, columns):
+        """While Django's as_sql runs, its per-field calls take these columns' values:
+        instance attributes shadow pre_save_val and prepare_value until _stop_serving."""
+        self._rustpg_columns = columns
+        self.pre_save_val = self._served_pre_save_val
+        self.prepare_value = self._served_prepare_value
+
+    def _stop_serving(self):
+        self._rustpg_columns = None
+        self.__dict__.pop("pre_save_val", None)
+        self.__dict__.pop("prepare_value", None)
 
     def _unnest_sql(self, columns):
         """Every column prepared: Django's statement for the first two objects, whose
@@ -237,12 +251,12 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
         query, fields = self.query, self.query.fields
         objs = query.objs
         query.objs = objs[:2]
-        self._rustpg_columns = {key: iter(column[:2]) for key, column in columns.items()}
+        self._serve({key: iter(column[:2]) for key, column in columns.items()})
         try:
             statements = super().as_sql()
         finally:
             query.objs = objs
-            self._rustpg_columns = None
+            self._stop_serving()
         if len(statements) != 1:
             return None
         sql, params = statements[0]
@@ -280,17 +294,14 @@ class SQLInsertCompiler(pg_compiler.SQLInsertCompiler):
                 columns[id(field)] = column
         return columns or None
 
-    def pre_save_val(self, field, obj):
-        columns = self._rustpg_columns
-        if columns is not None:
-            column = columns.get(id(field))
-            if column is not None:
-                return next(column)
+    def _served_pre_save_val(self, field, obj):
+        column = self._rustpg_columns.get(id(field))
+        if column is not None:
+            return next(column)
         return super().pre_save_val(field, obj)
 
-    def prepare_value(self, field, value):
-        columns = self._rustpg_columns
-        if columns is not None and id(field) in columns:
+    def _served_prepare_value(self, field, value):
+        if id(field) in self._rustpg_columns:
             return value  # prepared in _prepared_columns
         return super().prepare_value(field, value)
 
