@@ -34,6 +34,9 @@ struct ModelPlan {
     db: PyObject,
     /// (attname, column, via_dict) for every loaded field; deferred fields are absent.
     fields: Vec<(Py<PyString>, usize, bool)>,
+    /// Foreign key id columns: `Model.__init__` storing a non-None one creates
+    /// `_state.fields_cache` (its `is_cached()` check), before `adding` and `db`.
+    fields_cache_columns: Vec<usize>,
     /// A related row whose primary key is NULL is no object (nullable join).
     pk_column: Option<usize>,
     annotations: Vec<(Py<PyString>, usize)>,
@@ -44,6 +47,11 @@ struct RelatedPlan {
     model: ModelPlan,
     local_setter: PyObject,
     remote_setter: PyObject,
+    /// Django's `set_cached_value` of this key (django_rustpg/materialize_links.py): stored
+    /// in the parent's / child's `fields_cache` here, without the Python calls.
+    local_cache_name: Option<Py<PyString>>,
+    remote_cache_name: Option<Py<PyString>>,
+    remote_noop: bool,
 }
 
 enum Target {
@@ -92,7 +100,10 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<ModelPlan> {
             let model = parse_model(py, &r)?;
             let local_setter = r.getattr("local_setter")?.unbind();
             let remote_setter = r.getattr("remote_setter")?.unbind();
-            Ok(RelatedPlan { model, local_setter, remote_setter })
+            let local_cache_name = r.getattr("local_cache_name")?.extract()?;
+            let remote_cache_name = r.getattr("remote_cache_name")?.extract()?;
+            let remote_noop = r.getattr("remote_noop")?.extract()?;
+            Ok(RelatedPlan { model, local_setter, remote_setter, local_cache_name, remote_cache_name, remote_noop })
         })
         .collect::<PyResult<Vec<_>>>()?;
     static OBJECT_NEW: pyo3::sync::GILOnceCell<PyObject> = pyo3::sync::GILOnceCell::new();
@@ -105,6 +116,7 @@ fn parse_model(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<ModelPlan> {
         db: get("db")?.unbind(),
         // The names arrive interned (materialize.py caches them): no copy, no lookup per query.
         fields: get("fields")?.extract::<Vec<(Py<PyString>, usize, bool)>>()?,
+        fields_cache_columns: get("fields_cache_columns")?.extract()?,
         pk_column: get("pk_column")?.extract()?,
         annotations: interned(py, get("annotations")?.extract()?),
         related,
@@ -235,10 +247,38 @@ impl MaterializePlan {
     }
 }
 
+/// A built instance, its `_state`, and that state's `fields_cache` once a native store made it.
+struct Built<'py> {
+    obj: Bound<'py, PyAny>,
+    state: Bound<'py, PyAny>,
+    fields_cache: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> Built<'py> {
+    /// `set_cached_value`'s store: `fields_cache` is made on first use as Django's descriptor
+    /// makes it (an empty dict stored on the state), then shared by every later store.
+    fn cache(&mut self, name: &Py<PyString>, value: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.obj.py();
+        let cache = match &self.fields_cache {
+            Some(cache) => cache,
+            None => {
+                let cache = PyDict::new(py);
+                generic_setattr(&self.state, pyo3::intern!(py, "fields_cache"), &cache)?;
+                self.fields_cache.insert(cache)
+            }
+        };
+        cache.set_item(name.bind(py), value)
+    }
+}
+
 /// Builds one instance as `Model.from_db` would, without running `__init__`: the caller
 /// only uses this plan for models whose `from_db`/`__init__` are Django's and that have no
 /// pre_init/post_init receivers.
 fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResult<Option<PyObject>> {
+    Ok(build(py, plan, values)?.map(|built| built.obj.unbind()))
+}
+
+fn build<'py>(py: Python<'py>, plan: &ModelPlan, values: &[PyObject]) -> PyResult<Option<Built<'py>>> {
     if let Some(pk) = plan.pk_column {
         if values[pk].is_none(py) {
             return Ok(None);
@@ -247,6 +287,14 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
     let cls = plan.cls.bind(py);
     let obj = plan.new.bind(py).call1((cls,))?;
     let state = plan.state_cls.bind(py).call0()?;
+    let fields_cache = match plan.fields_cache_columns.iter().any(|&c| !values[c].is_none(py)) {
+        true => {
+            let cache = PyDict::new(py);
+            generic_setattr(&state, pyo3::intern!(py, "fields_cache"), &cache)?;
+            Some(cache)
+        }
+        false => None,
+    };
     // Plain stores keep CPython's inline attribute values (no per-instance dict object,
     // like Model.__init__'s setattr); data-descriptor attnames go to __dict__ as their
     // __set__ would on a fresh instance.
@@ -268,22 +316,33 @@ fn build_model(py: Python<'_>, plan: &ModelPlan, values: &[PyObject]) -> PyResul
             generic_setattr(&obj, attname.bind(py), value)?;
         }
     }
+    let mut built = Built { obj, state, fields_cache };
+    // RelatedPopulator.populate's order: the child (with its own related), the local
+    // setter, then the remote one.
     for rel in &plan.related {
-        let child = build_model(py, &rel.model, values)?;
-        match child {
-            Some(child) => {
-                rel.local_setter.call1(py, (&obj, &child))?;
-                rel.remote_setter.call1(py, (&child, &obj))?;
+        match build(py, &rel.model, values)? {
+            Some(mut child) => {
+                match &rel.local_cache_name {
+                    Some(name) => built.cache(name, &child.obj)?,
+                    None => drop(rel.local_setter.call1(py, (&built.obj, &child.obj))?),
+                }
+                if !rel.remote_noop {
+                    match &rel.remote_cache_name {
+                        Some(name) => child.cache(name, &built.obj)?,
+                        None => drop(rel.remote_setter.call1(py, (&child.obj, &built.obj))?),
+                    }
+                }
             }
-            None => {
-                rel.local_setter.call1(py, (&obj, py.None()))?;
-            }
+            None => match &rel.local_cache_name {
+                Some(name) => built.cache(name, &py.None().into_bound(py))?,
+                None => drop(rel.local_setter.call1(py, (&built.obj, py.None()))?),
+            },
         }
     }
     for (attr, col) in &plan.annotations {
-        obj.setattr(attr.bind(py), values[*col].bind(py))?;
+        built.obj.setattr(attr.bind(py), values[*col].bind(py))?;
     }
-    Ok(Some(obj.unbind()))
+    Ok(Some(built))
 }
 
 fn untracked_if_atomic(ctx: &DecodeCtx<'_>, tuple: Bound<'_, PyTuple>) -> PyObject {

@@ -178,6 +178,8 @@ class ModelSpec(Protocol):
     @property
     def fields(self) -> Sequence[tuple[str, int, bool]]: ...  # (attname, column, set through __dict__)
     @property
+    def fields_cache_columns(self) -> Sequence[int]: ...  # FK ids: non-None -> _state.fields_cache first
+    @property
     def pk_column(self) -> int | None: ...
     @property
     def annotations(self) -> Sequence[tuple[str, int]]: ...
@@ -189,6 +191,12 @@ class RelatedModelSpec(ModelSpec, Protocol):
     def local_setter(self) -> Callable[[Any, Any], None]: ...
     @property
     def remote_setter(self) -> Callable[[Any, Any], None]: ...
+    @property
+    def local_cache_name(self) -> str | None: ...  # stored in the parent's fields_cache natively
+    @property
+    def remote_cache_name(self) -> str | None: ...  # stored in the child's fields_cache natively
+    @property
+    def remote_noop(self) -> bool: ...
 
 @final
 class MaterializePlan:

@@ -33,7 +33,7 @@ from django.db.models import JSONField, Model, query as query_module, signals
 from django.db.models.base import ModelState
 from django.db.models.expressions import Col
 
-from . import _native, materialize_cache
+from . import _native, materialize_cache, materialize_links
 from .materialize_cache import field_columns as _field_columns
 from .materialize_rows import execute as _execute, rows as _rows
 from .materialize_spec import ModelSpec, RelatedModelSpec
@@ -236,7 +236,7 @@ def _model_is_plain_uncached(cls, attnames):
 
 
 def _related_plans(klass_info, select, db, fetch_mode=None) -> list[RelatedModelSpec] | None:
-    plans = []
+    parts = []
     for rel in klass_info.get("related_klass_infos", []):
         select_fields = rel["select_fields"]
         cls = rel["model"]
@@ -255,21 +255,27 @@ def _related_plans(klass_info, select, db, fetch_mode=None) -> list[RelatedModel
         nested = _related_plans(rel, select, db, fetch_mode)
         if nested is None:
             return None
-        plans.append(
-            RelatedModelSpec(
-                cls=cls,
-                state_cls=ModelState,
-                fetch_mode=fetch_mode,
-                db=db,
-                fields=_field_columns(cls, init_list, columns),
-                pk_column=columns[init_list.index(pk_attname)],
-                annotations=[],
-                related=nested,
-                local_setter=rel["local_setter"],
-                remote_setter=rel["remote_setter"],
-            )
+        parts.append((rel, cls, init_list, columns, pk_attname, nested))
+    linked = materialize_links.links([(part[0], part[5]) for part in parts])
+    return [
+        RelatedModelSpec(
+            cls=cls,
+            state_cls=ModelState,
+            fetch_mode=fetch_mode,
+            db=db,
+            fields=_field_columns(cls, init_list, columns),
+            fields_cache_columns=materialize_cache.fields_cache_columns(cls, init_list, columns),
+            pk_column=columns[init_list.index(pk_attname)],
+            annotations=[],
+            related=nested,
+            local_setter=rel["local_setter"],
+            remote_setter=rel["remote_setter"],
+            local_cache_name=local,
+            remote_cache_name=remote,
+            remote_noop=noop,
         )
-    return plans
+        for (rel, cls, init_list, columns, pk_attname, nested), (local, remote, noop) in zip(parts, linked)
+    ]
 
 
 def _pk_attname(cls):
@@ -371,6 +377,7 @@ def _model_plan(compiler, connection, db, fetch_mode):
             fetch_mode=fetch_mode,
             db=db,
             fields=_field_columns(cls, init_list, columns),
+            fields_cache_columns=materialize_cache.fields_cache_columns(cls, init_list, columns),
             pk_column=None,
             annotations=annotations,
             related=related,

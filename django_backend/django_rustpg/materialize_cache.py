@@ -24,6 +24,23 @@ def _field_columns_cached(cls, init_list, columns):
     return [(sys.intern(a), c, _has_data_descriptor(cls, a)) for a, c in pairs]
 
 
+def fields_cache_columns(cls, init_list, columns):
+    return _fields_cache_columns_cached(cls, tuple(init_list), tuple(columns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fields_cache_columns_cached(cls, init_list, columns):
+    """Columns of the loaded foreign key ids. Model.__init__ stores each through
+    ForeignKeyDeferredAttribute.__set__, whose ``field.is_cached()`` on a non-None id creates
+    ``_state.fields_cache``: first in the state's attributes, before from_db's ``adding``."""
+    from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+
+    return [
+        c for a, c, _ in _field_columns_cached(cls, init_list, columns)
+        if type(inspect.getattr_static(cls, a, None)) is ForeignKeyDeferredAttribute
+    ]
+
+
 @functools.lru_cache(maxsize=4096)
 def _has_data_descriptor(cls, attname):
     attr = inspect.getattr_static(cls, attname, None)

@@ -21,6 +21,7 @@ class ModelSpec:
     fetch_mode: Any  # Django 6.1: set on _state after adding and db, as from_db sets it; None: not set
     db: str
     fields: list[tuple[str, int, bool]]  # (attname, column, set through __dict__)
+    fields_cache_columns: list[int]  # FK ids: a non-None one makes __init__ create _state.fields_cache
     pk_column: int | None  # a related row whose primary key is NULL is no object
     annotations: list[tuple[str, int]]
     related: list[RelatedModelSpec]
@@ -32,6 +33,11 @@ class RelatedModelSpec(ModelSpec):
 
     local_setter: Callable[[Any, Any], None]
     remote_setter: Callable[[Any, Any], None]
+    # materialize_links: the key local_setter / remote_setter store under in fields_cache,
+    # which the builder then stores itself (None: call the setter); remote_noop: skip it.
+    local_cache_name: str | None = None
+    remote_cache_name: str | None = None
+    remote_noop: bool = False
 
 
 if TYPE_CHECKING:  # mypy: the records are what MaterializePlan's stub asks for

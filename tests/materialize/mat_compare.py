@@ -165,13 +165,15 @@ class _Walker:
             self.add(path + ".db", f"{a.db!r} != {b.db!r}")
         if a.adding is not b.adding:
             self.add(path + ".adding", f"{a.adding!r} != {b.adding!r}")
-        # from_db's stores, in its order (vars(), pickling and copy show it).
-        oa = [k for k in vars(a) if k in _FROM_DB_STATE]
-        ob = [k for k in vars(b) if k in _FROM_DB_STATE]
+        # from_db's stores and the related setters' fields_cache, in their order (vars(),
+        # pickling and copy show it), and the cached objects in the order they were set.
+        oa, ob = list(vars(a)), list(vars(b))
         if oa != ob:
             self.add(path, f"_state attribute order {oa} != {ob}")
         ca = vars(a).get("fields_cache", {})
         cb = vars(b).get("fields_cache", {})
+        if list(ca) != list(cb):
+            self.add(path + ".fields_cache", f"key order {list(ca)} != {list(cb)}")
         self.mapping(ca, cb, path + ".fields_cache", ordered=False)
         # Django 6.1: peers are weak references to the instances loaded with this one.
         pa, pb = vars(a).get("peers"), vars(b).get("peers")
@@ -187,8 +189,6 @@ class _Walker:
         other_b = {k: v for k, v in vars(b).items() if k not in skip}
         self.mapping(other_a, other_b, path, ordered=False, attrs=True)
 
-
-_FROM_DB_STATE = ("adding", "db", "fetch_mode")
 
 
 def _peer_key(ref):
