@@ -259,12 +259,7 @@ def _related_plans(klass_info, select, db, fetch_mode=None) -> list[RelatedModel
     linked = materialize_links.links([(part[0], part[5]) for part in parts])
     return [
         RelatedModelSpec(
-            cls=cls,
-            state_cls=ModelState,
-            fetch_mode=fetch_mode,
-            db=db,
-            fields=_field_columns(cls, init_list, columns),
-            fields_cache_columns=materialize_cache.fields_cache_columns(cls, init_list, columns),
+            **_model_spec_base(cls, init_list, columns, db, fetch_mode),
             pk_column=columns[init_list.index(pk_attname)],
             annotations=[],
             related=nested,
@@ -276,6 +271,18 @@ def _related_plans(klass_info, select, db, fetch_mode=None) -> list[RelatedModel
         )
         for (rel, cls, init_list, columns, pk_attname, nested), (local, remote, noop) in zip(parts, linked)
     ]
+
+
+def _model_spec_base(cls, init_list, columns, db, fetch_mode):
+    """The record fields of every model in a plan, the queryset's own and a related one."""
+    return {
+        "cls": cls,
+        "state_cls": ModelState,
+        "fetch_mode": fetch_mode,
+        "db": db,
+        "fields": _field_columns(cls, init_list, columns),
+        "fields_cache_columns": materialize_cache.fields_cache_columns(cls, init_list, columns),
+    }
 
 
 def _pk_attname(cls):
@@ -372,12 +379,7 @@ def _model_plan(compiler, connection, db, fetch_mode):
         converters,
         connection,
         model=ModelSpec(
-            cls=cls,
-            state_cls=ModelState,
-            fetch_mode=fetch_mode,
-            db=db,
-            fields=_field_columns(cls, init_list, columns),
-            fields_cache_columns=materialize_cache.fields_cache_columns(cls, init_list, columns),
+            **_model_spec_base(cls, init_list, columns, db, fetch_mode),
             pk_column=None,
             annotations=annotations,
             related=related,
