@@ -446,7 +446,15 @@ impl<'py> DecodeCtx<'py> {
         let py = self.py;
         let cls = self.refs.uuid.bind(py);
         // UUID(int=...) re-validates; build it the way uuid.UUID stores itself.
-        let obj = cls.call_method1(pyo3::intern!(py, "__new__"), (cls,))?;
+        // `UUID.__new__(UUID)` is object's: its slot is called directly, as that call would.
+        // SAFETY: GIL held; `cls` is a type, and its tp_new gets an empty argument tuple.
+        let obj = unsafe {
+            let tp = cls.as_ptr().cast::<ffi::PyTypeObject>();
+            match (*tp).tp_new {
+                Some(new) => Bound::from_owned_ptr_or_err(py, new(tp, pyo3::types::PyTuple::empty(py).as_ptr(), std::ptr::null_mut()))?,
+                None => cls.call_method1(pyo3::intern!(py, "__new__"), (cls,))?,
+            }
+        };
         let int = value.into_pyobject(py)?;
         generic_setattr(&obj, pyo3::intern!(py, "int"), int.as_any())?;
         generic_setattr(&obj, pyo3::intern!(py, "is_safe"), self.refs.safe_uuid_unknown.bind(py))?;
