@@ -236,8 +236,8 @@ impl MaterializePlan {
                     for (name, col) in names {
                         d.set_item(name.bind(py), values[*col].bind(py))?;
                     }
-                    // SAFETY: a new, filled dict; the GIL is held.
-                    unsafe { crate::row::untrack_dict_if_atomic(&d, ctx.refs) };
+                    // SAFETY: a new dict filled with exactly these values; the GIL is held.
+                    unsafe { crate::row::untrack_dict_holding(&d, names.iter().map(|(_, col)| values[*col].as_ptr()), ctx.refs) };
                     d.into_any().unbind()
                 }
                 Target::Models(plan) => build_model(py, plan, &values)?.unwrap_or_else(|| py.None()),

@@ -149,7 +149,20 @@ pub unsafe fn untrack_if_atomic(tuple: *mut ffi::PyObject, refs: &pyrefs::PyRefs
 /// `dict` is a valid dict; the GIL is held.
 pub unsafe fn untrack_dict_if_atomic(dict: &Bound<'_, PyDict>, refs: &pyrefs::PyRefs) {
     // dict.iter(): PyDict_Next, no list of the values made for the look.
-    if ffi::PyObject_GC_IsTracked(dict.as_ptr()) == 0 || !dict.iter().all(|(_, v)| holds_no_cycle(v.as_ptr(), refs)) {
+    untrack_dict_holding(dict, dict.iter().map(|(_, v)| v.as_ptr()), refs)
+}
+
+/// `untrack_dict_if_atomic` for a dict whose values the caller still holds: they are looked
+/// at where they are, not read back out of the dict.
+///
+/// # Safety
+/// `dict` is a valid dict and `values` are all (and only) its values; the GIL is held.
+pub unsafe fn untrack_dict_holding(
+    dict: &Bound<'_, PyDict>,
+    mut values: impl Iterator<Item = *mut ffi::PyObject>,
+    refs: &pyrefs::PyRefs,
+) {
+    if ffi::PyObject_GC_IsTracked(dict.as_ptr()) == 0 || !values.all(|v| holds_no_cycle(v, refs)) {
         return;
     }
     ffi::PyObject_GC_UnTrack(dict.as_ptr().cast());

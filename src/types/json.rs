@@ -46,7 +46,9 @@ pub fn loads_with(py: Python<'_>, text: &[u8], keys: &mut KeyCache) -> Option<Py
     if !integers_fit_i64(text) {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_slice(text);
+    // One UTF-8 check of the whole text, not one per string as from_slice makes.
+    let text = std::str::from_utf8(text).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let value = ToPython(py, keys).deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some(value)
