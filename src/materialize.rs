@@ -209,7 +209,7 @@ impl MaterializePlan {
                             Decoder::JsonbText => Some(r),
                             _ => json::jsonb_text(r),
                         }
-                        .and_then(|text| json::loads_with(py, text, &mut json_keys)),
+                        .and_then(|text| json::loads_with(py, text, &mut json_keys, &mut ctx.strings.borrow_mut())),
                     };
                     match parsed {
                         Some(value) => {

@@ -1,6 +1,7 @@
 //! Container values → Python: arrays (binary and text), ranges, multiranges, hstore. Each
 //! element goes back through `DecodeCtx::decode_opt` with the element's decoder.
-use super::decode::{str_from_utf8, DecodeCtx, Decoder};
+use super::decode::{DecodeCtx, Decoder};
+use super::str_cache::str_from_utf8;
 use crate::codec;
 use crate::errors;
 use pyo3::prelude::*;

@@ -4,6 +4,7 @@
 //! set, then applied per value with no lookups.
 use super::oid;
 use super::pyrefs::{self, PyRefs};
+use super::str_cache::{str_from_utf8, StrCache};
 use crate::codec::{self, datetime as dt, extension::ExtensionType, transcode::TextKind, CodecError};
 use crate::errors;
 use pyo3::ffi;
@@ -247,6 +248,8 @@ pub struct DecodeCtx<'py> {
     replace: &'py TzReplace,
     /// psycopg text loaders by OID, made on first use (`Decoder::Loader`).
     loaders: std::cell::RefCell<Vec<(u32, PyObject)>>,
+    /// Short text values (columns, array elements, JSON strings) shared within this batch.
+    pub strings: std::cell::RefCell<StrCache>,
 }
 
 const UTC_NAMES: [&str; 10] =
@@ -268,7 +271,7 @@ impl<'py> DecodeCtx<'py> {
                 Err(_) => refs.utc.bind(py).clone(),
             }
         };
-        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace, loaders: Default::default() })
+        Ok(DecodeCtx { py, refs, session_zone, session_is_utc, replace, loaders: Default::default(), strings: Default::default() })
     }
 
     pub fn decode(&self, decoder: &Decoder, raw: &[u8]) -> PyResult<PyObject> {
@@ -295,7 +298,8 @@ impl<'py> DecodeCtx<'py> {
                 self.untracked_leaf(self.refs.decimal.bind(py).call1((text,))?)
             }
             Decoder::JsonbText => str_from_utf8(py, raw)?,
-            Decoder::Text | Decoder::Str | Decoder::Unknown => text_or_bytes(py, raw, matches!(decoder, Decoder::Unknown))?,
+            Decoder::Text | Decoder::Str => self.strings.borrow_mut().get(py, raw)?,
+            Decoder::Unknown => text_or_bytes(py, raw, true)?,
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
             Decoder::FromText(kind) => {
                 let binary = codec::transcode::to_binary(*kind, raw).map_err(|e| self.err(e))?;
@@ -318,13 +322,16 @@ impl<'py> DecodeCtx<'py> {
                     None => return Err(errors::data(py, "unsupported jsonb binary format version")),
                 }
             }
-            Decoder::Json => match super::json::loads(py, raw) {
-                Some(value) => value,
-                None => {
-                    let s = str_from_utf8(py, raw)?;
-                    self.refs.json_loads.bind(py).call1((s,))?.unbind()
+            Decoder::Json => {
+                let parsed = super::json::loads(py, raw, &mut self.strings.borrow_mut());
+                match parsed {
+                    Some(value) => value,
+                    None => {
+                        let s = str_from_utf8(py, raw)?;
+                        self.refs.json_loads.bind(py).call1((s,))?.unbind()
+                    }
                 }
-            },
+            }
             Decoder::Bytea => PyBytes::new(py, raw).into_any().unbind(),
             Decoder::Date => {
                 let d = dt::decode_date(raw).map_err(|e| self.err(e))?;
@@ -514,17 +521,6 @@ pub fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value
 }
 
 /// UTF-8 bytes → str, decoded once by CPython itself.
-pub fn str_from_utf8(py: Python<'_>, raw: &[u8]) -> PyResult<PyObject> {
-    // SAFETY: pointer and length describe `raw`; CPython validates the UTF-8.
-    unsafe {
-        let ptr = ffi::PyUnicode_DecodeUTF8(raw.as_ptr() as *const _, raw.len() as ffi::Py_ssize_t, std::ptr::null());
-        if ptr.is_null() {
-            return Err(errors::data(py, "value is not valid UTF-8"));
-        }
-        Ok(PyObject::from_owned_ptr(py, ptr))
-    }
-}
-
 fn text_or_bytes(py: Python<'_>, raw: &[u8], fallback_to_bytes: bool) -> PyResult<PyObject> {
     if fallback_to_bytes && std::str::from_utf8(raw).is_err() {
         return Ok(PyBytes::new(py, raw).into_any().unbind());

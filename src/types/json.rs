@@ -3,6 +3,7 @@
 //! `str` first. `None` when the text needs Python's own parser: integers beyond 18
 //! digits, nesting deeper than 128, or anything invalid (its error is Python's to raise).
 
+use super::str_cache::StrCache;
 use crate::codec::json::integers_fit_i64;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
@@ -17,8 +18,8 @@ pub fn jsonb_text(raw: &[u8]) -> Option<&[u8]> {
     }
 }
 
-pub fn loads(py: Python<'_>, text: &[u8]) -> Option<PyObject> {
-    loads_with(py, text, &mut KeyCache::default())
+pub fn loads(py: Python<'_>, text: &[u8], strings: &mut StrCache) -> Option<PyObject> {
+    loads_with(py, text, &mut KeyCache::default(), strings)
 }
 
 /// Object keys already made into `str`, reused across the documents of one batch (as
@@ -42,24 +43,29 @@ impl KeyCache {
     }
 }
 
-pub fn loads_with(py: Python<'_>, text: &[u8], keys: &mut KeyCache) -> Option<PyObject> {
+pub fn loads_with(py: Python<'_>, text: &[u8], keys: &mut KeyCache, strings: &mut StrCache) -> Option<PyObject> {
     if !integers_fit_i64(text) {
         return None;
     }
     // One UTF-8 check of the whole text, not one per string as from_slice makes.
     let text = std::str::from_utf8(text).ok()?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = ToPython(py, keys).deserialize(&mut de).ok()?;
+    let value = ToPython(py, &mut Caches { keys, strings }).deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some(value)
 }
 
-struct ToPython<'py, 'k>(Python<'py>, &'k mut KeyCache);
+struct Caches<'c> {
+    keys: &'c mut KeyCache,
+    strings: &'c mut StrCache,
+}
+
+struct ToPython<'py, 'k, 'c>(Python<'py>, &'k mut Caches<'c>);
 
 /// An object key: a `str` from the cache.
-struct Key<'py, 'k>(Python<'py>, &'k mut KeyCache);
+struct Key<'py, 'k, 'c>(Python<'py>, &'k mut Caches<'c>);
 
-impl<'de, 'py> DeserializeSeed<'de> for Key<'py, '_> {
+impl<'de, 'py> DeserializeSeed<'de> for Key<'py, '_, '_> {
     type Value = Bound<'py, PyString>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -67,7 +73,7 @@ impl<'de, 'py> DeserializeSeed<'de> for Key<'py, '_> {
     }
 }
 
-impl<'de, 'py> Visitor<'de> for Key<'py, '_> {
+impl<'de, 'py> Visitor<'de> for Key<'py, '_, '_> {
     type Value = Bound<'py, PyString>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,11 +81,11 @@ impl<'de, 'py> Visitor<'de> for Key<'py, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.1.get(self.0, v))
+        Ok(self.1.keys.get(self.0, v))
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ToPython<'_, '_> {
+impl<'de> DeserializeSeed<'de> for ToPython<'_, '_, '_> {
     type Value = PyObject;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<PyObject, D::Error> {
@@ -91,7 +97,7 @@ fn py_err<E: de::Error>(e: PyErr) -> E {
     E::custom(e)
 }
 
-impl<'de> Visitor<'de> for ToPython<'_, '_> {
+impl<'de> Visitor<'de> for ToPython<'_, '_, '_> {
     type Value = PyObject;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,7 +127,7 @@ impl<'de> Visitor<'de> for ToPython<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<PyObject, E> {
-        Ok(PyString::new(self.0, v).into_any().unbind())
+        self.1.strings.get(self.0, v.as_bytes()).map_err(py_err)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PyObject, A::Error> {

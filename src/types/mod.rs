@@ -6,6 +6,7 @@ pub mod decode;
 pub mod encode;
 pub mod json;
 pub mod pyrefs;
+pub mod str_cache;
 
 pub use decode::{DecodeCtx, Decoder};
 
