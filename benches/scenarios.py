@@ -441,12 +441,25 @@ def prepare_scenario(name, verify):
 # benches/sustained.py: repetitions back to back, as a long-lived worker runs them, so
 # collections of earlier repetitions' cyclic garbage land on the clock.
 SUSTAINED = os.environ.get("BENCH_SUSTAINED") == "1"
+# What runs between a repetition's setup and its clock (benches/parity_check.py varies it):
+# "collect" (the default): a full collection; "frozen": the same, with the heap as it was
+# after the first one frozen (gc.freeze), so later ones walk only what the repetitions
+# made; "pause": no collection, a 40 ms sleep instead. The full collection walks the whole
+# heap and leaves the caches cold for the statement timed next, the server's included, the
+# more so the larger the worker's heap (README, "update_filter").
+BEFORE_CLOCK = os.environ.get("BENCH_BEFORE_CLOCK", "collect")
 
 
 def timed_repetition(sc):
     arg = sc.setup() if sc.setup else None
-    if not SUSTAINED:
+    if SUSTAINED:
+        pass
+    elif BEFORE_CLOCK == "pause":
+        time.sleep(0.04)
+    else:
         gc.collect()
+        if BEFORE_CLOCK == "frozen" and not gc.get_freeze_count():
+            gc.freeze()
     t0 = time.perf_counter()
     result = sc.run(arg) if sc.setup else sc.run()
     if not isinstance(result, list):
