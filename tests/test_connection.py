@@ -552,3 +552,31 @@ def test_notifies_yields_psycopg_notify_and_honours_timeout_and_stop_after(conn,
     started = time.monotonic()
     assert list(conn.notifies(timeout=0.3)) == []
     assert 0.25 < time.monotonic() - started < 2
+
+
+def test_pool_timeout_subclasses_psycopg_pools_without_importing_it_up_front(run_child):
+    """dbapi.PoolTimeout is made on first use: importing the driver loads no psycopg_pool
+    (15 modules the heap and every full collection would carry), yet code catching
+    psycopg_pool.PoolTimeout still catches ours, and there is one class."""
+    out = run_child(
+        "import sys, threading\n"
+        "from django_rustpg import dbapi\n"
+        "print('psycopg_pool' in sys.modules)\n"
+        "seen = []\n"
+        "threads = [threading.Thread(target=lambda: seen.append(dbapi.PoolTimeout)) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "import psycopg_pool\n"
+        "print(len(set(seen)), seen[0] is dbapi.PoolTimeout, issubclass(dbapi.PoolTimeout, psycopg_pool.PoolTimeout),\n"
+        "      issubclass(dbapi.PoolTimeout, dbapi.OperationalError), dbapi.PoolTimeout.__module__)\n"
+    )
+    assert out == ["False", "1", "True", "True", "True", "django_rustpg.dbapi"]
+
+
+def test_pool_timeout_is_an_operational_error_without_psycopg_pool(run_child):
+    out = run_child(
+        "import sys\n"
+        "sys.modules['psycopg_pool'] = None  # as if not installed\n"
+        "from django_rustpg import dbapi\n"
+        "print(dbapi.PoolTimeout.__bases__ == (dbapi.OperationalError,))\n"
+    )
+    assert out == ["True"]

@@ -6,6 +6,7 @@ working; psycopg itself never opens a connection here.
 """
 
 import atexit
+import threading
 
 from psycopg import (  # noqa: F401  (re-exported PEP 249 names)
     DataError,
@@ -29,14 +30,28 @@ from ._native import Connection, ConnectionInfo, Cursor, close_all_pools, close_
 # abandoned (pg_stat_database.sessions_abandoned) and may log a reset connection.
 atexit.register(close_idle_sessions, 1.0)
 
-try:  # Code written for psycopg_pool catches its PoolTimeout: be one when it is installed.
-    from psycopg_pool import PoolTimeout as _PoolTimeoutBase
-except ImportError:
-    _PoolTimeoutBase = OperationalError  # type: ignore[assignment,misc]
+
+_POOL_TIMEOUT_LOCK = threading.Lock()
 
 
-class PoolTimeout(_PoolTimeoutBase):
-    """No pooled connection became free within the pool's ``timeout``."""
+def __getattr__(name):
+    # PoolTimeout is made on first use, not at import: code written for psycopg_pool
+    # catches its PoolTimeout, so ours subclasses it when psycopg_pool is installed, but
+    # importing psycopg_pool (15 modules) for every process that never times out costs
+    # start-up time and heap (every full collection walks it).
+    if name == "PoolTimeout":
+        with _POOL_TIMEOUT_LOCK:  # one class, however many threads time out at once
+            if "PoolTimeout" not in globals():
+                try:
+                    from psycopg_pool import PoolTimeout as base
+                except ImportError:
+                    base = OperationalError
+                globals()["PoolTimeout"] = type("PoolTimeout", (base,), {
+                    "__doc__": "No pooled connection became free within the pool's ``timeout``.",
+                    "__module__": __name__,
+                })
+        return globals()["PoolTimeout"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 apilevel = "2.0"
 threadsafety = 2
