@@ -299,7 +299,7 @@ impl<'py> DecodeCtx<'py> {
             }
             Decoder::JsonbText => str_from_utf8(py, raw)?,
             Decoder::Text | Decoder::Str => self.strings.borrow_mut().get(py, raw)?,
-            Decoder::Unknown => text_or_bytes(py, raw, true)?,
+            Decoder::Unknown => text_or_bytes(py, raw)?,
             Decoder::Loader(oid) => self.psycopg_load(*oid, raw)?,
             Decoder::FromText(kind) => {
                 let binary = codec::transcode::to_binary(*kind, raw).map_err(|e| self.err(e))?;
@@ -520,9 +520,9 @@ pub fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value
     }
 }
 
-/// UTF-8 bytes → str, decoded once by CPython itself.
-fn text_or_bytes(py: Python<'_>, raw: &[u8], fallback_to_bytes: bool) -> PyResult<PyObject> {
-    if fallback_to_bytes && std::str::from_utf8(raw).is_err() {
+/// A value of a type with no decoder: its text as `str`, or `bytes` when it is not UTF-8.
+fn text_or_bytes(py: Python<'_>, raw: &[u8]) -> PyResult<PyObject> {
+    if std::str::from_utf8(raw).is_err() {
         return Ok(PyBytes::new(py, raw).into_any().unbind());
     }
     str_from_utf8(py, raw)
